@@ -1,0 +1,517 @@
+//! The purchase coordinator: the ledger of purchases and the two-phase saga, as pure state
+//! machines that every runtime drives.
+//!
+//! Purchases are partitioned by a hash of their id; each partition is one [`Ledger`], owned
+//! by one coordinator actor of the runtime. The ledger decides what a request means for the
+//! purchase's record (new, a repeat, a conflict, too late) and hands out a [`Saga`]: the
+//! sequence of account commands that carries it out. The runtime sends each command the
+//! saga asks for to the account's actor and feeds the reply back, until the saga is done;
+//! then [`Ledger::finish`] records the result and gives the answer.
+//!
+//! The protocol, per purchase id:
+//!
+//! ```text
+//!            reserve / purchase            commit
+//!   (none) ──────────────────► InFlight ─► Reserved ───────► Committed
+//!                                 │            │  cancel
+//!                                 │            ├───────────► Cancelled
+//!                                 │            │  deadline
+//!                                 │            └───────────► Expired
+//!                                 ├──(one-shot purchase)───► Committed
+//!                                 └──(refused)─────────────► Refused
+//! ```
+//!
+//! Invariants:
+//! - every amount reserved on an account belongs to exactly one record in `InFlight` or
+//!   `Reserved`, or to a commit or release saga that is running; sagas always run to the end;
+//! - a record's state changes only in this file, under the partition's actor;
+//! - a terminal record is forgotten only after the retention window or when the partition
+//!   holds more than its share of `resolved_capacity`; a repeat after that is a new purchase.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use compact_str::CompactString;
+
+use crate::domain::{Caller, Command, Money, PurchaseId, Rejection, Reply, Timestamp, Uin};
+
+/// A purchase as a client asks for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurchaseRequest {
+    pub id: PurchaseId,
+    pub customer: Uin,
+    pub amount: Money,
+    pub product_code: Option<CompactString>,
+}
+
+impl PurchaseRequest {
+    pub fn new(id: PurchaseId, customer: Uin, amount: Money) -> PurchaseRequest {
+        PurchaseRequest { id, customer, amount, product_code: None }
+    }
+}
+
+/// How a purchase is carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Reserve and commit in one call.
+    OneShot,
+    /// Reserve only; commit or cancel later, before `timeout_ms` has passed.
+    Reserve { timeout_ms: i64 },
+}
+
+/// The answer to a purchase-protocol request that was not refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Purchased(PurchaseReceipt),
+    Reserved(ReservationReceipt),
+    Committed(PurchaseId),
+    Cancelled(PurchaseId),
+}
+
+/// A committed one-shot purchase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurchaseReceipt {
+    pub id: PurchaseId,
+    /// The partner charged: the reseller, or the distributor of a second-level reseller.
+    pub charged: Uin,
+    pub customer_available: Money,
+    pub partner_available: Money,
+}
+
+/// An open reservation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservationReceipt {
+    pub id: PurchaseId,
+    pub charged: Uin,
+    /// After this instant the engine releases the reservation.
+    pub deadline: Timestamp,
+}
+
+/// Limits of one ledger partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerLimits {
+    /// How long a resolved purchase id is remembered for idempotent repeats.
+    pub resolved_retention_ms: i64,
+    /// How many resolved purchase ids this partition remembers at most.
+    pub resolved_capacity: usize,
+    /// How many reservations may be open at once in this partition.
+    pub open_reservations_max: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Content {
+    customer: Uin,
+    amount: Money,
+    product_code: Option<CompactString>,
+    mode: Mode,
+}
+
+#[derive(Clone, Debug)]
+enum State {
+    InFlight,
+    Reserved { charged: Uin, deadline: Timestamp },
+    Committed,
+    Cancelled,
+    Expired,
+    Refused,
+}
+
+#[derive(Clone, Debug)]
+struct Record {
+    content: Content,
+    state: State,
+    /// The answer to the request that created the record, repeated to identical requests.
+    first: Option<Result<Outcome, Rejection>>,
+}
+
+/// What a runtime does next for a request.
+#[derive(Debug)]
+pub enum Next {
+    /// Drive this saga to its end, then call [`Ledger::finish`].
+    Run(Saga),
+    /// Answer at once; nothing changes.
+    Answer(Result<Outcome, Rejection>),
+}
+
+/// One partition of the purchase ledger.
+#[derive(Debug)]
+pub struct Ledger {
+    limits: LedgerLimits,
+    records: HashMap<PurchaseId, Record>,
+    /// Open reservations by deadline, for expiry.
+    deadlines: BTreeSet<(Timestamp, PurchaseId)>,
+    /// Resolved ids in the order they were resolved, for forgetting.
+    resolved: VecDeque<(Timestamp, PurchaseId)>,
+    open_reservations: usize,
+}
+
+impl Ledger {
+    pub fn new(limits: LedgerLimits) -> Ledger {
+        Ledger {
+            limits,
+            records: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            resolved: VecDeque::new(),
+            open_reservations: 0,
+        }
+    }
+
+    /// A one-shot purchase or a reservation by `caller`.
+    pub fn begin(&mut self, caller: Caller, request: PurchaseRequest, mode: Mode, now: Timestamp) -> Next {
+        let content = Content {
+            customer: request.customer,
+            amount: request.amount,
+            product_code: request.product_code,
+            mode,
+        };
+        if let Some(record) = self.records.get(&request.id) {
+            if !(caller == Caller::Operator || caller.is(record.content.customer)) {
+                return Next::Answer(Err(not_authorized(caller, record.content.customer)));
+            }
+            if record.content != content {
+                return Next::Answer(Err(Rejection::PurchaseIdConflict(request.id)));
+            }
+            return Next::Answer(match &record.first {
+                Some(first) => first.clone(),
+                None => Err(Rejection::PurchaseInProgress(request.id)),
+            });
+        }
+        if matches!(mode, Mode::Reserve { .. }) && self.open_reservations >= self.limits.open_reservations_max
+        {
+            return Next::Answer(Err(Rejection::TooManyOpenReservations(self.limits.open_reservations_max)));
+        }
+        self.evict(now);
+        let saga = Saga::start(
+            request.id.clone(),
+            match mode {
+                Mode::OneShot => SagaKind::OneShot,
+                Mode::Reserve { .. } => SagaKind::Reserve,
+            },
+            caller,
+            content.customer,
+            None,
+            content.amount,
+        );
+        if matches!(mode, Mode::Reserve { .. }) {
+            self.open_reservations += 1;
+        }
+        self.records.insert(request.id, Record { content, state: State::InFlight, first: None });
+        Next::Run(saga)
+    }
+
+    /// Phase two of a reservation: its amounts become used.
+    pub fn commit(&mut self, caller: Caller, id: PurchaseId, now: Timestamp) -> Next {
+        self.resolve(caller, id, now, true)
+    }
+
+    /// Releases a reservation.
+    pub fn cancel(&mut self, caller: Caller, id: PurchaseId, now: Timestamp) -> Next {
+        self.resolve(caller, id, now, false)
+    }
+
+    fn resolve(&mut self, caller: Caller, id: PurchaseId, now: Timestamp, commit: bool) -> Next {
+        let Some(record) = self.records.get_mut(&id) else {
+            return Next::Answer(Err(Rejection::UnknownPurchase(id)));
+        };
+        let customer = record.content.customer;
+        if !(caller == Caller::Operator || caller.is(customer)) {
+            return Next::Answer(Err(not_authorized(caller, customer)));
+        }
+        if record.content.mode == Mode::OneShot {
+            return Next::Answer(Err(Rejection::NotAReservation(id)));
+        }
+        let answer = match (&record.state, commit) {
+            (State::InFlight, _) => Err(Rejection::PurchaseInProgress(id.clone())),
+            (State::Reserved { charged, deadline }, _) => {
+                let (charged, deadline) = (*charged, *deadline);
+                let amount = record.content.amount;
+                let (kind, state) = if now >= deadline {
+                    (SagaKind::Release(Some(Rejection::ReservationExpired(id.clone()))), State::Expired)
+                } else if commit {
+                    (SagaKind::Commit, State::Committed)
+                } else {
+                    (SagaKind::Release(None), State::Cancelled)
+                };
+                record.state = state;
+                self.deadlines.remove(&(deadline, id.clone()));
+                self.open_reservations -= 1;
+                self.resolved.push_back((now, id.clone()));
+                let saga = Saga::start(id, kind, caller, customer, Some(charged), amount);
+                return Next::Run(saga);
+            }
+            (State::Committed, true) => Ok(Outcome::Committed(id)),
+            (State::Committed, false) => Err(Rejection::AlreadyCommitted(id)),
+            (State::Cancelled, true) => Err(Rejection::AlreadyCancelled(id)),
+            (State::Cancelled, false) => Ok(Outcome::Cancelled(id)),
+            (State::Expired, _) => Err(Rejection::ReservationExpired(id)),
+            (State::Refused, _) => match &record.first {
+                Some(Err(rejection)) => Err(rejection.clone()),
+                _ => unreachable!("a refused record keeps its refusal"),
+            },
+        };
+        Next::Answer(answer)
+    }
+
+    /// Records the end of a saga and gives the answer for the request that started it.
+    pub fn finish(&mut self, saga: Saga, end: SagaEnd, now: Timestamp) -> Result<Outcome, Rejection> {
+        let id = saga.id;
+        match (saga.kind, end) {
+            (SagaKind::OneShot | SagaKind::Reserve, SagaEnd::Refused(rejection)) => {
+                let record = self.records.get_mut(&id).expect("in-flight record");
+                if matches!(record.content.mode, Mode::Reserve { .. }) {
+                    self.open_reservations -= 1;
+                }
+                record.state = State::Refused;
+                record.first = Some(Err(rejection.clone()));
+                self.resolved.push_back((now, id));
+                Err(rejection)
+            }
+            (SagaKind::OneShot, SagaEnd::Purchased { charged, customer_available, partner_available }) => {
+                let record = self.records.get_mut(&id).expect("in-flight record");
+                let outcome = Outcome::Purchased(PurchaseReceipt {
+                    id: id.clone(),
+                    charged,
+                    customer_available,
+                    partner_available,
+                });
+                record.state = State::Committed;
+                record.first = Some(Ok(outcome.clone()));
+                self.resolved.push_back((now, id));
+                Ok(outcome)
+            }
+            (SagaKind::Reserve, SagaEnd::Reserved { charged }) => {
+                let record = self.records.get_mut(&id).expect("in-flight record");
+                let Mode::Reserve { timeout_ms } = record.content.mode else {
+                    unreachable!("a reserve saga belongs to a reservation")
+                };
+                // The deadline counts from the moment the reservation holds on both sides.
+                let deadline = now.plus_ms(timeout_ms);
+                let outcome = Outcome::Reserved(ReservationReceipt { id: id.clone(), charged, deadline });
+                record.state = State::Reserved { charged, deadline };
+                record.first = Some(Ok(outcome.clone()));
+                self.deadlines.insert((deadline, id));
+                Ok(outcome)
+            }
+            (SagaKind::Commit, SagaEnd::Settled) => Ok(Outcome::Committed(id)),
+            (SagaKind::Release(None), SagaEnd::Settled) => Ok(Outcome::Cancelled(id)),
+            (SagaKind::Release(Some(rejection)), SagaEnd::Settled) => Err(rejection),
+            (kind, end) => unreachable!("saga {kind:?} cannot end with {end:?}"),
+        }
+    }
+
+    /// Expires every reservation whose deadline is at or before `now`; each returned saga
+    /// releases one. Also forgets resolved ids past the retention window.
+    pub fn expire_due(&mut self, now: Timestamp) -> Vec<Saga> {
+        let mut sagas = Vec::new();
+        while let Some((deadline, _)) = self.deadlines.first() {
+            if *deadline > now {
+                break;
+            }
+            let (_, id) = self.deadlines.pop_first().expect("first exists");
+            let record = self.records.get_mut(&id).expect("a deadline belongs to a record");
+            let State::Reserved { charged, .. } = record.state else {
+                unreachable!("only reserved records have deadlines")
+            };
+            record.state = State::Expired;
+            self.open_reservations -= 1;
+            self.resolved.push_back((now, id.clone()));
+            let customer = record.content.customer;
+            let amount = record.content.amount;
+            let kind = SagaKind::Release(Some(Rejection::ReservationExpired(id.clone())));
+            sagas.push(Saga::start(id, kind, Caller::Operator, customer, Some(charged), amount));
+        }
+        self.evict(now);
+        sagas
+    }
+
+    /// Forgets the oldest resolved records beyond the retention window or the capacity.
+    fn evict(&mut self, now: Timestamp) {
+        while let Some((resolved_at, _)) = self.resolved.front() {
+            let too_old = resolved_at.plus_ms(self.limits.resolved_retention_ms) <= now;
+            if !(too_old || self.resolved.len() > self.limits.resolved_capacity) {
+                break;
+            }
+            let (_, id) = self.resolved.pop_front().expect("front exists");
+            self.records.remove(&id);
+        }
+    }
+
+    pub fn open_reservations(&self) -> usize {
+        self.open_reservations
+    }
+
+    /// How many purchase records (open and remembered) the partition holds.
+    pub fn records_len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+/// What a saga does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SagaKind {
+    /// Reserve on the customer, charge the partner, commit the customer.
+    OneShot,
+    /// Reserve on the customer, then on the partner.
+    Reserve,
+    /// Commit a reservation on both sides.
+    Commit,
+    /// Release a reservation on both sides; the rejection, if any, is the answer (expiry).
+    Release(Option<Rejection>),
+}
+
+/// How a saga ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SagaEnd {
+    Purchased {
+        charged: Uin,
+        customer_available: Money,
+        partner_available: Money,
+    },
+    Reserved {
+        charged: Uin,
+    },
+    Refused(Rejection),
+    /// A commit or a release is done on both sides.
+    Settled,
+}
+
+/// The next thing a saga needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Send this command to this account and feed the reply to [`Saga::advance`].
+    Call(Uin, Command),
+    Done(SagaEnd),
+}
+
+/// A purchase-protocol operation in progress across the customer and the charged partner.
+#[derive(Debug)]
+pub struct Saga {
+    pub id: PurchaseId,
+    pub kind: SagaKind,
+    caller: Caller,
+    customer: Uin,
+    charged: Option<Uin>,
+    amount: Money,
+    phase: Phase,
+    customer_available: Money,
+    partner_available: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Start,
+    CustomerReserved,
+    PartnerDone,
+    /// Undoing the customer's reservation after the partner refused.
+    Undoing(Rejection),
+    CustomerSettled,
+}
+
+impl Saga {
+    fn start(
+        id: PurchaseId,
+        kind: SagaKind,
+        caller: Caller,
+        customer: Uin,
+        charged: Option<Uin>,
+        amount: Money,
+    ) -> Saga {
+        Saga {
+            id,
+            kind,
+            caller,
+            customer,
+            charged,
+            amount,
+            phase: Phase::Start,
+            customer_available: Money::ZERO,
+            partner_available: Money::ZERO,
+        }
+    }
+
+    /// The first step.
+    pub fn first_step(&self) -> Step {
+        let amount = self.amount;
+        match self.kind {
+            SagaKind::OneShot | SagaKind::Reserve => {
+                Step::Call(self.customer, Command::ReserveCustomer { caller: self.caller, amount })
+            }
+            SagaKind::Commit => Step::Call(self.customer, Command::Commit { amount }),
+            SagaKind::Release(_) => Step::Call(self.customer, Command::Release { amount }),
+        }
+    }
+
+    /// Takes the reply to the last step's command and says what comes next.
+    pub fn advance(&mut self, reply: Result<Reply, Rejection>) -> Step {
+        let amount = self.amount;
+        let phase = std::mem::replace(&mut self.phase, Phase::Start);
+        match (&self.kind, phase, reply) {
+            (SagaKind::OneShot | SagaKind::Reserve, Phase::Start, Ok(reply)) => {
+                let Reply::CustomerReserved { charged, available } = reply else {
+                    unreachable!("a customer reservation answers CustomerReserved")
+                };
+                self.charged = Some(charged);
+                self.customer_available = available;
+                self.phase = Phase::CustomerReserved;
+                let commit = self.kind == SagaKind::OneShot;
+                Step::Call(charged, Command::ReservePartner { amount, commit })
+            }
+            (SagaKind::OneShot | SagaKind::Reserve, Phase::Start, Err(rejection)) => {
+                Step::Done(SagaEnd::Refused(rejection))
+            }
+            (SagaKind::OneShot | SagaKind::Reserve, Phase::CustomerReserved, Err(rejection)) => {
+                self.phase = Phase::Undoing(rejection);
+                Step::Call(self.customer, Command::Release { amount })
+            }
+            (SagaKind::Reserve, Phase::CustomerReserved, Ok(_)) => {
+                Step::Done(SagaEnd::Reserved { charged: self.charged.expect("charged known") })
+            }
+            (SagaKind::OneShot, Phase::CustomerReserved, Ok(reply)) => {
+                let Reply::Available(available) = reply else {
+                    unreachable!("a partner reservation answers Available")
+                };
+                self.partner_available = available;
+                self.phase = Phase::PartnerDone;
+                Step::Call(self.customer, Command::Commit { amount })
+            }
+            (SagaKind::OneShot, Phase::PartnerDone, reply) => {
+                expect_settled(reply, self.customer);
+                Step::Done(SagaEnd::Purchased {
+                    charged: self.charged.expect("charged known"),
+                    customer_available: self.customer_available,
+                    partner_available: self.partner_available,
+                })
+            }
+            (_, Phase::Undoing(rejection), reply) => {
+                expect_settled(reply, self.customer);
+                Step::Done(SagaEnd::Refused(rejection))
+            }
+            (SagaKind::Commit | SagaKind::Release(_), Phase::Start, reply) => {
+                expect_settled(reply, self.customer);
+                self.phase = Phase::CustomerSettled;
+                let charged = self.charged.expect("a reservation knows its partner");
+                let command = if self.kind == SagaKind::Commit {
+                    Command::Commit { amount }
+                } else {
+                    Command::Release { amount }
+                };
+                Step::Call(charged, command)
+            }
+            (SagaKind::Commit | SagaKind::Release(_), Phase::CustomerSettled, reply) => {
+                expect_settled(reply, self.charged.expect("charged known"));
+                Step::Done(SagaEnd::Settled)
+            }
+            (kind, phase, reply) => unreachable!("saga {kind:?} in {phase:?} got {reply:?}"),
+        }
+    }
+}
+
+/// Commits and releases cannot be refused: the amounts were reserved by this purchase.
+fn expect_settled(reply: Result<Reply, Rejection>, uin: Uin) {
+    if let Err(rejection) = reply {
+        panic!("settling a reservation on {uin} was refused: {rejection}");
+    }
+}
+
+fn not_authorized(caller: Caller, target: Uin) -> Rejection {
+    Rejection::NotAuthorized { caller: caller.to_string(), target }
+}

@@ -1,0 +1,222 @@
+//! Exact decimal money.
+//!
+//! Every amount inside the engine is a [`Money`]: a `rust_decimal::Decimal` with at most
+//! [`Money::SCALE_MAX`] decimal places and an absolute value of at most [`Money::ABS_MAX`].
+//! Floating point never touches money here; the API layer parses JSON numbers from their
+//! text, not through `f64`.
+//!
+//! Invariant: a `Money` built by [`Money::parse`] or [`Money::from_decimal`] has scale
+//! <= 8 and |value| <= `ABS_MAX`; sums of such values cannot overflow `Decimal` for any
+//! number of accounts the engine can hold.
+
+use std::fmt;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+/// An exact amount of money in the platform currency (USD).
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(Decimal);
+
+/// Why a text or decimal is not a valid amount of money.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("'{0}' is not a decimal number")]
+    NotANumber(String),
+    #[error("{0} has more than 8 decimal places")]
+    TooManyDecimals(String),
+    #[error("{0} is out of range: amounts are at most 1000000000000 in absolute value")]
+    OutOfRange(String),
+}
+
+impl Money {
+    /// The most decimal places an amount may carry (the upstream bills use 8).
+    pub const SCALE_MAX: u32 = 8;
+    /// The largest absolute amount of one operation: one trillion. It keeps every sum the
+    /// engine forms far below `Decimal`'s limit of about 7.9e28.
+    pub const ABS_MAX: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
+    pub const ZERO: Money = Money(Decimal::ZERO);
+
+    /// Parses a decimal text such as `"12.50"`, `"-3"` or `"1e2"` is refused (no exponents).
+    pub fn parse(text: &str) -> Result<Money, MoneyError> {
+        let trimmed = text.trim();
+        let valid_chars = !trimmed.is_empty()
+            && trimmed
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && (c == '-' || c == '+')));
+        if !valid_chars {
+            return Err(MoneyError::NotANumber(text.to_string()));
+        }
+        let decimal = Decimal::from_str(trimmed).map_err(|_| MoneyError::NotANumber(text.to_string()))?;
+        Money::from_decimal(decimal).map_err(|error| match error {
+            // Report the text the caller wrote, not the normalised decimal.
+            MoneyError::TooManyDecimals(_) => MoneyError::TooManyDecimals(text.to_string()),
+            MoneyError::OutOfRange(_) => MoneyError::OutOfRange(text.to_string()),
+            other => other,
+        })
+    }
+
+    /// Checks scale and range of a decimal. Trailing zeros do not count as decimal places.
+    pub fn from_decimal(value: Decimal) -> Result<Money, MoneyError> {
+        let normalized = value.normalize();
+        if normalized.scale() > Self::SCALE_MAX {
+            return Err(MoneyError::TooManyDecimals(value.to_string()));
+        }
+        if normalized.abs() > Self::ABS_MAX {
+            return Err(MoneyError::OutOfRange(value.to_string()));
+        }
+        Ok(Money(normalized))
+    }
+
+    /// Whole units, for generated worlds and tests.
+    pub fn from_units(units: i64) -> Money {
+        Money(Decimal::from(units))
+    }
+
+    /// Hundredths (cents), for generated worlds and tests.
+    pub fn from_cents(cents: i64) -> Money {
+        Money(Decimal::new(cents, 2))
+    }
+
+    pub fn as_decimal(self) -> Decimal {
+        self.0
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+
+    pub fn is_positive(self) -> bool {
+        self.0.is_sign_positive() && !self.0.is_zero()
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.0.is_sign_negative() && !self.0.is_zero()
+    }
+
+    pub fn abs(self) -> Money {
+        Money(self.0.abs())
+    }
+
+    /// The value as `f64`, only for JSON output and reports, never for arithmetic.
+    pub fn to_f64_lossy(self) -> f64 {
+        use rust_decimal::prelude::ToPrimitive;
+        self.0.to_f64().unwrap_or(f64::NAN)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.normalize(), f)
+    }
+}
+
+impl fmt::Debug for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Money({})", self.0.normalize())
+    }
+}
+
+impl FromStr for Money {
+    type Err = MoneyError;
+    fn from_str(text: &str) -> Result<Money, MoneyError> {
+        Money::parse(text)
+    }
+}
+
+impl Add for Money {
+    type Output = Money;
+    fn add(self, other: Money) -> Money {
+        Money(self.0 + other.0)
+    }
+}
+
+impl Sub for Money {
+    type Output = Money;
+    fn sub(self, other: Money) -> Money {
+        Money(self.0 - other.0)
+    }
+}
+
+impl AddAssign for Money {
+    fn add_assign(&mut self, other: Money) {
+        self.0 += other.0;
+    }
+}
+
+impl SubAssign for Money {
+    fn sub_assign(&mut self, other: Money) {
+        self.0 -= other.0;
+    }
+}
+
+impl Neg for Money {
+    type Output = Money;
+    fn neg(self) -> Money {
+        Money(-self.0)
+    }
+}
+
+impl Sum for Money {
+    fn sum<I: Iterator<Item = Money>>(iter: I) -> Money {
+        iter.fold(Money::ZERO, Add::add)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, expect: Result<&str, &str>) {
+        let got = Money::parse(text);
+        match (got, expect) {
+            (Ok(money), Ok(want)) => assert_eq!(money.to_string(), want, "parse {text:?}"),
+            (Err(error), Err(kind)) => {
+                let name = match error {
+                    MoneyError::NotANumber(_) => "not a number",
+                    MoneyError::TooManyDecimals(_) => "too many decimals",
+                    MoneyError::OutOfRange(_) => "out of range",
+                };
+                assert_eq!(name, kind, "parse {text:?}");
+            }
+            (got, want) => panic!("parse {text:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_table() {
+        check("1", Ok("1"));
+        check("1.00", Ok("1"));
+        check("0.01", Ok("0.01"));
+        check("-3.5", Ok("-3.5"));
+        check("+2", Ok("2"));
+        check("0.12345678", Ok("0.12345678"));
+        check("0.123456780", Ok("0.12345678"));
+        check("0.123456789", Err("too many decimals"));
+        check("1000000000000", Ok("1000000000000"));
+        check("1000000000000.00000001", Err("out of range"));
+        check("-1000000000001", Err("out of range"));
+        check("", Err("not a number"));
+        check("abc", Err("not a number"));
+        check("1e3", Err("not a number"));
+        check("NaN", Err("not a number"));
+        check("1.2.3", Err("not a number"));
+        check("--1", Err("not a number"));
+    }
+
+    #[test]
+    fn abs_max_is_one_trillion() {
+        assert_eq!(Money::ABS_MAX, Decimal::from(1_000_000_000_000i64));
+    }
+
+    #[test]
+    fn arithmetic_is_exact() {
+        let tenth = Money::parse("0.1").unwrap();
+        let sum: Money = std::iter::repeat_n(tenth, 10).sum();
+        assert_eq!(sum, Money::from_units(1));
+        assert_eq!(Money::from_cents(150) - Money::from_units(1), Money::parse("0.5").unwrap());
+    }
+}

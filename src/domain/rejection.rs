@@ -1,0 +1,163 @@
+//! The closed set of refusals: expected outcomes of valid requests, not failures.
+//!
+//! When several refusals apply to one request, the first one checked wins; the checks run
+//! in the order of the variants below (existence, kind, authorization, input, state, then
+//! amounts). Each variant names the condition, not the operation.
+//!
+//! Invariant: a refused operation changes nothing.
+
+use std::fmt;
+
+use super::ids::{PurchaseId, Uin};
+use super::money::Money;
+
+/// The kind an account was required to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KindRequired {
+    Customer,
+    /// A distributor or a reseller: the partners that hold a credit line and are charged.
+    ChargeablePartner,
+    /// A reseller or a second-level reseller: the partners that have customers.
+    CustomerParent,
+    Distributor,
+    SecondLevelReseller,
+    /// Any partner (distributor, second-level reseller or reseller).
+    Partner,
+}
+
+impl fmt::Display for KindRequired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KindRequired::Customer => "a customer",
+            KindRequired::ChargeablePartner => "a distributor or reseller",
+            KindRequired::CustomerParent => "a reseller or second-level reseller",
+            KindRequired::Distributor => "a distributor",
+            KindRequired::SecondLevelReseller => "a second-level reseller",
+            KindRequired::Partner => "a partner",
+        })
+    }
+}
+
+/// Why the engine refused a request. Every variant is an expected outcome; none means the
+/// engine is broken.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Rejection {
+    /// No account has this UIN.
+    #[error("UIN {0} does not exist")]
+    UnknownUin(Uin),
+    /// No purchase with this id is known (never seen, or resolved and forgotten).
+    #[error("purchase {0} does not exist")]
+    UnknownPurchase(PurchaseId),
+    /// The account is of another kind than the operation needs.
+    #[error("UIN {uin} is not {required}")]
+    WrongKind { uin: Uin, required: KindRequired },
+    /// Creating an account whose UIN is taken.
+    #[error("UIN {0} already exists")]
+    UinTaken(Uin),
+    /// The caller may not act on this account: a partner acts only on its own customers and
+    /// second-level resellers, a customer only on itself.
+    #[error("caller {caller} may not act on UIN {target}")]
+    NotAuthorized { caller: String, target: Uin },
+    /// An action only the platform operator may take (set-up, credit lines, imports).
+    #[error("only the operator may {0}")]
+    OperatorOnly(&'static str),
+    /// An amount that is zero, negative or otherwise invalid where a positive one is needed.
+    #[error("invalid amount {0}: {1}")]
+    InvalidAmount(Money, &'static str),
+    /// A parameter outside its documented bounds (page size, list length, timeout, ...).
+    #[error("invalid {parameter}: {reason}")]
+    InvalidParameter { parameter: &'static str, reason: String },
+    /// A batch with more requests than the engine takes at once.
+    #[error("a batch holds at most {limit} purchases, got {len}")]
+    BatchTooLarge { len: usize, limit: usize },
+    /// The same purchase id was used before with other content.
+    #[error("purchase {0} was already used with other content")]
+    PurchaseIdConflict(PurchaseId),
+    /// The purchase is being processed by another request; retry.
+    #[error("purchase {0} is still in progress")]
+    PurchaseInProgress(PurchaseId),
+    /// The purchase was already committed.
+    #[error("purchase {0} is already committed")]
+    AlreadyCommitted(PurchaseId),
+    /// The purchase was already cancelled.
+    #[error("purchase {0} is already cancelled")]
+    AlreadyCancelled(PurchaseId),
+    /// The reservation passed its deadline and was released.
+    #[error("reservation {0} expired and was released")]
+    ReservationExpired(PurchaseId),
+    /// The purchase is a one-shot purchase: it has no reservation to commit or cancel.
+    #[error("purchase {0} was not made by a reservation")]
+    NotAReservation(PurchaseId),
+    /// The engine holds as many open reservations as it is configured to.
+    #[error("too many open reservations (limit {0})")]
+    TooManyOpenReservations(usize),
+    /// The customer is under forced service suspension.
+    #[error("customer {0} is suspended")]
+    Suspended(Uin),
+    /// The customer's available credit does not cover its charge.
+    #[error("customer {uin} has {available} available, the purchase needs {needed}")]
+    InsufficientCustomerCredit { uin: Uin, available: Money, needed: Money },
+    /// The charged partner's available credit does not cover its charge.
+    #[error("partner {uin} has {available} available, the purchase needs {needed}")]
+    InsufficientPartnerCredit { uin: Uin, available: Money, needed: Money },
+    /// A positive allocation larger than the giver's allocable credit.
+    #[error("UIN {uin} can allocate {allocable}, asked for {asked}")]
+    OverAllocable { uin: Uin, allocable: Money, asked: Money },
+    /// A repossession (or credit-line reduction) larger than the receiver's available credit.
+    #[error("UIN {uin} has {available} that can be taken back, asked for {asked}")]
+    OverRepossessable { uin: Uin, available: Money, asked: Money },
+}
+
+impl Rejection {
+    /// The names of every variant, in precedence order; tests check that each has a case.
+    pub const NAMES: [&'static str; 21] = [
+        "UnknownUin",
+        "UnknownPurchase",
+        "WrongKind",
+        "UinTaken",
+        "NotAuthorized",
+        "OperatorOnly",
+        "InvalidAmount",
+        "InvalidParameter",
+        "BatchTooLarge",
+        "PurchaseIdConflict",
+        "PurchaseInProgress",
+        "AlreadyCommitted",
+        "AlreadyCancelled",
+        "ReservationExpired",
+        "NotAReservation",
+        "TooManyOpenReservations",
+        "Suspended",
+        "InsufficientCustomerCredit",
+        "InsufficientPartnerCredit",
+        "OverAllocable",
+        "OverRepossessable",
+    ];
+
+    /// A short, stable name for counting outcomes in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rejection::UnknownUin(_) => "UnknownUin",
+            Rejection::UnknownPurchase(_) => "UnknownPurchase",
+            Rejection::WrongKind { .. } => "WrongKind",
+            Rejection::UinTaken(_) => "UinTaken",
+            Rejection::NotAuthorized { .. } => "NotAuthorized",
+            Rejection::OperatorOnly(_) => "OperatorOnly",
+            Rejection::InvalidAmount(..) => "InvalidAmount",
+            Rejection::InvalidParameter { .. } => "InvalidParameter",
+            Rejection::BatchTooLarge { .. } => "BatchTooLarge",
+            Rejection::PurchaseIdConflict(_) => "PurchaseIdConflict",
+            Rejection::PurchaseInProgress(_) => "PurchaseInProgress",
+            Rejection::AlreadyCommitted(_) => "AlreadyCommitted",
+            Rejection::AlreadyCancelled(_) => "AlreadyCancelled",
+            Rejection::ReservationExpired(_) => "ReservationExpired",
+            Rejection::NotAReservation(_) => "NotAReservation",
+            Rejection::TooManyOpenReservations(_) => "TooManyOpenReservations",
+            Rejection::Suspended(_) => "Suspended",
+            Rejection::InsufficientCustomerCredit { .. } => "InsufficientCustomerCredit",
+            Rejection::InsufficientPartnerCredit { .. } => "InsufficientPartnerCredit",
+            Rejection::OverAllocable { .. } => "OverAllocable",
+            Rejection::OverRepossessable { .. } => "OverRepossessable",
+        }
+    }
+}

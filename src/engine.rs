@@ -1,0 +1,772 @@
+//! The in-process API: what the server, the load generator, the benches and the tests call.
+//!
+//! Every method is async and usable from any tokio program. Set-up, allocation, suspension
+//! and queries are short sequences of account commands sent from here; the purchase protocol
+//! runs in the runtime's coordinators. The engine checks inputs that need no state (amounts,
+//! bounds, the operator-only actions) and leaves every rule that reads state to the actors.
+//!
+//! Invariants:
+//! - the engine holds no account or purchase state; it holds the runtime, the clock and
+//!   its configuration;
+//! - a refusal ([`Error::Rejected`]) changes nothing; a [`Error::Failed`] means the outcome is
+//!   unknown because the runtime stopped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures::future::join_all;
+
+use crate::audit::Audit;
+use crate::clock::{Clock, SystemClock};
+use crate::coordinator::{LedgerLimits, Mode, Outcome, PurchaseReceipt, PurchaseRequest, ReservationReceipt};
+use crate::domain::{
+    Account, AccountKind, AccountView, AllocationRecord, Caller, Command, CreditLine, KindRequired, Money,
+    Profile, PurchaseId, RecordInfo, Rejection, Reply, Role, Uin,
+};
+use crate::runtime::{CoordinatorOp, Failure, Runtime, RuntimeKind, RuntimeSettings};
+use crate::world::World;
+
+/// The engine's settings, with the documented defaults.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub runtime: RuntimeKind,
+    /// Worker threads of the runtime; by default one per core.
+    pub workers: usize,
+    /// Messages an account actor's mailbox holds before senders wait.
+    pub mailbox_capacity: usize,
+    /// Reservation timeout when a reservation names none (the API's default is 60 s).
+    pub reservation_timeout_ms_default: i64,
+    /// The longest reservation timeout accepted (one day).
+    pub reservation_timeout_ms_max: i64,
+    /// How long a resolved purchase id is remembered for idempotent repeats (10 minutes).
+    pub resolved_retention_ms: i64,
+    /// How many resolved purchase ids the engine remembers at most (1,000,000, about 200 MB
+    /// at worst); the oldest are forgotten first.
+    pub resolved_capacity: usize,
+    /// How many reservations may be open at once (1,000,000).
+    pub open_reservations_max: usize,
+    /// How many purchases one batch may hold (8189, as the API allows).
+    pub batch_len_max: usize,
+    /// How often reservations past their deadline are released (100 ms).
+    pub expiry_sweep_interval_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            runtime: RuntimeKind::default(),
+            workers: std::thread::available_parallelism().map(usize::from).unwrap_or(2),
+            mailbox_capacity: 256,
+            reservation_timeout_ms_default: 60_000,
+            reservation_timeout_ms_max: 86_400_000,
+            resolved_retention_ms: 600_000,
+            resolved_capacity: 1_000_000,
+            open_reservations_max: 1_000_000,
+            batch_len_max: 8189,
+            expiry_sweep_interval_ms: 100,
+        }
+    }
+}
+
+/// Why an engine call did not succeed: refused (an expected outcome) or failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Failed(#[from] Failure),
+}
+
+impl Error {
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            Error::Rejected(rejection) => Some(rejection),
+            Error::Failed(_) => None,
+        }
+    }
+}
+
+pub type EngineResult<T> = Result<T, Error>;
+
+/// A partner kind the operator can create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartnerKind {
+    Distributor,
+    Reseller,
+    /// A second-level reseller; its parent is a distributor.
+    SecondLevelReseller,
+}
+
+/// A new partner.
+#[derive(Clone, Debug, Default)]
+pub struct NewPartner {
+    /// Assigned by the engine when absent.
+    pub uin: Option<Uin>,
+    /// The distributor of a second-level reseller.
+    pub parent: Option<Uin>,
+    pub name: Option<String>,
+}
+
+/// A new customer.
+#[derive(Clone, Debug)]
+pub struct NewCustomer {
+    pub uin: Option<Uin>,
+    /// Its reseller or second-level reseller.
+    pub parent: Uin,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// QueryPartnerCredit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartnerCreditSummary {
+    pub total: Money,
+    pub allocated: Money,
+    pub remaining: Money,
+    pub customer_total: Money,
+    pub customer_remaining: Money,
+}
+
+/// QueryCustomerBillingQuota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BillingQuota {
+    pub total: Money,
+    pub remaining: Money,
+    pub postpay_frozen: Money,
+    /// 0 normal, 2 forced suspension.
+    pub force: u8,
+}
+
+/// One row of QueryCreditByUinList and QueryDirectCustomersCredit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UinCredit {
+    pub uin: Uin,
+    pub total: Money,
+    pub remaining: Money,
+}
+
+/// Which field QueryCustomersCredit filters on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CustomerFilterField {
+    ClientUin,
+    Name,
+    Remark,
+    Email,
+}
+
+/// QueryCustomersCredit's filter, page and order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerQuery {
+    pub filter: Option<(CustomerFilterField, String)>,
+    /// From 1.
+    pub page: usize,
+    pub page_size: usize,
+    /// By association time; descending unless set.
+    pub ascending: bool,
+}
+
+impl Default for CustomerQuery {
+    fn default() -> CustomerQuery {
+        CustomerQuery { filter: None, page: 1, page_size: 20, ascending: false }
+    }
+}
+
+/// The largest page any query returns.
+pub const PAGE_SIZE_MAX: usize = 1000;
+/// QueryCreditByUinList takes 1 to 50 UINs.
+pub const UIN_LIST_MAX: usize = 50;
+
+pub struct Engine {
+    runtime: Runtime,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    /// The next UIN to try when a creation names none.
+    next_uin: AtomicU64,
+}
+
+impl Engine {
+    /// Starts an engine on the system clock.
+    pub fn start(config: EngineConfig) -> Engine {
+        Engine::start_with_clock(config, Arc::new(SystemClock))
+    }
+
+    pub fn start_with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
+        let partitions = config.workers.max(1);
+        let settings = RuntimeSettings {
+            workers: config.workers.max(1),
+            mailbox_capacity: config.mailbox_capacity,
+            ledger_limits: LedgerLimits {
+                resolved_retention_ms: config.resolved_retention_ms,
+                resolved_capacity: config.resolved_capacity.div_ceil(partitions),
+                open_reservations_max: config.open_reservations_max.div_ceil(partitions),
+            },
+            expiry_sweep_interval_ms: config.expiry_sweep_interval_ms,
+        };
+        let runtime = Runtime::start(config.runtime, settings, clock.clone());
+        Engine { runtime, clock, config, next_uin: AtomicU64::new(100_000_000_001) }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn now(&self) -> crate::domain::Timestamp {
+        self.clock.now()
+    }
+
+    /// Stops the runtime's threads. Calls after this fail with [`Failure::Stopped`].
+    pub fn shutdown(&self) {
+        self.runtime.shutdown();
+    }
+
+    async fn call(&self, uin: Uin, command: Command) -> EngineResult<Reply> {
+        Ok(self.runtime.call(uin, command).await??)
+    }
+
+    // ----- set-up (operator only) -----
+
+    /// Creates a distributor, a reseller, or a second-level reseller under a distributor.
+    pub async fn create_partner(
+        &self,
+        caller: Caller,
+        kind: PartnerKind,
+        partner: NewPartner,
+    ) -> EngineResult<Uin> {
+        require_operator(caller, "create partners")?;
+        let profile = profile(partner.name, None);
+        match kind {
+            PartnerKind::Distributor | PartnerKind::Reseller => {
+                if let Some(parent) = partner.parent {
+                    return Err(invalid("ParentUin", format!("a {kind:?} has no parent, got {parent}")));
+                }
+                let credit = Default::default();
+                let role = if kind == PartnerKind::Distributor {
+                    Role::Distributor { credit }
+                } else {
+                    Role::Reseller { credit }
+                };
+                self.create(partner.uin, role, profile, None).await
+            }
+            PartnerKind::SecondLevelReseller => {
+                let Some(distributor) = partner.parent else {
+                    return Err(invalid("ParentUin", "a second-level reseller needs its distributor".into()));
+                };
+                let role = Role::SecondLevelReseller { distributor, pool: Default::default() };
+                self.create(partner.uin, role, profile, Some((distributor, AccountKind::SecondLevelReseller)))
+                    .await
+            }
+        }
+    }
+
+    /// Creates a customer under a reseller or a second-level reseller.
+    pub async fn create_customer(&self, caller: Caller, customer: NewCustomer) -> EngineResult<Uin> {
+        require_operator(caller, "create customers")?;
+        let role = Role::Customer {
+            parent: customer.parent,
+            // Replaced by the partner the parent names when it adopts the customer.
+            charged: customer.parent,
+            credit: Default::default(),
+            suspended: false,
+        };
+        let profile = profile(customer.name, customer.email);
+        self.create(customer.uin, role, profile, Some((customer.parent, AccountKind::Customer))).await
+    }
+
+    async fn create(
+        &self,
+        uin: Option<Uin>,
+        mut role: Role,
+        profile: Option<Box<Profile>>,
+        parent: Option<(Uin, AccountKind)>,
+    ) -> EngineResult<Uin> {
+        let uin = match uin {
+            Some(uin) if self.runtime.contains(uin) => return Err(Rejection::UinTaken(uin).into()),
+            Some(uin) => uin,
+            None => self.fresh_uin(),
+        };
+        if let Some((parent, child_kind)) = parent {
+            let reply = self.call(parent, Command::AdoptChild { child: uin, child_kind }).await?;
+            if let (Reply::Adopted { charged }, Role::Customer { charged: slot, .. }) = (reply, &mut role) {
+                *slot = charged;
+            }
+        }
+        let mut account = Account::new(uin, role, self.clock.now());
+        account.profile = profile;
+        if let Err(rejection) = self.runtime.spawn(vec![account]).await? {
+            if let Some((parent, _)) = parent {
+                self.call(parent, Command::DisownChild { child: uin }).await?;
+            }
+            return Err(rejection.into());
+        }
+        Ok(uin)
+    }
+
+    fn fresh_uin(&self) -> Uin {
+        loop {
+            let uin = Uin(self.next_uin.fetch_add(1, Ordering::Relaxed));
+            if !self.runtime.contains(uin) {
+                return uin;
+            }
+        }
+    }
+
+    /// Raises (positive) or reduces (negative) a distributor's or reseller's credit line. A
+    /// reduction cannot take its available credit below zero.
+    pub async fn grant_credit(&self, caller: Caller, partner: Uin, delta: Money) -> EngineResult<CreditLine> {
+        require_operator(caller, "change credit lines")?;
+        require_nonzero(delta)?;
+        let record = self.record_info(caller, None);
+        match self.call(partner, Command::GrantCredit { delta, record }).await? {
+            Reply::Credit(line) => Ok(line),
+            other => unexpected(other),
+        }
+    }
+
+    /// Creates all accounts of a world in one step, or none if any is invalid or taken.
+    /// Parents must be in the same world.
+    pub async fn import(&self, caller: Caller, world: &World) -> EngineResult<usize> {
+        require_operator(caller, "import hierarchies")?;
+        let accounts =
+            world.to_accounts(self.clock.now()).map_err(|error| invalid("world", error.to_string()))?;
+        let count = accounts.len();
+        self.runtime.spawn(accounts).await??;
+        if let Some(max) = self.runtime.uins().iter().map(|uin| uin.0).max() {
+            self.next_uin.fetch_max(max + 1, Ordering::Relaxed);
+        }
+        Ok(count)
+    }
+
+    // ----- allocation -----
+
+    /// AllocateCustomerCredit: `delta` is an increment; negative repossesses. The caller is
+    /// the customer's reseller or second-level reseller, or the operator.
+    pub async fn allocate_customer_credit(
+        &self,
+        caller: Caller,
+        customer: Uin,
+        delta: Money,
+        remark: Option<String>,
+    ) -> EngineResult<CreditLine> {
+        self.allocate(caller, customer, KindRequired::Customer, delta, remark).await
+    }
+
+    /// AllocateCreditPool: a distributor allocates to (or repossesses from) the pool of one of
+    /// its second-level resellers. Answers the pool's total and what is left of it.
+    pub async fn allocate_credit_pool(
+        &self,
+        caller: Caller,
+        sub_agent: Uin,
+        delta: Money,
+    ) -> EngineResult<CreditLine> {
+        self.allocate(caller, sub_agent, KindRequired::SecondLevelReseller, delta, None).await
+    }
+
+    /// The receiver refuses first (authorization, repossession bounds); then the giver
+    /// (allocable bounds); the last step cannot be refused. So a refusal at any step leaves
+    /// nothing changed, and no step needs undoing.
+    async fn allocate(
+        &self,
+        caller: Caller,
+        receiver: Uin,
+        kind: KindRequired,
+        delta: Money,
+        remark: Option<String>,
+    ) -> EngineResult<CreditLine> {
+        let record = self.record_info(caller, remark);
+        let open = Command::OpenAllocation { caller, receiver: kind, delta, record: record.clone() };
+        let Reply::AllocationOpened { giver, applied } = self.call(receiver, open).await? else {
+            return Err(Failure::Internal("OpenAllocation answered something else".into()).into());
+        };
+        if let Some(applied) = applied {
+            self.call(giver, Command::ReturnAllocable { amount: delta.abs() }).await?;
+            return Ok(applied);
+        }
+        self.call(giver, Command::TakeAllocable { amount: delta }).await?;
+        match self.call(receiver, Command::CloseAllocation { delta, record }).await? {
+            Reply::Credit(line) => Ok(line),
+            other => unexpected(other),
+        }
+    }
+
+    // ----- suspension -----
+
+    /// ForceQN: suspend (`true`, type 2) or restore (`false`, type 0) a customer.
+    pub async fn set_suspension(&self, caller: Caller, customer: Uin, suspended: bool) -> EngineResult<()> {
+        self.call(customer, Command::SetSuspension { caller, suspended }).await?;
+        Ok(())
+    }
+
+    /// ModifyClientRemark.
+    pub async fn set_remark(&self, caller: Caller, customer: Uin, remark: String) -> EngineResult<()> {
+        self.call(customer, Command::SetRemark { caller, remark: remark.into_boxed_str() }).await?;
+        Ok(())
+    }
+
+    // ----- purchases -----
+
+    /// A one-shot purchase: reserve and commit on the customer and its charged partner.
+    pub async fn purchase(&self, caller: Caller, request: PurchaseRequest) -> EngineResult<PurchaseReceipt> {
+        require_positive(request.amount)?;
+        match self.coordinate(CoordinatorOp::Begin { caller, request, mode: Mode::OneShot }).await? {
+            Outcome::Purchased(receipt) => Ok(receipt),
+            other => unexpected_outcome(other),
+        }
+    }
+
+    /// Phase one: holds the amount on both sides until commit, cancel or the deadline.
+    pub async fn reserve(
+        &self,
+        caller: Caller,
+        request: PurchaseRequest,
+        timeout_ms: Option<i64>,
+    ) -> EngineResult<ReservationReceipt> {
+        require_positive(request.amount)?;
+        let timeout_ms = timeout_ms.unwrap_or(self.config.reservation_timeout_ms_default);
+        if !(1..=self.config.reservation_timeout_ms_max).contains(&timeout_ms) {
+            return Err(invalid(
+                "timeout",
+                format!("{timeout_ms} ms is outside 1 to {} ms", self.config.reservation_timeout_ms_max),
+            ));
+        }
+        let op = CoordinatorOp::Begin { caller, request, mode: Mode::Reserve { timeout_ms } };
+        match self.coordinate(op).await? {
+            Outcome::Reserved(receipt) => Ok(receipt),
+            other => unexpected_outcome(other),
+        }
+    }
+
+    /// Phase two: the reservation's amounts become used on both sides.
+    pub async fn commit(&self, caller: Caller, id: PurchaseId) -> EngineResult<()> {
+        self.coordinate(CoordinatorOp::Commit { caller, id }).await.map(drop)
+    }
+
+    /// Releases a reservation on both sides.
+    pub async fn cancel(&self, caller: Caller, id: PurchaseId) -> EngineResult<()> {
+        self.coordinate(CoordinatorOp::Cancel { caller, id }).await.map(drop)
+    }
+
+    async fn coordinate(&self, op: CoordinatorOp) -> EngineResult<Outcome> {
+        Ok(self.runtime.coordinate(op).await??)
+    }
+
+    /// Many one-shot purchases at once, answered in order. A refusal of one does not stop the
+    /// others.
+    pub async fn purchase_batch(
+        &self,
+        caller: Caller,
+        requests: Vec<PurchaseRequest>,
+    ) -> EngineResult<Vec<Result<PurchaseReceipt, Rejection>>> {
+        if requests.is_empty() {
+            return Err(invalid("Purchases", format!("a batch holds 1 to {}", self.config.batch_len_max)));
+        }
+        if requests.len() > self.config.batch_len_max {
+            return Err(
+                Rejection::BatchTooLarge { len: requests.len(), limit: self.config.batch_len_max }.into()
+            );
+        }
+        // Invalid amounts are refused one by one, like the runtime's refusals.
+        let mut answers: Vec<Option<Result<PurchaseReceipt, Rejection>>> = Vec::with_capacity(requests.len());
+        let mut valid = Vec::with_capacity(requests.len());
+        for request in requests {
+            match require_positive(request.amount) {
+                Ok(()) => {
+                    answers.push(None);
+                    valid.push(request);
+                }
+                Err(Error::Rejected(rejection)) => answers.push(Some(Err(rejection))),
+                Err(Error::Failed(failure)) => return Err(failure.into()),
+            }
+        }
+        let mut results = self.runtime.purchase_batch(caller, valid).await?.into_iter();
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|| results.next().expect("one result per valid request")))
+            .collect())
+    }
+
+    /// Releases every reservation past its deadline now, instead of at the next sweep.
+    /// Answers how many were released.
+    pub async fn expire_due(&self) -> EngineResult<usize> {
+        Ok(self.runtime.expire_due().await?)
+    }
+
+    pub async fn open_reservations(&self) -> EngineResult<usize> {
+        Ok(self.runtime.open_reservations().await?)
+    }
+
+    // ----- queries -----
+
+    /// One account's state, for the account itself, its parent, or the operator.
+    pub async fn account(&self, caller: Caller, uin: Uin) -> EngineResult<AccountView> {
+        let view = self.snapshot(uin).await?;
+        authorize_view(caller, &view)?;
+        Ok(view)
+    }
+
+    async fn snapshot(&self, uin: Uin) -> EngineResult<AccountView> {
+        match self.call(uin, Command::Snapshot).await? {
+            Reply::Snapshot(view) => Ok(view),
+            other => unexpected(other),
+        }
+    }
+
+    async fn children(&self, uin: Uin) -> EngineResult<Vec<Uin>> {
+        match self.call(uin, Command::Children).await? {
+            Reply::Children(children) => Ok(children),
+            other => unexpected(other),
+        }
+    }
+
+    async fn snapshots(&self, uins: &[Uin]) -> EngineResult<Vec<AccountView>> {
+        join_all(uins.iter().map(|uin| self.snapshot(*uin))).await.into_iter().collect()
+    }
+
+    /// QueryPartnerCredit, for the partner itself or the operator.
+    pub async fn query_partner_credit(
+        &self,
+        caller: Caller,
+        partner: Uin,
+    ) -> EngineResult<PartnerCreditSummary> {
+        let view = self.snapshot(partner).await?;
+        if !(caller == Caller::Operator || caller.is(partner)) {
+            return Err(not_authorized(caller, partner));
+        }
+        let (total, allocated, remaining) = match &view.role {
+            Role::Distributor { credit } | Role::Reseller { credit } => {
+                (credit.total, credit.allocated, credit.available())
+            }
+            Role::SecondLevelReseller { pool, .. } => (pool.total, pool.allocated, pool.remaining()),
+            Role::Customer { .. } => return Err(wrong_kind(partner, KindRequired::Partner)),
+        };
+        let customers = self.snapshots(&self.children(partner).await?).await?;
+        let customers = customers.iter().filter(|view| view.kind() == AccountKind::Customer);
+        let (customer_total, customer_remaining) = customers
+            .fold((Money::ZERO, Money::ZERO), |(total, remaining), view| {
+                (total + view.total(), remaining + view.available())
+            });
+        Ok(PartnerCreditSummary { total, allocated, remaining, customer_total, customer_remaining })
+    }
+
+    /// QueryCustomerBillingQuota, for the customer itself (or its parent, or the operator).
+    pub async fn query_customer_billing_quota(
+        &self,
+        caller: Caller,
+        customer: Uin,
+    ) -> EngineResult<BillingQuota> {
+        let view = self.account(caller, customer).await?;
+        let Role::Customer { credit, suspended, .. } = view.role else {
+            return Err(wrong_kind(customer, KindRequired::Customer));
+        };
+        Ok(BillingQuota {
+            total: credit.total,
+            remaining: credit.available(),
+            postpay_frozen: credit.frozen,
+            force: if suspended { 2 } else { 0 },
+        })
+    }
+
+    /// QueryCreditByUinList: 1 to 50 UINs, each one of the caller's customers or
+    /// second-level resellers.
+    pub async fn query_credit_by_uin_list(
+        &self,
+        caller: Caller,
+        uins: &[Uin],
+    ) -> EngineResult<Vec<UinCredit>> {
+        if uins.is_empty() || uins.len() > UIN_LIST_MAX {
+            return Err(invalid("UinList", format!("holds 1 to {UIN_LIST_MAX} UINs, got {}", uins.len())));
+        }
+        let views = self.snapshots(uins).await?;
+        for view in &views {
+            authorize_child(caller, view)?;
+        }
+        Ok(views.iter().map(uin_credit).collect())
+    }
+
+    /// QueryDirectCustomersCredit: the credit of every direct customer of `partner`.
+    pub async fn query_direct_customers_credit(
+        &self,
+        caller: Caller,
+        partner: Uin,
+    ) -> EngineResult<Vec<UinCredit>> {
+        let customers = self.customers_of(caller, partner).await?;
+        Ok(customers.iter().map(uin_credit).collect())
+    }
+
+    /// QueryCustomersCredit: the partner's customers, filtered, ordered by association time
+    /// and paged. Answers the number of matches and one page.
+    pub async fn query_customers_credit(
+        &self,
+        caller: Caller,
+        partner: Uin,
+        query: &CustomerQuery,
+    ) -> EngineResult<(usize, Vec<AccountView>)> {
+        check_page(query.page, query.page_size)?;
+        let mut customers = self.customers_of(caller, partner).await?;
+        if let Some((field, needle)) = &query.filter {
+            customers.retain(|view| customer_matches(view, *field, needle));
+        }
+        customers.sort_by_key(|view| (view.created, view.uin));
+        if !query.ascending {
+            customers.reverse();
+        }
+        let total = customers.len();
+        let skip = (query.page - 1).saturating_mul(query.page_size);
+        Ok((total, customers.into_iter().skip(skip).take(query.page_size).collect()))
+    }
+
+    async fn customers_of(&self, caller: Caller, partner: Uin) -> EngineResult<Vec<AccountView>> {
+        let view = self.snapshot(partner).await?;
+        if !(caller == Caller::Operator || caller.is(partner)) {
+            return Err(not_authorized(caller, partner));
+        }
+        if view.kind() == AccountKind::Customer {
+            return Err(wrong_kind(partner, KindRequired::Partner));
+        }
+        let mut children = self.snapshots(&self.children(partner).await?).await?;
+        children.retain(|child| child.kind() == AccountKind::Customer);
+        Ok(children)
+    }
+
+    /// QueryCreditAllocationHistory: the credit moves a customer (or a second-level
+    /// reseller's pool) received, newest first, for its parent or the operator.
+    pub async fn query_credit_allocation_history(
+        &self,
+        caller: Caller,
+        receiver: Uin,
+        page: usize,
+        page_size: usize,
+    ) -> EngineResult<(usize, Vec<AllocationRecord>)> {
+        check_page(page, page_size)?;
+        let view = self.snapshot(receiver).await?;
+        authorize_child(caller, &view)?;
+        match self.call(receiver, Command::History { page, page_size }).await? {
+            Reply::History { total, records } => Ok((total, records)),
+            other => unexpected(other),
+        }
+    }
+
+    /// Every account's state, for audits. Not paged: meant for tests, the load generator's
+    /// audit and operators.
+    pub async fn all_accounts(&self) -> EngineResult<Vec<AccountView>> {
+        let mut uins = self.runtime.uins();
+        uins.sort_unstable();
+        let mut views = Vec::with_capacity(uins.len());
+        // In chunks, so that a large world does not put every request in flight at once.
+        for chunk in uins.chunks(4096) {
+            views.extend(self.snapshots(chunk).await?);
+        }
+        Ok(views)
+    }
+
+    /// Reads every account and checks the books (see [`Audit`]). Meant for a quiescent
+    /// engine: operations in flight show up as imbalances.
+    pub async fn audit(&self) -> EngineResult<Audit> {
+        Ok(Audit::of(&self.all_accounts().await?))
+    }
+
+    fn record_info(&self, caller: Caller, remark: Option<String>) -> RecordInfo {
+        RecordInfo { operator: caller, remark: remark.map(String::into_boxed_str), time: self.clock.now() }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.runtime.shutdown();
+    }
+}
+
+fn profile(name: Option<String>, email: Option<String>) -> Option<Box<Profile>> {
+    if name.is_none() && email.is_none() {
+        return None;
+    }
+    Some(Box::new(Profile {
+        name: name.map(String::into_boxed_str),
+        email: email.map(String::into_boxed_str),
+        remark: None,
+    }))
+}
+
+fn customer_matches(view: &AccountView, field: CustomerFilterField, needle: &str) -> bool {
+    let text = |value: &Option<Box<str>>| value.as_deref().is_some_and(|text| text.contains(needle));
+    match field {
+        CustomerFilterField::ClientUin => view.uin.to_string() == needle,
+        CustomerFilterField::Name => text(&view.profile.name),
+        CustomerFilterField::Remark => text(&view.profile.remark),
+        CustomerFilterField::Email => text(&view.profile.email),
+    }
+}
+
+fn uin_credit(view: &AccountView) -> UinCredit {
+    UinCredit { uin: view.uin, total: view.total(), remaining: view.available() }
+}
+
+fn require_operator(caller: Caller, action: &'static str) -> Result<(), Error> {
+    match caller {
+        Caller::Operator => Ok(()),
+        Caller::Uin(_) => Err(Rejection::OperatorOnly(action).into()),
+    }
+}
+
+fn require_positive(amount: Money) -> Result<(), Error> {
+    if amount.is_positive() {
+        Ok(())
+    } else {
+        Err(Rejection::InvalidAmount(amount, "a purchase amount must be greater than 0").into())
+    }
+}
+
+fn require_nonzero(amount: Money) -> Result<(), Error> {
+    if amount.is_zero() {
+        Err(Rejection::InvalidAmount(amount, "a credit change of 0 changes nothing").into())
+    } else {
+        Ok(())
+    }
+}
+
+fn check_page(page: usize, page_size: usize) -> Result<(), Error> {
+    if page == 0 {
+        return Err(invalid("Page", "pages count from 1".into()));
+    }
+    if !(1..=PAGE_SIZE_MAX).contains(&page_size) {
+        return Err(invalid("PageSize", format!("{page_size} is outside 1 to {PAGE_SIZE_MAX}")));
+    }
+    Ok(())
+}
+
+/// The account itself, its parent, or the operator.
+fn authorize_view(caller: Caller, view: &AccountView) -> Result<(), Error> {
+    match caller {
+        Caller::Operator => Ok(()),
+        Caller::Uin(uin) if uin == view.uin || Some(uin) == view.parent() => Ok(()),
+        Caller::Uin(_) => Err(not_authorized(caller, view.uin)),
+    }
+}
+
+/// The account's parent or the operator.
+fn authorize_child(caller: Caller, view: &AccountView) -> Result<(), Error> {
+    match caller {
+        Caller::Operator => Ok(()),
+        Caller::Uin(uin) if Some(uin) == view.parent() => Ok(()),
+        Caller::Uin(_) => Err(not_authorized(caller, view.uin)),
+    }
+}
+
+fn not_authorized(caller: Caller, target: Uin) -> Error {
+    Rejection::NotAuthorized { caller: caller.to_string(), target }.into()
+}
+
+fn wrong_kind(uin: Uin, required: KindRequired) -> Error {
+    Rejection::WrongKind { uin, required }.into()
+}
+
+fn invalid(parameter: &'static str, reason: String) -> Error {
+    Rejection::InvalidParameter { parameter, reason }.into()
+}
+
+fn unexpected<T>(reply: Reply) -> EngineResult<T> {
+    Err(Failure::Internal(format!("unexpected reply {reply:?}")).into())
+}
+
+fn unexpected_outcome<T>(outcome: Outcome) -> EngineResult<T> {
+    Err(Failure::Internal(format!("unexpected outcome {outcome:?}")).into())
+}

@@ -1,0 +1,30 @@
+//! `partner-credit`: an in-memory transaction engine for a cloud partner programme's credit.
+//!
+//! Distributors, second-level resellers, resellers and customers are UINs; each UIN's credit
+//! is owned by one actor. A purchase reserves on the customer and on the partner charged for
+//! it, then commits both or releases both.
+//!
+//! The components, from the inside out:
+//! - [`domain`]: pure rules (money, ids, accounts and their commands, rejections);
+//! - [`coordinator`]: the purchase ledger and the two-phase saga, as state machines;
+//! - [`runtime`]: how actors map to threads (`actix`: one actix actor per UIN);
+//! - [`engine`]: the async API that everything else calls;
+//! - [`world`]: hierarchies to import, from a file or generated; [`audit`]: the books' check;
+//! - [`load`]: the `partner-credit load` job.
+
+pub mod audit;
+pub mod clock;
+pub mod coordinator;
+pub mod domain;
+pub mod engine;
+pub mod load;
+pub mod runtime;
+pub mod world;
+
+pub use audit::Audit;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use coordinator::{Outcome, PurchaseReceipt, PurchaseRequest, ReservationReceipt};
+pub use domain::{Caller, Money, PurchaseId, Rejection, Timestamp, Uin};
+pub use engine::{Engine, EngineConfig, EngineResult, Error};
+pub use runtime::{Failure, RuntimeKind};
+pub use world::{World, WorldSpec};

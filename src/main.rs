@@ -1,0 +1,100 @@
+//! The `partner-credit` command: `load` runs a purchase load test on an embedded engine.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use partner_credit::load::{self, LoadOptions};
+use partner_credit::{Money, RuntimeKind, WorldSpec};
+
+#[derive(Parser)]
+#[command(name = "partner-credit", version, about = "In-memory credit engine for a cloud partner programme")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Commands>,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Builds a generated hierarchy in an embedded engine and runs a purchase load test.
+    Load(LoadArgs),
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration_secs: f64,
+    /// Concurrent tasks, each with one purchase in flight.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Customers in the generated world (half under resellers, half under second-level resellers).
+    #[arg(long, default_value_t = 100_000)]
+    customers: usize,
+    /// Credit allocated to each customer.
+    #[arg(long, default_value = "1000")]
+    customer_credit: String,
+    /// Amount of each purchase.
+    #[arg(long, default_value = "1.00")]
+    amount: String,
+    /// Seed of the world and of the purchase sequence.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runtime: actix.
+    #[arg(long, default_value = "actix")]
+    runtime: RuntimeKind,
+    /// Stop after this many purchases even if time remains.
+    #[arg(long)]
+    purchases_max: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // With no subcommand, run the main job with its defaults.
+    let command = cli.command.or_else(|| Cli::parse_from(["partner-credit", "load"]).command);
+    let Some(Commands::Load(args)) = command else { unreachable!("load is the default") };
+    match run_load(args) {
+        Ok(ok) if ok => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_load(args: LoadArgs) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        args.duration_secs.is_finite() && args.duration_secs > 0.0 && args.duration_secs <= 86_400.0,
+        "--duration-secs must be between 0 and 86400"
+    );
+    let options = LoadOptions {
+        runtime: args.runtime,
+        duration: Duration::from_secs_f64(args.duration_secs),
+        concurrency: args.concurrency,
+        world: WorldSpec {
+            customers: args.customers,
+            customer_credit: parse_money("--customer-credit", &args.customer_credit)?,
+            ..WorldSpec::default()
+        },
+        amount: parse_money("--amount", &args.amount)?,
+        purchases_max: args.purchases_max.unwrap_or(u64::MAX),
+        seed: args.seed,
+    };
+    anyhow::ensure!(options.amount.is_positive(), "--amount must be greater than 0");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    eprintln!(
+        "partner-credit load: {} customers, {} tasks, {:.1} s on the {} runtime",
+        options.world.customers,
+        options.concurrency,
+        args.duration_secs,
+        options.runtime.name()
+    );
+    let report = runtime.block_on(load::run(&options))?;
+    print!("{report}");
+    Ok(report.audit_ok())
+}
+
+fn parse_money(flag: &str, text: &str) -> anyhow::Result<Money> {
+    Money::parse(text).map_err(|error| anyhow::anyhow!("{flag}: {error}"))
+}

@@ -1,0 +1,157 @@
+//! How actors map to threads. The engine talks to one [`Runtime`]; each runtime owns the
+//! account actors and the coordinator partitions and delivers their messages its own way.
+//!
+//! The seam is deliberately narrow: send one [`Command`] to one account, run one purchase
+//! protocol operation at the coordinator partition that owns its purchase id, run a batch of
+//! purchases, expire due reservations, create accounts. It is an enum rather than a trait
+//! object so that the purchase path pays no virtual call or boxed future for the dispatch.
+//!
+//! Invariant: all account and purchase state lives inside actors of the runtime; the engine
+//! holds none.
+
+pub mod actix;
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::coordinator::{LedgerLimits, Mode, Outcome, PurchaseReceipt, PurchaseRequest};
+use crate::domain::{Account, Caller, Command, PurchaseId, Rejection, Reply, Uin};
+
+/// The runtimes the engine can run on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RuntimeKind {
+    /// One actix actor per UIN, one coordinator actor per worker thread.
+    #[default]
+    Actix,
+}
+
+impl RuntimeKind {
+    pub const ALL: [RuntimeKind; 1] = [RuntimeKind::Actix];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeKind::Actix => "actix",
+        }
+    }
+}
+
+impl std::str::FromStr for RuntimeKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<RuntimeKind, String> {
+        match text {
+            "actix" => Ok(RuntimeKind::Actix),
+            other => Err(format!("unknown runtime '{other}': the runtimes are: actix")),
+        }
+    }
+}
+
+/// Settings every runtime takes.
+#[derive(Clone, Debug)]
+pub struct RuntimeSettings {
+    /// Worker threads; also the number of coordinator partitions.
+    pub workers: usize,
+    /// Messages an account actor's mailbox holds before senders wait.
+    pub mailbox_capacity: usize,
+    /// Limits of each coordinator partition.
+    pub ledger_limits: LedgerLimits,
+    /// How often coordinators release reservations past their deadline.
+    pub expiry_sweep_interval_ms: u64,
+}
+
+/// A failure of the system, as opposed to a refusal: the operation's outcome is unknown.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("the engine's runtime has stopped")]
+    Stopped,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// One purchase-protocol operation for the coordinator partition of its purchase id.
+#[derive(Clone, Debug)]
+pub enum CoordinatorOp {
+    Begin { caller: Caller, request: PurchaseRequest, mode: Mode },
+    Commit { caller: Caller, id: PurchaseId },
+    Cancel { caller: Caller, id: PurchaseId },
+}
+
+impl CoordinatorOp {
+    pub fn id(&self) -> &PurchaseId {
+        match self {
+            CoordinatorOp::Begin { request, .. } => &request.id,
+            CoordinatorOp::Commit { id, .. } | CoordinatorOp::Cancel { id, .. } => id,
+        }
+    }
+}
+
+pub(crate) enum Runtime {
+    Actix(actix::ActixRuntime),
+}
+
+impl Runtime {
+    pub fn start(kind: RuntimeKind, settings: RuntimeSettings, clock: Arc<dyn Clock>) -> Runtime {
+        match kind {
+            RuntimeKind::Actix => Runtime::Actix(actix::ActixRuntime::start(settings, clock)),
+        }
+    }
+
+    pub async fn call(&self, uin: Uin, command: Command) -> Result<Result<Reply, Rejection>, Failure> {
+        match self {
+            Runtime::Actix(runtime) => runtime.call(uin, command).await,
+        }
+    }
+
+    pub async fn coordinate(&self, op: CoordinatorOp) -> Result<Result<Outcome, Rejection>, Failure> {
+        match self {
+            Runtime::Actix(runtime) => runtime.coordinate(op).await,
+        }
+    }
+
+    pub async fn purchase_batch(
+        &self,
+        caller: Caller,
+        requests: Vec<PurchaseRequest>,
+    ) -> Result<Vec<Result<PurchaseReceipt, Rejection>>, Failure> {
+        match self {
+            Runtime::Actix(runtime) => runtime.purchase_batch(caller, requests).await,
+        }
+    }
+
+    pub async fn expire_due(&self) -> Result<usize, Failure> {
+        match self {
+            Runtime::Actix(runtime) => runtime.expire_due().await,
+        }
+    }
+
+    /// Creates all accounts or, if any UIN is taken, none.
+    pub async fn spawn(&self, accounts: Vec<Account>) -> Result<Result<(), Rejection>, Failure> {
+        match self {
+            Runtime::Actix(runtime) => runtime.spawn(accounts).await,
+        }
+    }
+
+    pub fn contains(&self, uin: Uin) -> bool {
+        match self {
+            Runtime::Actix(runtime) => runtime.contains(uin),
+        }
+    }
+
+    pub fn uins(&self) -> Vec<Uin> {
+        match self {
+            Runtime::Actix(runtime) => runtime.uins(),
+        }
+    }
+
+    /// Open reservations over all coordinator partitions.
+    pub async fn open_reservations(&self) -> Result<usize, Failure> {
+        match self {
+            Runtime::Actix(runtime) => runtime.open_reservations().await,
+        }
+    }
+
+    pub fn shutdown(&self) {
+        match self {
+            Runtime::Actix(runtime) => runtime.shutdown(),
+        }
+    }
+}
