@@ -515,3 +515,7 @@ fn expect_settled(reply: Result<Reply, Rejection>, uin: Uin) {
 fn not_authorized(caller: Caller, target: Uin) -> Rejection {
     Rejection::NotAuthorized { caller: caller.to_string(), target }
 }
+
+#[cfg(test)]
+#[path = "coordinator_tests.rs"]
+mod tests;

@@ -636,3 +636,7 @@ fn wrong_kind(uin: Uin, required: KindRequired) -> Rejection {
 fn not_authorized(caller: Caller, target: Uin) -> Rejection {
     Rejection::NotAuthorized { caller: caller.to_string(), target }
 }
+
+#[cfg(test)]
+#[path = "account_tests.rs"]
+mod tests;

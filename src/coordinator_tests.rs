@@ -1,0 +1,281 @@
+//! The ledger and the saga, driven synchronously against plain accounts: no runtime.
+
+use std::collections::HashMap;
+
+use super::*;
+use crate::domain::{Account, CustomerCredit, PartnerCredit, Role};
+
+const R: Uin = Uin(3);
+const C: Uin = Uin(10);
+
+struct World {
+    ledger: Ledger,
+    accounts: HashMap<Uin, Account>,
+    now: Timestamp,
+}
+
+fn world(limits: LedgerLimits) -> World {
+    let partner = PartnerCredit {
+        total: Money::from_units(100),
+        allocated: Money::from_units(50),
+        ..Default::default()
+    };
+    let customer = CustomerCredit { total: Money::from_units(50), ..Default::default() };
+    let mut accounts = HashMap::new();
+    accounts.insert(R, Account::new(R, Role::Reseller { credit: partner }, Timestamp(0)));
+    accounts.insert(
+        C,
+        Account::new(
+            C,
+            Role::Customer { parent: R, charged: R, credit: customer, suspended: false },
+            Timestamp(0),
+        ),
+    );
+    World { ledger: Ledger::new(limits), accounts, now: Timestamp(1_000) }
+}
+
+fn limits() -> LedgerLimits {
+    LedgerLimits { resolved_retention_ms: 60_000, resolved_capacity: 100, open_reservations_max: 10 }
+}
+
+fn id(text: &str) -> PurchaseId {
+    PurchaseId::new(text).unwrap()
+}
+
+fn request(text: &str, units: i64) -> PurchaseRequest {
+    PurchaseRequest::new(id(text), C, Money::from_units(units))
+}
+
+impl World {
+    fn run(&mut self, next: Next) -> Result<Outcome, Rejection> {
+        match next {
+            Next::Answer(answer) => answer,
+            Next::Run(mut saga) => {
+                let end = self.drive(&mut saga);
+                self.ledger.finish(saga, end, self.now)
+            }
+        }
+    }
+
+    fn drive(&mut self, saga: &mut Saga) -> SagaEnd {
+        let mut step = saga.first_step();
+        loop {
+            match step {
+                Step::Call(uin, command) => {
+                    let reply = match self.accounts.get_mut(&uin) {
+                        Some(account) => account.handle(command),
+                        None => Err(Rejection::UnknownUin(uin)),
+                    };
+                    step = saga.advance(reply);
+                }
+                Step::Done(end) => return end,
+            }
+        }
+    }
+
+    fn purchase(&mut self, text: &str, units: i64) -> Result<Outcome, Rejection> {
+        let next = self.ledger.begin(Caller::Operator, request(text, units), Mode::OneShot, self.now);
+        self.run(next)
+    }
+
+    fn reserve(&mut self, text: &str, units: i64) -> Result<Outcome, Rejection> {
+        let next = self.ledger.begin(
+            Caller::Operator,
+            request(text, units),
+            Mode::Reserve { timeout_ms: 500 },
+            self.now,
+        );
+        self.run(next)
+    }
+
+    fn commit(&mut self, text: &str) -> Result<Outcome, Rejection> {
+        let next = self.ledger.commit(Caller::Operator, id(text), self.now);
+        self.run(next)
+    }
+
+    fn cancel(&mut self, text: &str) -> Result<Outcome, Rejection> {
+        let next = self.ledger.cancel(Caller::Operator, id(text), self.now);
+        self.run(next)
+    }
+
+    fn expire(&mut self) -> usize {
+        let sagas = self.ledger.expire_due(self.now);
+        let count = sagas.len();
+        for mut saga in sagas {
+            let end = self.drive(&mut saga);
+            let _ = self.ledger.finish(saga, end, self.now);
+        }
+        count
+    }
+
+    /// (customer used, customer reserved, partner used, partner reserved), in whole units.
+    fn books(&self) -> (Money, Money, Money, Money) {
+        let Role::Customer { credit: customer, .. } = self.accounts[&C].role else { unreachable!() };
+        let Role::Reseller { credit: partner } = self.accounts[&R].role else { unreachable!() };
+        (customer.used, customer.reserved, partner.used, partner.reserved)
+    }
+}
+
+fn units(values: (i64, i64, i64, i64)) -> (Money, Money, Money, Money) {
+    (
+        Money::from_units(values.0),
+        Money::from_units(values.1),
+        Money::from_units(values.2),
+        Money::from_units(values.3),
+    )
+}
+
+fn name(result: Result<Outcome, Rejection>) -> &'static str {
+    match result {
+        Ok(Outcome::Purchased(_)) => "Purchased",
+        Ok(Outcome::Reserved(_)) => "Reserved",
+        Ok(Outcome::Committed(_)) => "Committed",
+        Ok(Outcome::Cancelled(_)) => "Cancelled",
+        Err(rejection) => rejection.name(),
+    }
+}
+
+#[test]
+fn one_shot_purchase_charges_both_sides_and_repeats_idempotently() {
+    let mut w = world(limits());
+    let first = w.purchase("p1", 20);
+    assert_eq!(name(first.clone()), "Purchased");
+    assert_eq!(w.books(), units((20, 0, 20, 0)));
+    assert_eq!(w.purchase("p1", 20), first, "a repeat returns the first outcome");
+    assert_eq!(w.books(), units((20, 0, 20, 0)), "and changes nothing");
+    assert_eq!(name(w.purchase("p1", 21)), "PurchaseIdConflict");
+    assert_eq!(name(w.commit("p1")), "NotAReservation");
+}
+
+#[test]
+fn refusals_are_recorded_and_release_the_customer() {
+    let mut w = world(limits());
+    assert_eq!(name(w.purchase("big", 51)), "InsufficientCustomerCredit");
+    // The partner refuses after the customer reserved: the customer's hold is undone.
+    w.accounts
+        .get_mut(&R)
+        .unwrap()
+        .handle(Command::ReservePartner { amount: Money::from_units(95), commit: true })
+        .unwrap();
+    assert_eq!(name(w.purchase("p2", 10)), "InsufficientPartnerCredit");
+    assert_eq!(w.books(), units((0, 0, 95, 0)));
+    assert_eq!(name(w.purchase("p2", 10)), "InsufficientPartnerCredit", "a repeat returns the refusal");
+    assert_eq!(name(w.cancel("p2")), "NotAReservation");
+}
+
+#[test]
+fn reservation_table() {
+    // (steps, outcome of each, books after) in one world per row.
+    type Row = (&'static [(&'static str, &'static str)], (i64, i64, i64, i64));
+    let rows: &[Row] = &[
+        (&[("reserve", "Reserved")], (0, 5, 0, 5)),
+        (&[("reserve", "Reserved"), ("reserve", "Reserved")], (0, 5, 0, 5)),
+        (&[("reserve", "Reserved"), ("commit", "Committed")], (5, 0, 5, 0)),
+        (&[("reserve", "Reserved"), ("commit", "Committed"), ("commit", "Committed")], (5, 0, 5, 0)),
+        (&[("reserve", "Reserved"), ("commit", "Committed"), ("cancel", "AlreadyCommitted")], (5, 0, 5, 0)),
+        (&[("reserve", "Reserved"), ("cancel", "Cancelled")], (0, 0, 0, 0)),
+        (&[("reserve", "Reserved"), ("cancel", "Cancelled"), ("cancel", "Cancelled")], (0, 0, 0, 0)),
+        (&[("reserve", "Reserved"), ("cancel", "Cancelled"), ("commit", "AlreadyCancelled")], (0, 0, 0, 0)),
+        (&[("reserve", "Reserved"), ("late", ""), ("commit", "ReservationExpired")], (0, 0, 0, 0)),
+        (&[("reserve", "Reserved"), ("late", ""), ("cancel", "ReservationExpired")], (0, 0, 0, 0)),
+        (
+            &[("reserve", "Reserved"), ("late", ""), ("sweep", ""), ("commit", "ReservationExpired")],
+            (0, 0, 0, 0),
+        ),
+        (&[("commit", "UnknownPurchase")], (0, 0, 0, 0)),
+        (&[("cancel", "UnknownPurchase")], (0, 0, 0, 0)),
+    ];
+    for (steps, books) in rows {
+        let mut w = world(limits());
+        for (step, expect) in *steps {
+            let got = match *step {
+                "reserve" => name(w.reserve("r", 5)),
+                "commit" => name(w.commit("r")),
+                "cancel" => name(w.cancel("r")),
+                "late" => {
+                    w.now = w.now.plus_ms(500);
+                    ""
+                }
+                "sweep" => {
+                    assert_eq!(w.expire(), 1);
+                    ""
+                }
+                other => unreachable!("{other}"),
+            };
+            assert_eq!(got, *expect, "{steps:?} at {step}");
+        }
+        assert_eq!(w.books(), units(*books), "{steps:?}");
+        assert_eq!(w.ledger.open_reservations(), usize::from(books.1 != 0), "{steps:?}");
+    }
+}
+
+#[test]
+fn sweep_expires_only_what_is_due() {
+    let mut w = world(limits());
+    w.reserve("a", 1).unwrap();
+    w.now = w.now.plus_ms(100);
+    w.reserve("b", 1).unwrap();
+    w.now = w.now.plus_ms(400);
+    assert_eq!(w.expire(), 1, "a's deadline has come, b's has not");
+    assert_eq!(w.books(), units((0, 1, 0, 1)));
+    w.now = w.now.plus_ms(100);
+    assert_eq!(w.expire(), 1);
+    assert_eq!(w.books(), units((0, 0, 0, 0)));
+}
+
+#[test]
+fn in_flight_purchases_answer_in_progress() {
+    let mut w = world(limits());
+    let Next::Run(mut saga) =
+        w.ledger.begin(Caller::Operator, request("x", 1), Mode::Reserve { timeout_ms: 500 }, w.now)
+    else {
+        panic!("a new purchase runs a saga")
+    };
+    assert_eq!(name(w.reserve("x", 1)), "PurchaseInProgress");
+    assert_eq!(name(w.commit("x")), "PurchaseInProgress");
+    let end = w.drive(&mut saga);
+    assert_eq!(name(w.ledger.finish(saga, end, w.now)), "Reserved");
+    assert_eq!(name(w.commit("x")), "Committed");
+}
+
+#[test]
+fn only_the_customer_or_the_operator_touches_a_purchase() {
+    let mut w = world(limits());
+    w.reserve("r", 1).unwrap();
+    let stranger = Caller::Uin(Uin(77));
+    let next = w.ledger.commit(stranger, id("r"), w.now);
+    assert_eq!(name(w.run(next)), "NotAuthorized");
+    let next = w.ledger.begin(stranger, request("r", 1), Mode::Reserve { timeout_ms: 500 }, w.now);
+    assert_eq!(name(w.run(next)), "NotAuthorized");
+    let next = w.ledger.cancel(Caller::Uin(C), id("r"), w.now);
+    assert_eq!(name(w.run(next)), "Cancelled");
+}
+
+#[test]
+fn open_reservations_are_bounded() {
+    let mut w = world(LedgerLimits { open_reservations_max: 2, ..limits() });
+    w.reserve("a", 1).unwrap();
+    w.reserve("b", 1).unwrap();
+    assert_eq!(name(w.reserve("c", 1)), "TooManyOpenReservations");
+    assert_eq!(w.books(), units((0, 2, 0, 2)));
+    w.cancel("a").unwrap();
+    assert_eq!(name(w.reserve("c", 1)), "Reserved");
+}
+
+#[test]
+fn resolved_ids_are_forgotten_after_the_window_or_beyond_capacity() {
+    let mut w = world(LedgerLimits { resolved_capacity: 3, ..limits() });
+    for index in 0..5 {
+        w.purchase(&format!("p{index}"), 1).unwrap();
+    }
+    // Eviction happens when a new purchase begins: at most capacity + the one in flight.
+    assert!(w.ledger.records_len() <= 4, "{} records", w.ledger.records_len());
+    assert_eq!(name(w.purchase("p4", 2)), "PurchaseIdConflict", "recent ids are remembered");
+    assert_eq!(name(w.purchase("p0", 2)), "Purchased", "the oldest were forgotten");
+
+    let mut w = world(limits());
+    w.purchase("old", 1).unwrap();
+    w.now = w.now.plus_ms(60_000);
+    w.expire();
+    assert_eq!(w.ledger.records_len(), 0, "forgotten after the retention window");
+}
