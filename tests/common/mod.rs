@@ -1,0 +1,96 @@
+//! Shared set-up for the integration tests: engines on every runtime with a manual clock, and
+//! a small hierarchy built through the public API.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use partner_credit::engine::{NewCustomer, NewPartner, PartnerKind};
+use partner_credit::{
+    Caller, Engine, EngineConfig, Error, ManualClock, Money, PurchaseId, PurchaseRequest, RuntimeKind,
+    Timestamp, Uin,
+};
+
+pub const OP: Caller = Caller::Operator;
+pub const START: Timestamp = Timestamp(1_767_225_600_000); // 2026-01-01T00:00:00Z
+
+pub fn m(text: &str) -> Money {
+    Money::parse(text).unwrap()
+}
+
+pub fn pid(text: &str) -> PurchaseId {
+    PurchaseId::new(text).unwrap()
+}
+
+pub fn request(id: &str, customer: Uin, amount: &str) -> PurchaseRequest {
+    PurchaseRequest::new(pid(id), customer, m(amount))
+}
+
+/// The name of the refusal a call ends with; panics on success or on a failure of the system.
+pub async fn refusal<T: std::fmt::Debug>(
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> &'static str {
+    refusal_of(call.await)
+}
+
+pub fn refusal_of<T: std::fmt::Debug>(result: Result<T, Error>) -> &'static str {
+    match result {
+        Err(Error::Rejected(rejection)) => rejection.name(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+pub fn engine(kind: RuntimeKind) -> (Engine, ManualClock) {
+    engine_with(kind, EngineConfig::default())
+}
+
+pub fn engine_with(kind: RuntimeKind, config: EngineConfig) -> (Engine, ManualClock) {
+    let clock = ManualClock::new(START);
+    let config = EngineConfig { runtime: kind, workers: 2, ..config };
+    (Engine::start_with_clock(config, Arc::new(clock.clone())), clock)
+}
+
+/// A distributor D with a second-level reseller S, a reseller R, a customer C of R and a
+/// customer CS of S.
+///
+/// D: line 1000, pool of 300 given to S; S gives 100 to CS. R: line 500, gives 200 to C.
+pub struct Tree {
+    pub d: Uin,
+    pub s: Uin,
+    pub r: Uin,
+    pub c: Uin,
+    pub cs: Uin,
+}
+
+pub async fn tree(engine: &Engine) -> Tree {
+    let partner = |uin| NewPartner { uin: Some(Uin(uin)), ..NewPartner::default() };
+    let d = engine.create_partner(OP, PartnerKind::Distributor, partner(1)).await.unwrap();
+    let s = engine
+        .create_partner(OP, PartnerKind::SecondLevelReseller, NewPartner { parent: Some(d), ..partner(2) })
+        .await
+        .unwrap();
+    let r = engine.create_partner(OP, PartnerKind::Reseller, partner(3)).await.unwrap();
+    let customer = |uin, parent| NewCustomer {
+        uin: Some(Uin(uin)),
+        parent,
+        name: Some(format!("customer-{uin}")),
+        email: Some(format!("c{uin}@example.com")),
+    };
+    let c = engine.create_customer(OP, customer(10, r)).await.unwrap();
+    let cs = engine.create_customer(OP, customer(11, s)).await.unwrap();
+    engine.grant_credit(OP, d, m("1000")).await.unwrap();
+    engine.grant_credit(OP, r, m("500")).await.unwrap();
+    engine.allocate_credit_pool(Caller::Uin(d), s, m("300")).await.unwrap();
+    engine.allocate_customer_credit(Caller::Uin(s), cs, m("100"), None).await.unwrap();
+    engine.allocate_customer_credit(Caller::Uin(r), c, m("200"), Some("first".into())).await.unwrap();
+    Tree { d, s, r, c, cs }
+}
+
+/// Available credit as the upstream `RemainingCredit` reads it.
+pub async fn available(engine: &Engine, uin: Uin) -> Money {
+    engine.account(OP, uin).await.unwrap().available()
+}
+
+pub async fn assert_books_balance(engine: &Engine) {
+    let audit = engine.audit().await.unwrap();
+    assert!(audit.ok(), "the books do not balance: {:#?}", audit.violations);
+}
