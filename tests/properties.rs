@@ -11,6 +11,7 @@
 //!   could have been there;
 //! - the audit holds: nothing negative, customers' used equals partners' used, what partners
 //!   allocated equals what their children hold.
+//!
 //! At the end every open reservation expires and nothing stays reserved.
 //!
 //! Shrunk failures are kept in proptest-regressions/properties.txt and replayed first.

@@ -1,0 +1,63 @@
+//! Criterion benches through the engine API: one uncontended purchase (latency) and a batch
+//! of 64, on every runtime. Set-up (the world, the engine) stays out of the timed loop.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use partner_credit::{
+    Caller, Engine, EngineConfig, Money, PurchaseId, PurchaseRequest, RuntimeKind, Uin, World, WorldSpec,
+};
+
+/// Large enough that no customer runs out during a bench.
+fn world() -> World {
+    World::generate(&WorldSpec {
+        customers: 10_000,
+        customer_credit: Money::from_units(1_000_000_000),
+        ..WorldSpec::default()
+    })
+}
+
+fn engine(runtime: &tokio::runtime::Runtime, kind: RuntimeKind) -> (Arc<Engine>, Vec<Uin>) {
+    let engine = Arc::new(Engine::start(EngineConfig { runtime: kind, ..EngineConfig::default() }));
+    let world = world();
+    runtime.block_on(engine.import(Caller::Operator, &world)).expect("import");
+    (engine, world.customer_uins())
+}
+
+fn request(counter: &AtomicU64, customers: &[Uin]) -> PurchaseRequest {
+    let sequence = counter.fetch_add(1, Ordering::Relaxed);
+    let id = PurchaseId::new(&format!("bench-{sequence}")).expect("valid id");
+    PurchaseRequest::new(id, customers[(sequence as usize * 7919) % customers.len()], Money::from_cents(1))
+}
+
+fn purchases(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let mut group = c.benchmark_group("purchase");
+    for kind in RuntimeKind::ALL {
+        let (engine, customers) = engine(&runtime, kind);
+        let counter = AtomicU64::new(0);
+        group.bench_function(BenchmarkId::new("single", kind.name()), |b| {
+            b.to_async(&runtime).iter(|| {
+                let request = request(&counter, &customers);
+                let engine = &engine;
+                async move { engine.purchase(Caller::Operator, request).await.expect("purchase") }
+            })
+        });
+        group.bench_function(BenchmarkId::new("batch-64", kind.name()), |b| {
+            b.to_async(&runtime).iter_batched(
+                || (0..64).map(|_| request(&counter, &customers)).collect::<Vec<_>>(),
+                |requests| {
+                    let engine = &engine;
+                    async move { engine.purchase_batch(Caller::Operator, requests).await.expect("batch") }
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        engine.shutdown();
+    }
+    group.finish();
+}
+
+criterion_group!(benches, purchases);
+criterion_main!(benches);
