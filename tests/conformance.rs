@@ -37,6 +37,7 @@ conformance!(
     batches,
     every_rejection_has_a_case,
     import_and_uin_assignment,
+    concurrent_creation_of_one_uin,
 );
 
 async fn set_up_and_queries(kind: RuntimeKind) {
@@ -455,4 +456,34 @@ async fn import_and_uin_assignment(kind: RuntimeKind) {
     let view = engine.account(OP, fresh).await.unwrap();
     assert!(matches!(view.role, Role::Reseller { .. }));
     assert_books_balance(&engine).await;
+}
+
+/// Many concurrent creations of one UIN: exactly one wins, and the parent lists it once.
+async fn concurrent_creation_of_one_uin(kind: RuntimeKind) {
+    let (engine, _clock) = engine(kind);
+    let t = tree(&engine).await;
+    let engine = std::sync::Arc::new(engine);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let engine = engine.clone();
+            let parent = t.r;
+            tokio::spawn(async move {
+                let customer = NewCustomer { uin: Some(Uin(500)), parent, name: None, email: None };
+                engine.create_customer(OP, customer).await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(uin) => {
+                assert_eq!(uin, Uin(500));
+                created += 1;
+            }
+            Err(error) => assert_eq!(refusal_of::<()>(Err(error)), "UinTaken"),
+        }
+    }
+    assert_eq!(created, 1);
+    let direct = engine.query_direct_customers_credit(OP, t.r).await.unwrap();
+    assert_eq!(direct.iter().filter(|row| row.uin == Uin(500)).count(), 1);
 }

@@ -459,7 +459,11 @@ impl Account {
                 Ok(Reply::Adopted { charged })
             }
             Command::DisownChild { child } => {
-                self.children.retain(|existing| *existing != child);
+                // One occurrence only: a concurrent creation of the same UIN that won the
+                // race has its own entry, which must stay.
+                if let Some(position) = self.children.iter().rposition(|existing| *existing == child) {
+                    self.children.remove(position);
+                }
                 Ok(Reply::Done)
             }
             Command::SetRemark { caller, remark } => {

@@ -218,3 +218,13 @@ fn history_is_newest_first_and_bounded() {
     }
     assert_eq!(account.history.len(), Account::HISTORY_MAX);
 }
+
+#[test]
+fn disowning_removes_one_adoption() {
+    let mut account = reseller();
+    for _ in 0..2 {
+        account.handle(Command::AdoptChild { child: Uin(50), child_kind: AccountKind::Customer }).unwrap();
+    }
+    account.handle(Command::DisownChild { child: Uin(50) }).unwrap();
+    assert_eq!(account.children, vec![Uin(50)]);
+}
