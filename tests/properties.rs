@@ -79,10 +79,18 @@ enum Op {
     Advance {
         ms: i64,
     },
+    /// Creates a customer under one of the resellers or second-level resellers.
+    CreateCustomer {
+        parent: usize,
+    },
 }
 
+/// The partners customers can be created under.
+const PARENTS: [Uin; 4] = [Uin(4), Uin(5), Uin(2), Uin(3)];
+
 fn op() -> impl Strategy<Value = Op> {
-    let customer = 0..CUSTOMERS.len();
+    // Indexes into the customers that exist when the batch starts, modulo their number.
+    let customer = 0..64usize;
     prop_oneof![
         1 => (0..CHARGEABLE.len(), -20_000i64..40_000).prop_map(|(partner, cents)| Op::Grant { partner, cents }),
         1 => (customer.clone(), -8_000i64..15_000).prop_map(|(customer, cents)| Op::Allocate { customer, cents }),
@@ -92,6 +100,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (customer, 1i64..6_000, 1i64..3_000).prop_map(|(customer, cents, timeout_ms)| Op::Reserve { customer, cents, timeout_ms }),
         2 => (0usize..64).prop_map(|reservation| Op::Commit { reservation }),
         1 => (0usize..64).prop_map(|reservation| Op::Cancel { reservation }),
+        1 => (0..PARENTS.len()).prop_map(|parent| Op::CreateCustomer { parent }),
         1 => (1i64..2_000).prop_map(|ms| Op::Advance { ms }),
     ]
 }
@@ -121,6 +130,7 @@ enum ReservationState {
 struct Reservation {
     id: String,
     customer: Uin,
+    charged: Uin,
     amount: Money,
     deadline: i64,
     state: ReservationState,
@@ -140,15 +150,13 @@ struct Model {
     /// so either value is right, and the model adopts the engine's.
     suspension_raced: Vec<Uin>,
     reservations: Vec<Reservation>,
+    /// Every customer with its parent, in creation order; operations pick one by index.
+    customer_list: Vec<(Uin, Uin)>,
     now: i64,
 }
 
-fn parent_of(customer: Uin) -> Uin {
-    CUSTOMERS.iter().find(|(uin, _)| *uin == customer).unwrap().1
-}
-
-fn charged_of(customer: Uin) -> Uin {
-    let parent = parent_of(customer);
+/// The partner a customer of `parent` is charged through.
+fn charged_of(parent: Uin) -> Uin {
     if SUB_AGENTS.contains(&parent) {
         D
     } else {
@@ -157,6 +165,11 @@ fn charged_of(customer: Uin) -> Uin {
 }
 
 impl Model {
+    /// The customer an operation's index names, and its parent.
+    fn customer(&self, index: usize) -> (Uin, Uin) {
+        self.customer_list[index % self.customer_list.len()]
+    }
+
     fn value(&self, resource: Resource) -> Money {
         match resource {
             Resource::CustomerAvailable(uin) => {
@@ -204,7 +217,7 @@ fn needs(op: &Op, model: &Model) -> Needs {
             }
         }
         Op::Allocate { customer, cents } => {
-            let (uin, parent) = CUSTOMERS[customer];
+            let (uin, parent) = model.customer(customer);
             if cents > 0 {
                 result.needs.push((Allocable(parent), money(cents), "OverAllocable"));
                 result.gives.push((CustomerAvailable(uin), money(cents)));
@@ -224,9 +237,13 @@ fn needs(op: &Op, model: &Model) -> Needs {
             }
         }
         Op::Purchase { customer, cents } | Op::Reserve { customer, cents, .. } => {
-            let uin = CUSTOMERS[customer].0;
+            let (uin, parent) = model.customer(customer);
             result.needs.push((CustomerAvailable(uin), money(cents), "InsufficientCustomerCredit"));
-            result.needs.push((PartnerAvailable(charged_of(uin)), money(cents), "InsufficientPartnerCredit"));
+            result.needs.push((
+                PartnerAvailable(charged_of(parent)),
+                money(cents),
+                "InsufficientPartnerCredit",
+            ));
             // A hold undone after the partner refused gives the customer's credit back.
             result.gives.push((CustomerAvailable(uin), money(cents)));
         }
@@ -240,7 +257,7 @@ fn needs(op: &Op, model: &Model) -> Needs {
                 }
             }
         }
-        Op::Suspend { .. } | Op::Advance { .. } => {}
+        Op::Suspend { .. } | Op::CreateCustomer { .. } | Op::Advance { .. } => {}
     }
     result
 }
@@ -270,9 +287,10 @@ async fn set_up(engine: &Engine) -> Model {
     for uin in SUB_AGENTS {
         model.pools.insert(uin, [Money::ZERO; 2]);
     }
-    for (uin, _) in CUSTOMERS {
+    for (uin, parent) in CUSTOMERS {
         model.customers.insert(uin, [Money::ZERO; 3]);
         model.suspended.insert(uin, false);
+        model.customer_list.push((uin, parent));
     }
     model
 }
@@ -282,6 +300,7 @@ async fn set_up(engine: &Engine) -> Model {
 async fn run(
     engine: Arc<Engine>,
     op: Op,
+    target: (Uin, Uin),
     reservation_id: Option<String>,
     batch: usize,
     index: usize,
@@ -297,8 +316,8 @@ async fn run(
         Op::Grant { partner, cents } => {
             name(engine.grant_credit(OP, CHARGEABLE[partner], money(cents)).await.map(drop))
         }
-        Op::Allocate { customer, cents } => {
-            let (uin, parent) = CUSTOMERS[customer];
+        Op::Allocate { cents, .. } => {
+            let (uin, parent) = target;
             name(
                 engine.allocate_customer_credit(Caller::Uin(parent), uin, money(cents), None).await.map(drop),
             )
@@ -306,12 +325,12 @@ async fn run(
         Op::AllocatePool { sub_agent, cents } => name(
             engine.allocate_credit_pool(Caller::Uin(D), SUB_AGENTS[sub_agent], money(cents)).await.map(drop),
         ),
-        Op::Suspend { customer, suspended } => {
-            let (uin, parent) = CUSTOMERS[customer];
+        Op::Suspend { suspended, .. } => {
+            let (uin, parent) = target;
             name(engine.set_suspension(Caller::Uin(parent), uin, suspended).await)
         }
-        Op::Purchase { customer, cents } => {
-            let uin = CUSTOMERS[customer].0;
+        Op::Purchase { cents, .. } => {
+            let uin = target.0;
             name(
                 engine
                     .purchase(Caller::Uin(uin), request(&id, uin, &money(cents).to_string()))
@@ -319,8 +338,8 @@ async fn run(
                     .map(drop),
             )
         }
-        Op::Reserve { customer, cents, timeout_ms } => {
-            let uin = CUSTOMERS[customer].0;
+        Op::Reserve { cents, timeout_ms, .. } => {
+            let uin = target.0;
             let result =
                 engine.reserve(OP, request(&id, uin, &money(cents).to_string()), Some(timeout_ms)).await;
             if let Ok(receipt) = &result {
@@ -333,6 +352,15 @@ async fn run(
             Some(id) if matches!(op, Op::Commit { .. }) => name(engine.commit(OP, pid(&id)).await),
             Some(id) => name(engine.cancel(OP, pid(&id)).await),
         },
+        Op::CreateCustomer { parent } => {
+            let customer = NewCustomer {
+                uin: Some(new_customer_uin(batch, index)),
+                parent: PARENTS[parent],
+                name: None,
+                email: None,
+            };
+            name(engine.create_customer(OP, customer).await.map(drop))
+        }
         Op::Advance { .. } => unreachable!("advances run alone"),
     };
     (op, outcome, deadline, id)
@@ -361,6 +389,10 @@ fn check_case(kind: RuntimeKind, batches: Vec<Vec<Op>>) -> Result<(), TestCaseEr
     })
 }
 
+fn new_customer_uin(batch: usize, index: usize) -> Uin {
+    Uin(1_000 + (batch * 10 + index) as u64)
+}
+
 async fn advance(engine: &Engine, clock: &ManualClock, model: &mut Model, ms: i64) {
     clock.advance_ms(ms);
     model.now += ms;
@@ -379,7 +411,7 @@ fn release(
     reservation: &Reservation,
 ) {
     customers.get_mut(&reservation.customer).unwrap()[2] -= reservation.amount;
-    partners.get_mut(&charged_of(reservation.customer)).unwrap()[3] -= reservation.amount;
+    partners.get_mut(&reservation.charged).unwrap()[3] -= reservation.amount;
 }
 
 async fn run_batch(
@@ -399,7 +431,14 @@ async fn run_batch(
                 }
                 _ => None,
             };
-            tokio::spawn(run(engine.clone(), op, reservation_id, batch_index, index))
+            let target = match op {
+                Op::Allocate { customer, .. }
+                | Op::Suspend { customer, .. }
+                | Op::Purchase { customer, .. }
+                | Op::Reserve { customer, .. } => model.customer(customer),
+                _ => (Uin(0), Uin(0)),
+            };
+            tokio::spawn(run(engine.clone(), op, target, reservation_id, batch_index, index))
         })
         .collect();
     let mut results = Vec::new();
@@ -409,7 +448,7 @@ async fn run_batch(
     let toggled: Vec<Uin> = results
         .iter()
         .filter_map(|(op, ..)| match op {
-            Op::Suspend { customer, .. } => Some(CUSTOMERS[*customer].0),
+            Op::Suspend { customer, .. } => Some(model.customer(*customer).0),
             _ => None,
         })
         .collect();
@@ -443,7 +482,7 @@ async fn run_batch(
         } else {
             let expected = match op {
                 Op::Purchase { customer, .. } | Op::Reserve { customer, .. } => {
-                    let uin = CUSTOMERS[*customer].0;
+                    let uin = start.customer(*customer).0;
                     outcome == "Suspended" && (start.suspended[&uin] || toggled.contains(&uin))
                 }
                 Op::Commit { reservation } | Op::Cancel { reservation } => {
@@ -474,7 +513,7 @@ async fn run_batch(
     let mut set_to: HashMap<Uin, Vec<bool>> = HashMap::new();
     for (op, outcome, ..) in &results {
         if let (Op::Suspend { customer, suspended }, "Ok") = (op, outcome.as_str()) {
-            set_to.entry(CUSTOMERS[*customer].0).or_default().push(*suspended);
+            set_to.entry(model.customer(*customer).0).or_default().push(*suspended);
         }
     }
     model.suspension_raced = set_to
@@ -483,21 +522,35 @@ async fn run_batch(
         .map(|(uin, _)| uin)
         .collect();
     // Apply every acknowledged operation to the model.
-    for (op, outcome, deadline, id) in results {
+    for (index, (op, outcome, deadline, id)) in results.into_iter().enumerate() {
         if outcome == "Ok" {
-            apply(model, &op, deadline, id)?;
+            let target = match op {
+                Op::Allocate { customer, .. }
+                | Op::Suspend { customer, .. }
+                | Op::Purchase { customer, .. }
+                | Op::Reserve { customer, .. } => start.customer(customer),
+                Op::CreateCustomer { parent } => (new_customer_uin(batch_index, index), PARENTS[parent]),
+                _ => (Uin(0), Uin(0)),
+            };
+            apply(model, &op, target, deadline, id)?;
         }
     }
     Ok(())
 }
 
-fn apply(model: &mut Model, op: &Op, deadline: Option<i64>, id: String) -> Result<(), TestCaseError> {
+fn apply(
+    model: &mut Model,
+    op: &Op,
+    target: (Uin, Uin),
+    deadline: Option<i64>,
+    id: String,
+) -> Result<(), TestCaseError> {
+    let (uin, parent) = target;
     match *op {
         Op::Grant { partner, cents } => {
             model.partners.get_mut(&CHARGEABLE[partner]).unwrap()[0] += money(cents)
         }
-        Op::Allocate { customer, cents } => {
-            let (uin, parent) = CUSTOMERS[customer];
+        Op::Allocate { cents, .. } => {
             model.customers.get_mut(&uin).unwrap()[0] += money(cents);
             match model.partners.get_mut(&parent) {
                 Some(counters) => counters[1] += money(cents),
@@ -508,22 +561,26 @@ fn apply(model: &mut Model, op: &Op, deadline: Option<i64>, id: String) -> Resul
             model.pools.get_mut(&SUB_AGENTS[sub_agent]).unwrap()[0] += money(cents);
             model.partners.get_mut(&D).unwrap()[1] += money(cents);
         }
-        Op::Suspend { customer, suspended } => {
-            model.suspended.insert(CUSTOMERS[customer].0, suspended);
+        Op::Suspend { suspended, .. } => {
+            model.suspended.insert(uin, suspended);
         }
-        Op::Purchase { customer, cents } => {
-            let uin = CUSTOMERS[customer].0;
+        Op::CreateCustomer { .. } => {
+            model.customers.insert(uin, [Money::ZERO; 3]);
+            model.suspended.insert(uin, false);
+            model.customer_list.push((uin, parent));
+        }
+        Op::Purchase { cents, .. } => {
             model.customers.get_mut(&uin).unwrap()[1] += money(cents);
-            model.partners.get_mut(&charged_of(uin)).unwrap()[2] += money(cents);
+            model.partners.get_mut(&charged_of(parent)).unwrap()[2] += money(cents);
         }
-        Op::Reserve { customer, cents, .. } => {
-            let uin = CUSTOMERS[customer].0;
+        Op::Reserve { cents, .. } => {
             model.customers.get_mut(&uin).unwrap()[2] += money(cents);
-            model.partners.get_mut(&charged_of(uin)).unwrap()[3] += money(cents);
+            model.partners.get_mut(&charged_of(parent)).unwrap()[3] += money(cents);
             let deadline = deadline.expect("a reservation has a deadline");
             model.reservations.push(Reservation {
                 id,
                 customer: uin,
+                charged: charged_of(parent),
                 amount: money(cents),
                 deadline,
                 state: ReservationState::Open,
@@ -537,7 +594,7 @@ fn apply(model: &mut Model, op: &Op, deadline: Option<i64>, id: String) -> Resul
                     let customer = model.customers.get_mut(&entry.customer).unwrap();
                     customer[2] -= entry.amount;
                     customer[1] += entry.amount;
-                    let partner = model.partners.get_mut(&charged_of(entry.customer)).unwrap();
+                    let partner = model.partners.get_mut(&entry.charged).unwrap();
                     partner[3] -= entry.amount;
                     partner[2] += entry.amount;
                     model.reservations[reservation].state = ReservationState::Committed;
