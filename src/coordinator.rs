@@ -163,6 +163,11 @@ impl Ledger {
             product_code: request.product_code,
             mode,
         };
+        // Authorize before anything is recorded, so that nobody can claim another customer's
+        // purchase id with a refused request.
+        if !(caller == Caller::Operator || caller.is(content.customer)) {
+            return Next::Answer(Err(not_authorized(caller, content.customer)));
+        }
         if let Some(record) = self.records.get(&request.id) {
             if !(caller == Caller::Operator || caller.is(record.content.customer)) {
                 return Next::Answer(Err(not_authorized(caller, record.content.customer)));

@@ -177,7 +177,8 @@ pub const PAGE_SIZE_MAX: usize = 1000;
 pub const UIN_LIST_MAX: usize = 50;
 
 pub struct Engine {
-    runtime: Runtime,
+    /// Shared with the tasks that run multi-step operations to their end.
+    runtime: Arc<Runtime>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     /// The next UIN to try when a creation names none.
@@ -202,7 +203,7 @@ impl Engine {
             },
             expiry_sweep_interval_ms: config.expiry_sweep_interval_ms,
         };
-        let runtime = Runtime::start(config.runtime, settings, clock.clone());
+        let runtime = Arc::new(Runtime::start(config.runtime, settings, clock.clone()));
         Engine { runtime, clock, config, next_uin: AtomicU64::new(100_000_000_001) }
     }
 
@@ -220,7 +221,7 @@ impl Engine {
     }
 
     async fn call(&self, uin: Uin, command: Command) -> EngineResult<Reply> {
-        Ok(self.runtime.call(uin, command).await??)
+        call(&self.runtime, uin, command).await
     }
 
     // ----- set-up (operator only) -----
@@ -284,21 +285,29 @@ impl Engine {
             Some(uin) => uin,
             None => self.fresh_uin(),
         };
-        if let Some((parent, child_kind)) = parent {
-            let reply = self.call(parent, Command::AdoptChild { child: uin, child_kind }).await?;
-            if let (Reply::Adopted { charged }, Role::Customer { charged: slot, .. }) = (reply, &mut role) {
-                *slot = charged;
+        let runtime = self.runtime.clone();
+        let created = self.clock.now();
+        // Adopt, then spawn (or disown): run to the end even if the caller stops waiting, so
+        // no parent is left listing a child that was never created.
+        run_to_end(async move {
+            if let Some((parent, child_kind)) = parent {
+                let reply = call(&runtime, parent, Command::AdoptChild { child: uin, child_kind }).await?;
+                if let (Reply::Adopted { charged }, Role::Customer { charged: slot, .. }) = (reply, &mut role)
+                {
+                    *slot = charged;
+                }
             }
-        }
-        let mut account = Account::new(uin, role, self.clock.now());
-        account.profile = profile;
-        if let Err(rejection) = self.runtime.spawn(vec![account]).await? {
-            if let Some((parent, _)) = parent {
-                self.call(parent, Command::DisownChild { child: uin }).await?;
+            let mut account = Account::new(uin, role, created);
+            account.profile = profile;
+            if let Err(rejection) = runtime.spawn(vec![account]).await? {
+                if let Some((parent, _)) = parent {
+                    call(&runtime, parent, Command::DisownChild { child: uin }).await?;
+                }
+                return Err(rejection.into());
             }
-            return Err(rejection.into());
-        }
-        Ok(uin)
+            Ok(uin)
+        })
+        .await
     }
 
     fn fresh_uin(&self) -> Uin {
@@ -373,19 +382,25 @@ impl Engine {
         remark: Option<String>,
     ) -> EngineResult<CreditLine> {
         let record = self.record_info(caller, remark);
-        let open = Command::OpenAllocation { caller, receiver: kind, delta, record: record.clone() };
-        let Reply::AllocationOpened { giver, applied } = self.call(receiver, open).await? else {
-            return Err(Failure::Internal("OpenAllocation answered something else".into()).into());
-        };
-        if let Some(applied) = applied {
-            self.call(giver, Command::ReturnAllocable { amount: delta.abs() }).await?;
-            return Ok(applied);
-        }
-        self.call(giver, Command::TakeAllocable { amount: delta }).await?;
-        match self.call(receiver, Command::CloseAllocation { delta, record }).await? {
-            Reply::Credit(line) => Ok(line),
-            other => unexpected(other),
-        }
+        let runtime = self.runtime.clone();
+        // Run to the end even if the caller stops waiting: a half-done allocation would have
+        // taken credit from one side without giving it to the other.
+        run_to_end(async move {
+            let open = Command::OpenAllocation { caller, receiver: kind, delta, record: record.clone() };
+            let Reply::AllocationOpened { giver, applied } = call(&runtime, receiver, open).await? else {
+                return Err(Failure::Internal("OpenAllocation answered something else".into()).into());
+            };
+            if let Some(applied) = applied {
+                call(&runtime, giver, Command::ReturnAllocable { amount: delta.abs() }).await?;
+                return Ok(applied);
+            }
+            call(&runtime, giver, Command::TakeAllocable { amount: delta }).await?;
+            match call(&runtime, receiver, Command::CloseAllocation { delta, record }).await? {
+                Reply::Credit(line) => Ok(line),
+                other => unexpected(other),
+            }
+        })
+        .await
     }
 
     // ----- suspension -----
@@ -517,6 +532,21 @@ impl Engine {
         }
     }
 
+    /// The children of a partner. A child listed but not yet created (its creation is in
+    /// progress) is left out, and so is anything whose parent is not this partner.
+    async fn children_views(&self, partner: Uin) -> EngineResult<Vec<AccountView>> {
+        let children = self.children(partner).await?;
+        let mut views = Vec::with_capacity(children.len());
+        for result in join_all(children.iter().map(|uin| self.snapshot(*uin))).await {
+            match result {
+                Ok(view) if view.parent() == Some(partner) => views.push(view),
+                Ok(_) | Err(Error::Rejected(Rejection::UnknownUin(_))) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(views)
+    }
+
     async fn snapshots(&self, uins: &[Uin]) -> EngineResult<Vec<AccountView>> {
         join_all(uins.iter().map(|uin| self.snapshot(*uin))).await.into_iter().collect()
     }
@@ -538,7 +568,7 @@ impl Engine {
             Role::SecondLevelReseller { pool, .. } => (pool.total, pool.allocated, pool.remaining()),
             Role::Customer { .. } => return Err(wrong_kind(partner, KindRequired::Partner)),
         };
-        let customers = self.snapshots(&self.children(partner).await?).await?;
+        let customers = self.children_views(partner).await?;
         let customers = customers.iter().filter(|view| view.kind() == AccountKind::Customer);
         let (customer_total, customer_remaining) = customers
             .fold((Money::ZERO, Money::ZERO), |(total, remaining), view| {
@@ -622,7 +652,7 @@ impl Engine {
         if view.kind() == AccountKind::Customer {
             return Err(wrong_kind(partner, KindRequired::Partner));
         }
-        let mut children = self.snapshots(&self.children(partner).await?).await?;
+        let mut children = self.children_views(partner).await?;
         children.retain(|child| child.kind() == AccountKind::Customer);
         Ok(children)
     }
@@ -672,6 +702,23 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.runtime.shutdown();
+    }
+}
+
+async fn call(runtime: &Runtime, uin: Uin, command: Command) -> EngineResult<Reply> {
+    Ok(runtime.call(uin, command).await??)
+}
+
+/// Runs a multi-step operation on its own task, so that it finishes even if the caller's
+/// future is dropped (a timeout, a closed connection).
+async fn run_to_end<T: Send + 'static>(
+    steps: impl std::future::Future<Output = EngineResult<T>> + Send + 'static,
+) -> EngineResult<T> {
+    match tokio::spawn(steps).await {
+        Ok(result) => result,
+        Err(error) => {
+            Err(Failure::Internal(format!("a multi-step operation did not finish: {error}")).into())
+        }
     }
 }
 

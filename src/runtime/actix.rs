@@ -182,6 +182,8 @@ pub struct ActixRuntime {
     arbiters: Vec<ArbiterHandle>,
     coordinators: Vec<Addr<CoordinatorActor>>,
     mailbox_capacity: usize,
+    /// Serializes account creation (see `spawn`).
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl ActixRuntime {
@@ -226,6 +228,7 @@ impl ActixRuntime {
             arbiters,
             coordinators,
             mailbox_capacity: settings.mailbox_capacity.max(1),
+            creating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -284,11 +287,17 @@ impl ActixRuntime {
     }
 
     /// Starts one actor per account, in one closure per worker, and registers them all, or
-    /// none if a UIN is taken.
+    /// none if a UIN is taken (or appears twice).
     pub async fn spawn(&self, accounts: Vec<Account>) -> Result<Result<(), Rejection>, Failure> {
-        if let Some(taken) = accounts.iter().find(|account| self.registry.accounts.contains_key(&account.uin))
-        {
-            return Ok(Err(Rejection::UinTaken(taken.uin)));
+        // Creations run one at a time, and check every UIN before any actor is registered, so
+        // a creation never has to roll back accounts that others could already have used.
+        // An async lock: the creation awaits the workers while holding it.
+        let _creating = self.creating.lock().await;
+        let mut seen = std::collections::HashSet::with_capacity(accounts.len());
+        for account in &accounts {
+            if self.registry.accounts.contains_key(&account.uin) || !seen.insert(account.uin) {
+                return Ok(Err(Rejection::UinTaken(account.uin)));
+            }
         }
         let worker_count = self.arbiters.len();
         let mut per_worker: Vec<Vec<Account>> = (0..worker_count).map(|_| Vec::new()).collect();
@@ -317,30 +326,12 @@ impl ActixRuntime {
             }
             started.push(receiver);
         }
-        let mut inserted = Vec::new();
-        let mut conflict = None;
         for receiver in started {
             let addresses = receiver.await.map_err(|_| Failure::Stopped)?;
             for (uin, address) in addresses {
-                if conflict.is_some() {
-                    continue;
-                }
-                match self.registry.accounts.entry(uin) {
-                    dashmap::Entry::Occupied(_) => conflict = Some(uin),
-                    dashmap::Entry::Vacant(vacant) => {
-                        vacant.insert(address);
-                        inserted.push(uin);
-                    }
-                }
+                let previous = self.registry.accounts.insert(uin, address);
+                assert!(previous.is_none(), "UIN {uin} was registered while creations were locked");
             }
-        }
-        if let Some(uin) = conflict {
-            // Another creation won the race for this UIN: undo ours. Dropping the last
-            // address stops the actors we started.
-            for uin in inserted {
-                self.registry.accounts.remove(&uin);
-            }
-            return Ok(Err(Rejection::UinTaken(uin)));
         }
         Ok(Ok(()))
     }
