@@ -121,6 +121,9 @@ struct Record {
     state: State,
     /// The answer to the request that created the record, repeated to identical requests.
     first: Option<Result<Outcome, Rejection>>,
+    /// A commit or release saga is applying the record's final state: requests for it wait
+    /// (`PurchaseInProgress`) so that no answer runs ahead of the books.
+    settling: bool,
 }
 
 /// What a runtime does next for a request.
@@ -199,7 +202,8 @@ impl Ledger {
         if matches!(mode, Mode::Reserve { .. }) {
             self.open_reservations += 1;
         }
-        self.records.insert(request.id, Record { content, state: State::InFlight, first: None });
+        self.records
+            .insert(request.id, Record { content, state: State::InFlight, first: None, settling: false });
         Next::Run(saga)
     }
 
@@ -224,6 +228,9 @@ impl Ledger {
         if record.content.mode == Mode::OneShot {
             return Next::Answer(Err(Rejection::NotAReservation(id)));
         }
+        if record.settling {
+            return Next::Answer(Err(Rejection::PurchaseInProgress(id)));
+        }
         let answer = match (&record.state, commit) {
             (State::InFlight, _) => Err(Rejection::PurchaseInProgress(id.clone())),
             (State::Reserved { charged, deadline }, _) => {
@@ -237,6 +244,7 @@ impl Ledger {
                     (SagaKind::Release(None), State::Cancelled)
                 };
                 record.state = state;
+                record.settling = true;
                 self.deadlines.remove(&(deadline, id.clone()));
                 self.open_reservations -= 1;
                 self.resolved.push_back((now, id.clone()));
@@ -259,6 +267,12 @@ impl Ledger {
     /// Records the end of a saga and gives the answer for the request that started it.
     pub fn finish(&mut self, saga: Saga, end: SagaEnd, now: Timestamp) -> Result<Outcome, Rejection> {
         let id = saga.id;
+        if end == SagaEnd::Settled {
+            // The record may have been forgotten meanwhile (capacity); then nobody waits.
+            if let Some(record) = self.records.get_mut(&id) {
+                record.settling = false;
+            }
+        }
         match (saga.kind, end) {
             (SagaKind::OneShot | SagaKind::Reserve, SagaEnd::Refused(rejection)) => {
                 let record = self.records.get_mut(&id).expect("in-flight record");
@@ -317,6 +331,7 @@ impl Ledger {
                 unreachable!("only reserved records have deadlines")
             };
             record.state = State::Expired;
+            record.settling = true;
             self.open_reservations -= 1;
             self.resolved.push_back((now, id.clone()));
             let customer = record.content.customer;

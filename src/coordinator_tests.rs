@@ -279,3 +279,19 @@ fn resolved_ids_are_forgotten_after_the_window_or_beyond_capacity() {
     w.expire();
     assert_eq!(w.ledger.records_len(), 0, "forgotten after the retention window");
 }
+
+#[test]
+fn repeats_wait_until_a_commit_is_applied() {
+    let mut w = world(limits());
+    w.reserve("r", 5).unwrap();
+    let Next::Run(mut saga) = w.ledger.commit(Caller::Operator, id("r"), w.now) else {
+        panic!("a commit runs a saga")
+    };
+    assert_eq!(name(w.commit("r")), "PurchaseInProgress", "the books do not show the commit yet");
+    assert_eq!(name(w.cancel("r")), "PurchaseInProgress");
+    let end = w.drive(&mut saga);
+    assert_eq!(name(w.ledger.finish(saga, end, w.now)), "Committed");
+    assert_eq!(w.books(), units((5, 0, 5, 0)));
+    assert_eq!(name(w.commit("r")), "Committed");
+    assert_eq!(name(w.cancel("r")), "AlreadyCommitted");
+}

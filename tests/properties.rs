@@ -491,7 +491,13 @@ async fn run_batch(
                         continue;
                     };
                     let commit = matches!(op, Op::Commit { .. });
+                    let contested = results.iter().enumerate().any(|(other, (other_op, ..))| {
+                        other != index
+                            && matches!(other_op, Op::Commit { reservation: r } | Op::Cancel { reservation: r } if r == reservation)
+                    });
                     match (state, outcome.as_str()) {
+                        // Another request for the same reservation was settling it.
+                        (_, "PurchaseInProgress") => contested,
                         (ReservationState::Expired, "ReservationExpired") => true,
                         (ReservationState::Committed, "AlreadyCommitted") => !commit,
                         (ReservationState::Cancelled, "AlreadyCancelled") => commit,
