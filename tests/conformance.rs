@@ -16,6 +16,11 @@ macro_rules! conformance {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sharded() {
+                    super::$name(partner_credit::RuntimeKind::Sharded).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn actix() {
                     super::$name(partner_credit::RuntimeKind::Actix).await;
                 }

@@ -70,3 +70,8 @@ async fn hot_reseller(kind: RuntimeKind) {
 async fn hot_reseller_actix() {
     hot_reseller(RuntimeKind::Actix).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reseller_sharded() {
+    hot_reseller(RuntimeKind::Sharded).await;
+}

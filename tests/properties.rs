@@ -659,6 +659,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
+    fn sharded_matches_the_model(batches in batches()) {
+        check_case(RuntimeKind::Sharded, batches)?;
+    }
+
+    #[test]
     fn actix_matches_the_model(batches in batches()) {
         check_case(RuntimeKind::Actix, batches)?;
     }

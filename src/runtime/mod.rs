@@ -10,6 +10,8 @@
 //! holds none.
 
 pub mod actix;
+pub mod sharded;
+mod slots;
 
 use std::sync::Arc;
 
@@ -20,16 +22,19 @@ use crate::domain::{Account, Caller, Command, PurchaseId, Rejection, Reply, Uin}
 /// The runtimes the engine can run on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RuntimeKind {
-    /// One actix actor per UIN, one coordinator actor per worker thread.
+    /// One executor thread per core owning the actors of its shard; batched messages.
     #[default]
+    Sharded,
+    /// One actix actor per UIN, one coordinator actor per worker thread (the reference).
     Actix,
 }
 
 impl RuntimeKind {
-    pub const ALL: [RuntimeKind; 1] = [RuntimeKind::Actix];
+    pub const ALL: [RuntimeKind; 2] = [RuntimeKind::Sharded, RuntimeKind::Actix];
 
     pub fn name(self) -> &'static str {
         match self {
+            RuntimeKind::Sharded => "sharded",
             RuntimeKind::Actix => "actix",
         }
     }
@@ -39,8 +44,9 @@ impl std::str::FromStr for RuntimeKind {
     type Err = String;
     fn from_str(text: &str) -> Result<RuntimeKind, String> {
         match text {
+            "sharded" => Ok(RuntimeKind::Sharded),
             "actix" => Ok(RuntimeKind::Actix),
-            other => Err(format!("unknown runtime '{other}': the runtimes are: actix")),
+            other => Err(format!("unknown runtime '{other}': the runtimes are: sharded, actix")),
         }
     }
 }
@@ -85,24 +91,28 @@ impl CoordinatorOp {
 }
 
 pub(crate) enum Runtime {
+    Sharded(sharded::ShardedRuntime),
     Actix(actix::ActixRuntime),
 }
 
 impl Runtime {
     pub fn start(kind: RuntimeKind, settings: RuntimeSettings, clock: Arc<dyn Clock>) -> Runtime {
         match kind {
+            RuntimeKind::Sharded => Runtime::Sharded(sharded::ShardedRuntime::start(settings, clock)),
             RuntimeKind::Actix => Runtime::Actix(actix::ActixRuntime::start(settings, clock)),
         }
     }
 
     pub async fn call(&self, uin: Uin, command: Command) -> Result<Result<Reply, Rejection>, Failure> {
         match self {
+            Runtime::Sharded(runtime) => runtime.call(uin, command).await,
             Runtime::Actix(runtime) => runtime.call(uin, command).await,
         }
     }
 
     pub async fn coordinate(&self, op: CoordinatorOp) -> Result<Result<Outcome, Rejection>, Failure> {
         match self {
+            Runtime::Sharded(runtime) => runtime.coordinate(op).await,
             Runtime::Actix(runtime) => runtime.coordinate(op).await,
         }
     }
@@ -113,12 +123,14 @@ impl Runtime {
         requests: Vec<PurchaseRequest>,
     ) -> Result<Vec<Result<PurchaseReceipt, Rejection>>, Failure> {
         match self {
+            Runtime::Sharded(runtime) => runtime.purchase_batch(caller, requests).await,
             Runtime::Actix(runtime) => runtime.purchase_batch(caller, requests).await,
         }
     }
 
     pub async fn expire_due(&self) -> Result<usize, Failure> {
         match self {
+            Runtime::Sharded(runtime) => runtime.expire_due().await,
             Runtime::Actix(runtime) => runtime.expire_due().await,
         }
     }
@@ -126,18 +138,21 @@ impl Runtime {
     /// Creates all accounts or, if any UIN is taken, none.
     pub async fn spawn(&self, accounts: Vec<Account>) -> Result<Result<(), Rejection>, Failure> {
         match self {
+            Runtime::Sharded(runtime) => runtime.spawn(accounts).await,
             Runtime::Actix(runtime) => runtime.spawn(accounts).await,
         }
     }
 
     pub fn contains(&self, uin: Uin) -> bool {
         match self {
+            Runtime::Sharded(runtime) => runtime.contains(uin),
             Runtime::Actix(runtime) => runtime.contains(uin),
         }
     }
 
     pub fn uins(&self) -> Vec<Uin> {
         match self {
+            Runtime::Sharded(runtime) => runtime.uins(),
             Runtime::Actix(runtime) => runtime.uins(),
         }
     }
@@ -145,12 +160,14 @@ impl Runtime {
     /// Open reservations over all coordinator partitions.
     pub async fn open_reservations(&self) -> Result<usize, Failure> {
         match self {
+            Runtime::Sharded(runtime) => runtime.open_reservations().await,
             Runtime::Actix(runtime) => runtime.open_reservations().await,
         }
     }
 
     pub fn shutdown(&self) {
         match self {
+            Runtime::Sharded(runtime) => runtime.shutdown(),
             Runtime::Actix(runtime) => runtime.shutdown(),
         }
     }

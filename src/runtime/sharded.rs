@@ -1,0 +1,538 @@
+//! The sharded runtime (default): one executor thread per core, each owning the actors of
+//! its shard, with messages between shards in batches.
+//!
+//! A UIN's account lives on shard `shard_of_uin(uin)`; a purchase's ledger record, and the
+//! saga that carries it out, on shard `shard_of_purchase(id)`. An actor here is the account
+//! (its state and `Account::handle`); it needs no task or mailbox of its own. A shard runs a
+//! loop: take the packets in its inbox, handle each message, and when a saga's next step
+//! is for an account on the same shard, handle it inline; otherwise queue it for the
+//! account's shard. At the end of each round the queued messages go out, one packet per
+//! destination shard. Answers to callers go back through a reply slot (single calls, no
+//! allocation), a one-shot channel (everything else), or once per shard for a batch.
+//!
+//! Invariants:
+//! - an account is touched only by its shard's thread; a ledger partition likewise;
+//! - inboxes are bounded; a shard never blocks on a full inbox of another shard (it keeps the
+//!   packet and retries while it goes on draining its own), so shards cannot deadlock;
+//! - every saga runs to its end; expiry sweeps and `expire_due` answer only once the
+//!   releases they started are done.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use dashmap::DashSet;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use slab::Slab;
+use tokio::sync::oneshot;
+
+use super::slots::Slots;
+use super::{CoordinatorOp, Failure, RuntimeSettings};
+use crate::clock::Clock;
+use crate::coordinator::{Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, Step};
+use crate::domain::{Account, Caller, Command, PurchaseId, Rejection, Reply, Uin};
+
+type Answer = Result<Outcome, Rejection>;
+type BatchAnswers = Vec<(u32, Result<PurchaseReceipt, Rejection>)>;
+
+/// Packets a shard's inbox holds before senders wait.
+const INBOX_PACKETS: usize = 4096;
+/// Messages a shard handles before it sends what it queued, so that other shards are not
+/// starved while it drains a long inbox.
+const ROUND_MESSAGES_MAX: usize = 16_384;
+/// Reply slots for single calls in flight at once; more fall back to one-shot channels.
+const REPLY_SLOTS: usize = 65_536;
+
+/// Where a saga's answer goes.
+enum Origin {
+    Slot(u32),
+    Channel(oneshot::Sender<Answer>),
+    Batch {
+        key: usize,
+        position: u32,
+    },
+    /// A release started by `expire_due`; the key is the waiting request.
+    Expiry(usize),
+    /// A release started by the periodic sweep: nobody waits.
+    Sweep,
+}
+
+enum Message {
+    Coordinate {
+        op: CoordinatorOp,
+        origin: Origin,
+    },
+    Batch {
+        caller: Caller,
+        requests: Vec<(u32, PurchaseRequest)>,
+        reply: oneshot::Sender<BatchAnswers>,
+    },
+    /// A saga's step for an account of this shard, from the saga's shard.
+    Step {
+        uin: Uin,
+        command: Command,
+        from: u32,
+        saga: u32,
+    },
+    /// The answer to a step, back at the saga's shard.
+    StepReply {
+        saga: u32,
+        reply: Result<Reply, Rejection>,
+    },
+    Call {
+        uin: Uin,
+        command: Command,
+        reply: oneshot::Sender<Result<Reply, Rejection>>,
+    },
+    Spawn {
+        accounts: Vec<Account>,
+        reply: oneshot::Sender<()>,
+    },
+    ExpireDue {
+        reply: oneshot::Sender<usize>,
+    },
+    OpenReservations {
+        reply: oneshot::Sender<usize>,
+    },
+    Stop,
+}
+
+enum Packet {
+    One(Message),
+    Many(Vec<Message>),
+}
+
+fn shard_of_uin(uin: Uin, shards: usize) -> usize {
+    // Fibonacci hashing spreads sequential UINs evenly.
+    ((uin.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shards as u64) as usize
+}
+
+fn shard_of_purchase(id: &PurchaseId, shards: usize) -> usize {
+    (id.partition_hash() % shards as u64) as usize
+}
+
+struct PendingBatch {
+    remaining: usize,
+    answers: BatchAnswers,
+    reply: oneshot::Sender<BatchAnswers>,
+}
+
+struct PendingExpiry {
+    remaining: usize,
+    released: usize,
+    reply: oneshot::Sender<usize>,
+}
+
+/// The state one shard thread owns.
+struct Shard {
+    index: u32,
+    accounts: FxHashMap<Uin, Account>,
+    ledger: Ledger,
+    sagas: Slab<(Saga, Origin)>,
+    batches: Slab<PendingBatch>,
+    expiries: Slab<PendingExpiry>,
+    /// Messages for each shard, sent at the end of the round.
+    outboxes: Vec<Vec<Message>>,
+    senders: Vec<Sender<Packet>>,
+    slots: Arc<Slots<Answer>>,
+    clock: Arc<dyn Clock>,
+    sweep_interval: Duration,
+}
+
+impl Shard {
+    fn run(mut self, inbox: Receiver<Packet>) {
+        let mut next_sweep = Instant::now() + self.sweep_interval;
+        let mut stopping = false;
+        while !stopping {
+            let waiting_to_send = self.outboxes.iter().any(|outbox| !outbox.is_empty());
+            let timeout = if waiting_to_send {
+                Duration::from_micros(50)
+            } else {
+                next_sweep.saturating_duration_since(Instant::now())
+            };
+            let mut handled = 0;
+            match inbox.recv_timeout(timeout) {
+                Ok(packet) => handled += self.take(packet, &mut stopping),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            }
+            while handled < ROUND_MESSAGES_MAX && !stopping {
+                match inbox.try_recv() {
+                    Ok(packet) => handled += self.take(packet, &mut stopping),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            if Instant::now() >= next_sweep {
+                self.sweep(None);
+                next_sweep = Instant::now() + self.sweep_interval;
+            }
+            self.flush();
+        }
+    }
+
+    /// Handles one packet; answers how many messages it held.
+    fn take(&mut self, packet: Packet, stopping: &mut bool) -> usize {
+        match packet {
+            Packet::One(message) => {
+                *stopping |= self.handle(message);
+                1
+            }
+            Packet::Many(messages) => {
+                let count = messages.len();
+                for message in messages {
+                    *stopping |= self.handle(message);
+                }
+                count
+            }
+        }
+    }
+
+    /// Handles one message; answers whether the shard should stop.
+    fn handle(&mut self, message: Message) -> bool {
+        match message {
+            Message::Coordinate { op, origin } => self.coordinate(op, origin),
+            Message::Batch { caller, requests, reply } => {
+                let key = self.batches.insert(PendingBatch {
+                    remaining: requests.len(),
+                    answers: Vec::with_capacity(requests.len()),
+                    reply,
+                });
+                for (position, request) in requests {
+                    let op = CoordinatorOp::Begin { caller, request, mode: Mode::OneShot };
+                    self.coordinate(op, Origin::Batch { key, position });
+                }
+            }
+            Message::Step { uin, command, from, saga } => {
+                let reply = self.account(uin, command);
+                self.outboxes[from as usize].push(Message::StepReply { saga, reply });
+            }
+            Message::StepReply { saga, reply } => {
+                let step = self.sagas[saga as usize].0.advance(reply);
+                self.drive(saga as usize, step);
+            }
+            Message::Call { uin, command, reply } => {
+                let _ = reply.send(self.account(uin, command));
+            }
+            Message::Spawn { accounts, reply } => {
+                for account in accounts {
+                    self.accounts.insert(account.uin, account);
+                }
+                let _ = reply.send(());
+            }
+            Message::ExpireDue { reply } => self.sweep(Some(reply)),
+            Message::OpenReservations { reply } => {
+                let _ = reply.send(self.ledger.open_reservations());
+            }
+            Message::Stop => return true,
+        }
+        false
+    }
+
+    fn account(&mut self, uin: Uin, command: Command) -> Result<Reply, Rejection> {
+        match self.accounts.get_mut(&uin) {
+            Some(account) => account.handle(command),
+            None => Err(Rejection::UnknownUin(uin)),
+        }
+    }
+
+    fn coordinate(&mut self, op: CoordinatorOp, origin: Origin) {
+        let now = self.clock.now();
+        let next = match op {
+            CoordinatorOp::Begin { caller, request, mode } => self.ledger.begin(caller, request, mode, now),
+            CoordinatorOp::Commit { caller, id } => self.ledger.commit(caller, id, now),
+            CoordinatorOp::Cancel { caller, id } => self.ledger.cancel(caller, id, now),
+        };
+        match next {
+            Next::Answer(answer) => self.deliver(origin, answer),
+            Next::Run(saga) => self.start(saga, origin),
+        }
+    }
+
+    fn start(&mut self, saga: Saga, origin: Origin) {
+        let step = saga.first_step();
+        let key = self.sagas.insert((saga, origin));
+        self.drive(key, step);
+    }
+
+    /// Advances a saga through every step it can take on this shard; a step for another
+    /// shard's account is queued, and the saga waits for its reply.
+    fn drive(&mut self, key: usize, mut step: Step) {
+        let shards = self.senders.len();
+        loop {
+            match step {
+                Step::Call(uin, command) => {
+                    let target = shard_of_uin(uin, shards);
+                    if target == self.index as usize {
+                        let reply = self.account(uin, command);
+                        step = self.sagas[key].0.advance(reply);
+                    } else {
+                        let message = Message::Step { uin, command, from: self.index, saga: key as u32 };
+                        self.outboxes[target].push(message);
+                        return;
+                    }
+                }
+                Step::Done(end) => {
+                    let (saga, origin) = self.sagas.remove(key);
+                    let answer = self.ledger.finish(saga, end, self.clock.now());
+                    self.deliver(origin, answer);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, origin: Origin, answer: Answer) {
+        match origin {
+            Origin::Slot(index) => self.slots.complete(index, answer),
+            Origin::Channel(reply) => {
+                let _ = reply.send(answer);
+            }
+            Origin::Batch { key, position } => {
+                let batch = &mut self.batches[key];
+                let receipt = answer.map(|outcome| match outcome {
+                    Outcome::Purchased(receipt) => receipt,
+                    other => unreachable!("a one-shot purchase answered {other:?}"),
+                });
+                batch.answers.push((position, receipt));
+                batch.remaining -= 1;
+                if batch.remaining == 0 {
+                    let batch = self.batches.remove(key);
+                    let _ = batch.reply.send(batch.answers);
+                }
+            }
+            Origin::Expiry(key) => {
+                let expiry = &mut self.expiries[key];
+                expiry.remaining -= 1;
+                if expiry.remaining == 0 {
+                    let expiry = self.expiries.remove(key);
+                    let _ = expiry.reply.send(expiry.released);
+                }
+            }
+            Origin::Sweep => {}
+        }
+    }
+
+    /// Releases the reservations past their deadline; answers `reply` once all are released.
+    fn sweep(&mut self, reply: Option<oneshot::Sender<usize>>) {
+        let sagas = self.ledger.expire_due(self.clock.now());
+        let count = sagas.len();
+        let origin = match reply {
+            None => None,
+            Some(reply) if count == 0 => {
+                let _ = reply.send(0);
+                return;
+            }
+            Some(reply) => {
+                Some(self.expiries.insert(PendingExpiry { remaining: count, released: count, reply }))
+            }
+        };
+        for saga in sagas {
+            self.start(saga, origin.map_or(Origin::Sweep, Origin::Expiry));
+        }
+    }
+
+    /// Sends each non-empty outbox as one packet. A full inbox keeps its packet for the next
+    /// round rather than block: the other shard may be waiting to send to this one.
+    fn flush(&mut self) {
+        for (target, outbox) in self.outboxes.iter_mut().enumerate() {
+            if outbox.is_empty() {
+                continue;
+            }
+            let messages = std::mem::take(outbox);
+            match self.senders[target].try_send(Packet::Many(messages)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(Packet::Many(messages))) => *outbox = messages,
+                Err(TrySendError::Full(Packet::One(_))) => unreachable!("flush sends batches"),
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+}
+
+pub struct ShardedRuntime {
+    senders: Vec<Sender<Packet>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    slots: Arc<Slots<Answer>>,
+    /// Which UINs exist, for creation checks and audits; written only under `creating`.
+    uins: DashSet<Uin>,
+    /// Serializes account creation, so that an import is all or nothing.
+    creating: tokio::sync::Mutex<()>,
+}
+
+impl ShardedRuntime {
+    pub fn start(settings: RuntimeSettings, clock: Arc<dyn Clock>) -> ShardedRuntime {
+        let shard_count = settings.workers.max(1);
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..shard_count).map(|_| crossbeam_channel::bounded::<Packet>(INBOX_PACKETS)).unzip();
+        let slots = Slots::new(REPLY_SLOTS);
+        let threads = receivers
+            .into_iter()
+            .enumerate()
+            .map(|(index, inbox)| {
+                let shard = Shard {
+                    index: index as u32,
+                    accounts: FxHashMap::default(),
+                    ledger: Ledger::new(settings.ledger_limits),
+                    sagas: Slab::new(),
+                    batches: Slab::new(),
+                    expiries: Slab::new(),
+                    outboxes: (0..shard_count).map(|_| Vec::new()).collect(),
+                    senders: senders.clone(),
+                    slots: slots.clone(),
+                    clock: clock.clone(),
+                    sweep_interval: Duration::from_millis(settings.expiry_sweep_interval_ms.max(1)),
+                };
+                std::thread::Builder::new()
+                    .name(format!("shard-{index}"))
+                    .spawn(move || shard.run(inbox))
+                    .expect("spawn a shard thread")
+            })
+            .collect();
+        ShardedRuntime {
+            senders,
+            threads: Mutex::new(threads),
+            slots,
+            uins: DashSet::new(),
+            creating: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Sends without blocking the caller's executor: a full inbox makes the task yield.
+    async fn send(&self, shard: usize, mut packet: Packet) -> Result<(), Failure> {
+        loop {
+            match self.senders[shard].try_send(packet) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(returned)) => {
+                    packet = returned;
+                    tokio::task::yield_now().await;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(Failure::Stopped),
+            }
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        shard: usize,
+        message: impl FnOnce(oneshot::Sender<T>) -> Message,
+    ) -> Result<T, Failure> {
+        let (sender, receiver) = oneshot::channel();
+        self.send(shard, Packet::One(message(sender))).await?;
+        receiver.await.map_err(|_| Failure::Stopped)
+    }
+
+    pub async fn call(&self, uin: Uin, command: Command) -> Result<Result<Reply, Rejection>, Failure> {
+        let shard = shard_of_uin(uin, self.senders.len());
+        self.ask(shard, |reply| Message::Call { uin, command, reply }).await
+    }
+
+    pub async fn coordinate(&self, op: CoordinatorOp) -> Result<Answer, Failure> {
+        let shard = shard_of_purchase(op.id(), self.senders.len());
+        match self.slots.acquire() {
+            Some(slot) => {
+                let origin = Origin::Slot(slot.index());
+                // If the send fails the runtime has stopped, and the slot is never reused.
+                self.send(shard, Packet::One(Message::Coordinate { op, origin })).await?;
+                Ok(slot.await)
+            }
+            None => self.ask(shard, |reply| Message::Coordinate { op, origin: Origin::Channel(reply) }).await,
+        }
+    }
+
+    pub async fn purchase_batch(
+        &self,
+        caller: Caller,
+        requests: Vec<PurchaseRequest>,
+    ) -> Result<Vec<Result<PurchaseReceipt, Rejection>>, Failure> {
+        let shard_count = self.senders.len();
+        let count = requests.len();
+        let mut per_shard: Vec<Vec<(u32, PurchaseRequest)>> = (0..shard_count).map(|_| Vec::new()).collect();
+        for (position, request) in requests.into_iter().enumerate() {
+            per_shard[shard_of_purchase(&request.id, shard_count)].push((position as u32, request));
+        }
+        let mut waiting = Vec::with_capacity(shard_count);
+        for (shard, requests) in per_shard.into_iter().enumerate() {
+            if requests.is_empty() {
+                continue;
+            }
+            let (reply, receiver) = oneshot::channel();
+            self.send(shard, Packet::One(Message::Batch { caller, requests, reply })).await?;
+            waiting.push(receiver);
+        }
+        let mut answers: Vec<Option<Result<PurchaseReceipt, Rejection>>> = (0..count).map(|_| None).collect();
+        for receiver in waiting {
+            for (position, answer) in receiver.await.map_err(|_| Failure::Stopped)? {
+                answers[position as usize] = Some(answer);
+            }
+        }
+        Ok(answers.into_iter().map(|answer| answer.expect("every position answered")).collect())
+    }
+
+    pub async fn expire_due(&self) -> Result<usize, Failure> {
+        let mut released = 0;
+        for shard in 0..self.senders.len() {
+            released += self.ask(shard, |reply| Message::ExpireDue { reply }).await?;
+        }
+        Ok(released)
+    }
+
+    pub async fn open_reservations(&self) -> Result<usize, Failure> {
+        let mut open = 0;
+        for shard in 0..self.senders.len() {
+            open += self.ask(shard, |reply| Message::OpenReservations { reply }).await?;
+        }
+        Ok(open)
+    }
+
+    pub async fn spawn(&self, accounts: Vec<Account>) -> Result<Result<(), Rejection>, Failure> {
+        let _creating = self.creating.lock().await;
+        let mut seen = std::collections::HashSet::with_capacity(accounts.len());
+        for account in &accounts {
+            if self.uins.contains(&account.uin) || !seen.insert(account.uin) {
+                return Ok(Err(Rejection::UinTaken(account.uin)));
+            }
+        }
+        let shard_count = self.senders.len();
+        let mut per_shard: Vec<Vec<Account>> = (0..shard_count).map(|_| Vec::new()).collect();
+        for account in accounts {
+            per_shard[shard_of_uin(account.uin, shard_count)].push(account);
+        }
+        for (shard, accounts) in per_shard.into_iter().enumerate() {
+            if accounts.is_empty() {
+                continue;
+            }
+            let uins: Vec<Uin> = accounts.iter().map(|account| account.uin).collect();
+            self.ask(shard, |reply| Message::Spawn { accounts, reply }).await?;
+            for uin in uins {
+                self.uins.insert(uin);
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    pub fn contains(&self, uin: Uin) -> bool {
+        self.uins.contains(&uin)
+    }
+
+    pub fn uins(&self) -> Vec<Uin> {
+        self.uins.iter().map(|uin| *uin).collect()
+    }
+
+    pub fn shutdown(&self) {
+        for sender in &self.senders {
+            let _ = sender.send(Packet::One(Message::Stop));
+        }
+        for thread in self.threads.lock().drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ShardedRuntime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
