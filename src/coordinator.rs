@@ -139,7 +139,9 @@ pub enum Next {
 #[derive(Debug)]
 pub struct Ledger {
     limits: LedgerLimits,
-    records: HashMap<PurchaseId, Record>,
+    /// Seeded fast hashing: purchase ids are chosen by clients, so the hash must resist
+    /// flooding, and it is on every purchase's path.
+    records: HashMap<PurchaseId, Record, foldhash::fast::RandomState>,
     /// Open reservations by deadline, for expiry.
     deadlines: BTreeSet<(Timestamp, PurchaseId)>,
     /// Resolved ids in the order they were resolved, for forgetting.
@@ -151,7 +153,7 @@ impl Ledger {
     pub fn new(limits: LedgerLimits) -> Ledger {
         Ledger {
             limits,
-            records: HashMap::new(),
+            records: HashMap::default(),
             deadlines: BTreeSet::new(),
             resolved: VecDeque::new(),
             open_reservations: 0,
@@ -237,11 +239,11 @@ impl Ledger {
                 let (charged, deadline) = (*charged, *deadline);
                 let amount = record.content.amount;
                 let (kind, state) = if now >= deadline {
-                    (SagaKind::Release(Some(Rejection::ReservationExpired(id.clone()))), State::Expired)
+                    (SagaKind::Release { expired: true }, State::Expired)
                 } else if commit {
                     (SagaKind::Commit, State::Committed)
                 } else {
-                    (SagaKind::Release(None), State::Cancelled)
+                    (SagaKind::Release { expired: false }, State::Cancelled)
                 };
                 record.state = state;
                 record.settling = true;
@@ -311,8 +313,8 @@ impl Ledger {
                 Ok(outcome)
             }
             (SagaKind::Commit, SagaEnd::Settled) => Ok(Outcome::Committed(id)),
-            (SagaKind::Release(None), SagaEnd::Settled) => Ok(Outcome::Cancelled(id)),
-            (SagaKind::Release(Some(rejection)), SagaEnd::Settled) => Err(rejection),
+            (SagaKind::Release { expired: false }, SagaEnd::Settled) => Ok(Outcome::Cancelled(id)),
+            (SagaKind::Release { expired: true }, SagaEnd::Settled) => Err(Rejection::ReservationExpired(id)),
             (kind, end) => unreachable!("saga {kind:?} cannot end with {end:?}"),
         }
     }
@@ -336,7 +338,7 @@ impl Ledger {
             self.resolved.push_back((now, id.clone()));
             let customer = record.content.customer;
             let amount = record.content.amount;
-            let kind = SagaKind::Release(Some(Rejection::ReservationExpired(id.clone())));
+            let kind = SagaKind::Release { expired: true };
             sagas.push(Saga::start(id, kind, Caller::Operator, customer, Some(charged), amount));
         }
         self.evict(now);
@@ -374,8 +376,8 @@ pub enum SagaKind {
     Reserve,
     /// Commit a reservation on both sides.
     Commit,
-    /// Release a reservation on both sides; the rejection, if any, is the answer (expiry).
-    Release(Option<Rejection>),
+    /// Release a reservation on both sides; an expiry answers `ReservationExpired`.
+    Release { expired: bool },
 }
 
 /// How a saga ended.
@@ -421,8 +423,9 @@ enum Phase {
     Start,
     CustomerReserved,
     PartnerDone,
-    /// Undoing the customer's reservation after the partner refused.
-    Undoing(Rejection),
+    /// Undoing the customer's reservation after the partner refused. Boxed: refusals are
+    /// rare and every saga is as large as its largest phase.
+    Undoing(Box<Rejection>),
     CustomerSettled,
 }
 
@@ -456,7 +459,7 @@ impl Saga {
                 Step::Call(self.customer, Command::ReserveCustomer { caller: self.caller, amount })
             }
             SagaKind::Commit => Step::Call(self.customer, Command::Commit { amount }),
-            SagaKind::Release(_) => Step::Call(self.customer, Command::Release { amount }),
+            SagaKind::Release { .. } => Step::Call(self.customer, Command::Release { amount }),
         }
     }
 
@@ -479,7 +482,7 @@ impl Saga {
                 Step::Done(SagaEnd::Refused(rejection))
             }
             (SagaKind::OneShot | SagaKind::Reserve, Phase::CustomerReserved, Err(rejection)) => {
-                self.phase = Phase::Undoing(rejection);
+                self.phase = Phase::Undoing(Box::new(rejection));
                 Step::Call(self.customer, Command::Release { amount })
             }
             (SagaKind::Reserve, Phase::CustomerReserved, Ok(_)) => {
@@ -503,9 +506,9 @@ impl Saga {
             }
             (_, Phase::Undoing(rejection), reply) => {
                 expect_settled(reply, self.customer);
-                Step::Done(SagaEnd::Refused(rejection))
+                Step::Done(SagaEnd::Refused(*rejection))
             }
-            (SagaKind::Commit | SagaKind::Release(_), Phase::Start, reply) => {
+            (SagaKind::Commit | SagaKind::Release { .. }, Phase::Start, reply) => {
                 expect_settled(reply, self.customer);
                 self.phase = Phase::CustomerSettled;
                 let charged = self.charged.expect("a reservation knows its partner");
@@ -516,7 +519,7 @@ impl Saga {
                 };
                 Step::Call(charged, command)
             }
-            (SagaKind::Commit | SagaKind::Release(_), Phase::CustomerSettled, reply) => {
+            (SagaKind::Commit | SagaKind::Release { .. }, Phase::CustomerSettled, reply) => {
                 expect_settled(reply, self.charged.expect("charged known"));
                 Step::Done(SagaEnd::Settled)
             }

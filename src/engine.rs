@@ -520,7 +520,7 @@ impl Engine {
 
     async fn snapshot(&self, uin: Uin) -> EngineResult<AccountView> {
         match self.call(uin, Command::Snapshot).await? {
-            Reply::Snapshot(view) => Ok(view),
+            Reply::Snapshot(view) => Ok(*view),
             other => unexpected(other),
         }
     }
@@ -694,8 +694,12 @@ impl Engine {
         Ok(Audit::of(&self.all_accounts().await?))
     }
 
-    fn record_info(&self, caller: Caller, remark: Option<String>) -> RecordInfo {
-        RecordInfo { operator: caller, remark: remark.map(String::into_boxed_str), time: self.clock.now() }
+    fn record_info(&self, caller: Caller, remark: Option<String>) -> Box<RecordInfo> {
+        Box::new(RecordInfo {
+            operator: caller,
+            remark: remark.map(String::into_boxed_str),
+            time: self.clock.now(),
+        })
     }
 }
 

@@ -10,9 +10,10 @@
 //! - [`runtime`]: how actors map to threads (`actix`: one actix actor per UIN);
 //! - [`engine`]: the async API that everything else calls;
 //! - [`world`]: hierarchies to import, from a file or generated; [`audit`]: the books' check;
-//! - [`load`]: the `partner-credit load` job.
+//! - [`load`]: the `partner-credit load` job; [`bench`]: the runtimes side by side.
 
 pub mod audit;
+pub mod bench;
 pub mod clock;
 pub mod coordinator;
 pub mod domain;

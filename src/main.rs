@@ -1,9 +1,11 @@
-//! The `partner-credit` command: `load` runs a purchase load test on an embedded engine.
+//! The `partner-credit` command: `load` runs a purchase load test on an embedded engine;
+//! `bench` compares the runtimes side by side.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use partner_credit::bench::{self, BenchOptions};
 use partner_credit::load::{self, LoadOptions};
 use partner_credit::{Money, RuntimeKind, WorldSpec};
 
@@ -18,6 +20,24 @@ struct Cli {
 enum Commands {
     /// Builds a generated hierarchy in an embedded engine and runs a purchase load test.
     Load(LoadArgs),
+    /// Compares the runtimes on one workload: a table of purchases/s and ratios.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Seconds per row.
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+    /// Customers in the generated world.
+    #[arg(long, default_value_t = 100_000)]
+    customers: usize,
+    /// Write the rows as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Run only the rows whose name contains this, besides the limit and actix rows.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -40,8 +60,8 @@ struct LoadArgs {
     /// Seed of the world and of the purchase sequence.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Runtime: actix.
-    #[arg(long, default_value = "actix")]
+    /// Runtime: sharded or actix.
+    #[arg(long, default_value = "sharded")]
     runtime: RuntimeKind,
     /// Stop after this many purchases even if time remains.
     #[arg(long)]
@@ -52,8 +72,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // With no subcommand, run the main job with its defaults.
     let command = cli.command.or_else(|| Cli::parse_from(["partner-credit", "load"]).command);
-    let Some(Commands::Load(args)) = command else { unreachable!("load is the default") };
-    match run_load(args) {
+    let result = match command {
+        Some(Commands::Load(args)) => run_load(args),
+        Some(Commands::Bench(args)) => run_bench(args),
+        None => unreachable!("load is the default"),
+    };
+    match result {
         Ok(ok) if ok => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(error) => {
@@ -93,6 +117,30 @@ fn run_load(args: LoadArgs) -> anyhow::Result<bool> {
     let report = runtime.block_on(load::run(&options))?;
     print!("{report}");
     Ok(report.audit_ok())
+}
+
+fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
+    let options = BenchOptions {
+        secs: args.secs,
+        customers: args.customers,
+        only: args.only,
+        ..BenchOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    println!(
+        "partner-credit bench: {} customers, {:.1} s per row, purchases of 1.00 by uniformly random customers",
+        options.customers, options.secs
+    );
+    println!(
+        "{:<34} {:>14} {:>12} {:>9} {:>9} {:>10} {:>6}",
+        "row", "purchases/s", "CPU ns/purch", "x limit", "x actix", "bytes/UIN", "audit"
+    );
+    let report = runtime.block_on(bench::run(&options, |row| println!("{}", bench::format_row(row))))?;
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))?;
+    }
+    Ok(report.rows.iter().all(|row| row.audit_ok))
 }
 
 fn parse_money(flag: &str, text: &str) -> anyhow::Result<Money> {

@@ -201,7 +201,7 @@ pub enum Command {
         caller: Caller,
         receiver: KindRequired,
         delta: Money,
-        record: RecordInfo,
+        record: Box<RecordInfo>,
     },
     /// Second step of a positive allocation, at the giver: take from its allocable credit.
     TakeAllocable {
@@ -214,12 +214,12 @@ pub enum Command {
     /// Last step of a positive allocation, at the receiver: the credit arrives.
     CloseAllocation {
         delta: Money,
-        record: RecordInfo,
+        record: Box<RecordInfo>,
     },
     /// The operator raises (positive) or reduces (negative) a partner's credit line.
     GrantCredit {
         delta: Money,
-        record: RecordInfo,
+        record: Box<RecordInfo>,
     },
     /// ForceQN: `true` for forced suspension (type 2), `false` for normal (type 0).
     SetSuspension {
@@ -272,7 +272,8 @@ pub enum Reply {
         charged: Uin,
     },
     Done,
-    Snapshot(AccountView),
+    /// Boxed: snapshots are rare, and every reply is as large as its largest variant.
+    Snapshot(Box<AccountView>),
     Children(Vec<Uin>),
     History {
         total: usize,
@@ -386,17 +387,17 @@ impl Account {
                 Ok(Reply::Available(available - amount))
             }
             Command::Commit { amount } => {
-                let (reserved, used, available) = self.spendable_mut()?;
+                let (reserved, used) = self.spendable_mut()?;
                 assert!(*reserved >= amount, "commit of {amount} on {uin} exceeds its reserved");
                 *reserved -= amount;
                 *used += amount;
-                Ok(Reply::Available(available))
+                Ok(Reply::Done)
             }
             Command::Release { amount } => {
-                let (reserved, _, available) = self.spendable_mut()?;
+                let (reserved, _) = self.spendable_mut()?;
                 assert!(*reserved >= amount, "release of {amount} on {uin} exceeds its reserved");
                 *reserved -= amount;
-                Ok(Reply::Available(available + amount))
+                Ok(Reply::Done)
             }
             Command::OpenAllocation { caller, receiver, delta, record } => {
                 self.open_allocation(caller, receiver, delta, record)
@@ -421,7 +422,7 @@ impl Account {
                     Role::SecondLevelReseller { pool, .. } => pool.total += delta,
                     _ => return Err(wrong_kind(uin, KindRequired::Customer)),
                 }
-                Ok(Reply::Credit(self.record(delta, record)))
+                Ok(Reply::Credit(self.record(delta, *record)))
             }
             Command::GrantCredit { delta, record } => {
                 let credit = self.partner_credit_mut()?;
@@ -433,7 +434,7 @@ impl Account {
                     });
                 }
                 credit.total += delta;
-                Ok(Reply::Credit(self.record(delta, record)))
+                Ok(Reply::Credit(self.record(delta, *record)))
             }
             Command::SetSuspension { caller, suspended } => {
                 let Role::Customer { parent, suspended: state, .. } = &mut self.role else {
@@ -476,7 +477,7 @@ impl Account {
                 self.profile.get_or_insert_with(Default::default).remark = Some(remark);
                 Ok(Reply::Done)
             }
-            Command::Snapshot => Ok(Reply::Snapshot(self.view())),
+            Command::Snapshot => Ok(Reply::Snapshot(Box::new(self.view()))),
             Command::Children => Ok(Reply::Children(self.children.clone())),
             Command::History { page, page_size } => {
                 let total = self.history.len();
@@ -492,7 +493,7 @@ impl Account {
         caller: Caller,
         receiver: KindRequired,
         delta: Money,
-        record: RecordInfo,
+        record: Box<RecordInfo>,
     ) -> Result<Reply, Rejection> {
         let uin = self.uin;
         let giver = match (&self.role, receiver) {
@@ -525,7 +526,7 @@ impl Account {
             Role::SecondLevelReseller { pool, .. } => pool.total -= taken,
             _ => unreachable!("receiver kind checked above"),
         }
-        let applied = self.record(delta, record);
+        let applied = self.record(delta, *record);
         Ok(Reply::AllocationOpened { giver, applied: Some(applied) })
     }
 
@@ -568,17 +569,13 @@ impl Account {
         }
     }
 
-    /// The counters a commit or release moves, and the available credit, for either side.
-    fn spendable_mut(&mut self) -> Result<(&mut Money, &mut Money, Money), Rejection> {
+    /// The counters a commit or release moves, for either side.
+    fn spendable_mut(&mut self) -> Result<(&mut Money, &mut Money), Rejection> {
         match &mut self.role {
             Role::Distributor { credit } | Role::Reseller { credit } => {
-                let available = credit.available();
-                Ok((&mut credit.reserved, &mut credit.used, available))
+                Ok((&mut credit.reserved, &mut credit.used))
             }
-            Role::Customer { credit, .. } => {
-                let available = credit.available();
-                Ok((&mut credit.reserved, &mut credit.used, available))
-            }
+            Role::Customer { credit, .. } => Ok((&mut credit.reserved, &mut credit.used)),
             Role::SecondLevelReseller { .. } => Err(wrong_kind(self.uin, KindRequired::ChargeablePartner)),
         }
     }

@@ -49,8 +49,8 @@ fn customer_of_sub_agent() -> Account {
     Account::new(C_OF_S, Role::Customer { parent: S, charged: D, credit, suspended: false }, Timestamp(0))
 }
 
-fn info(operator: Caller) -> RecordInfo {
-    RecordInfo { operator, remark: None, time: Timestamp(5) }
+fn info(operator: Caller) -> Box<RecordInfo> {
+    Box::new(RecordInfo { operator, remark: None, time: Timestamp(5) })
 }
 
 fn open(caller: Caller, receiver: KindRequired, delta: &str) -> Command {

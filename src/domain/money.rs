@@ -5,9 +5,10 @@
 //! Floating point never touches money here; the API layer parses JSON numbers from their
 //! text, not through `f64`.
 //!
-//! Invariant: a `Money` built by [`Money::parse`] or [`Money::from_decimal`] has scale
-//! <= 8 and |value| <= `ABS_MAX`; sums of such values cannot overflow `Decimal` for any
-//! number of accounts the engine can hold.
+//! Invariant: a `Money` built by [`Money::parse`] or [`Money::from_decimal`] has at most 8
+//! significant decimal places and |value| <= `ABS_MAX`, and is stored at scale exactly 8;
+//! sums of such values cannot overflow `Decimal` for any number of accounts the engine can
+//! hold.
 
 use std::fmt;
 use std::iter::Sum;
@@ -37,7 +38,7 @@ impl Money {
     /// The largest absolute amount of one operation: one trillion. It keeps every sum the
     /// engine forms far below `Decimal`'s limit of about 7.9e28.
     pub const ABS_MAX: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
-    pub const ZERO: Money = Money(Decimal::ZERO);
+    pub const ZERO: Money = Money(Decimal::from_parts(0, 0, 0, false, 8));
 
     /// Parses a decimal text such as `"12.50"`, `"-3"` or `"1e2"` is refused (no exponents).
     pub fn parse(text: &str) -> Result<Money, MoneyError> {
@@ -68,17 +69,25 @@ impl Money {
         if normalized.abs() > Self::ABS_MAX {
             return Err(MoneyError::OutOfRange(value.to_string()));
         }
-        Ok(Money(normalized))
+        Ok(Money::at_fixed_scale(normalized))
     }
 
     /// Whole units, for generated worlds and tests.
     pub fn from_units(units: i64) -> Money {
-        Money(Decimal::from(units))
+        Money::at_fixed_scale(Decimal::from(units))
     }
 
     /// Hundredths (cents), for generated worlds and tests.
     pub fn from_cents(cents: i64) -> Money {
-        Money(Decimal::new(cents, 2))
+        Money::at_fixed_scale(Decimal::new(cents, 2))
+    }
+
+    /// Every `Money` carries exactly `SCALE_MAX` decimal places: additions and subtractions of
+    /// equal scales take `rust_decimal`'s fast path, and the scale never changes. Equality,
+    /// ordering and hashing of `Decimal` do not depend on the scale; display normalizes.
+    fn at_fixed_scale(mut value: Decimal) -> Money {
+        value.rescale(Self::SCALE_MAX);
+        Money(value)
     }
 
     pub fn as_decimal(self) -> Decimal {
@@ -210,6 +219,15 @@ mod tests {
     #[test]
     fn abs_max_is_one_trillion() {
         assert_eq!(Money::ABS_MAX, Decimal::from(1_000_000_000_000i64));
+    }
+
+    #[test]
+    fn every_amount_has_scale_eight() {
+        for money in [Money::parse("1").unwrap(), Money::from_units(3), Money::from_cents(5), Money::ZERO] {
+            assert_eq!(money.as_decimal().scale(), 8, "{money}");
+            assert_eq!((money + Money::parse("0.00000001").unwrap()).as_decimal().scale(), 8);
+        }
+        assert_eq!(Money::parse("1.50").unwrap().to_string(), "1.5");
     }
 
     #[test]

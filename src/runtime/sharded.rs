@@ -42,6 +42,8 @@ const INBOX_PACKETS: usize = 4096;
 /// Messages a shard handles before it sends what it queued, so that other shards are not
 /// starved while it drains a long inbox.
 const ROUND_MESSAGES_MAX: usize = 16_384;
+/// Times a shard with an empty inbox yields before it parks.
+const SPINS_BEFORE_PARKING: usize = 32;
 /// Reply slots for single calls in flight at once; more fall back to one-shot channels.
 const REPLY_SLOTS: usize = 65_536;
 
@@ -60,48 +62,27 @@ enum Origin {
 }
 
 enum Message {
-    Coordinate {
-        op: CoordinatorOp,
-        origin: Origin,
-    },
-    Batch {
-        caller: Caller,
-        requests: Vec<(u32, PurchaseRequest)>,
-        reply: oneshot::Sender<BatchAnswers>,
-    },
-    /// A saga's step for an account of this shard, from the saga's shard.
-    Step {
-        uin: Uin,
-        command: Command,
-        from: u32,
-        saga: u32,
-    },
-    /// The answer to a step, back at the saga's shard.
-    StepReply {
-        saga: u32,
-        reply: Result<Reply, Rejection>,
-    },
-    Call {
-        uin: Uin,
-        command: Command,
-        reply: oneshot::Sender<Result<Reply, Rejection>>,
-    },
-    Spawn {
-        accounts: Vec<Account>,
-        reply: oneshot::Sender<()>,
-    },
-    ExpireDue {
-        reply: oneshot::Sender<usize>,
-    },
-    OpenReservations {
-        reply: oneshot::Sender<usize>,
-    },
+    Coordinate { op: CoordinatorOp, origin: Origin },
+    Batch { caller: Caller, requests: Vec<(u32, PurchaseRequest)>, reply: oneshot::Sender<BatchAnswers> },
+    Call { uin: Uin, command: Command, reply: oneshot::Sender<Result<Reply, Rejection>> },
+    Spawn { accounts: Vec<Account>, reply: oneshot::Sender<()> },
+    ExpireDue { reply: oneshot::Sender<usize> },
+    OpenReservations { reply: oneshot::Sender<usize> },
     Stop,
+}
+
+/// What shards send each other: kept apart from `Message` so that the batches that carry
+/// most of the traffic hold small elements.
+enum Hop {
+    /// A saga's step for an account of this shard, from the saga's shard.
+    Step { uin: Uin, command: Command, from: u32, saga: u32 },
+    /// The answer to a step, back at the saga's shard.
+    StepReply { saga: u32, reply: Result<Reply, Rejection> },
 }
 
 enum Packet {
     One(Message),
-    Many(Vec<Message>),
+    Hops(Vec<Hop>),
 }
 
 fn shard_of_uin(uin: Uin, shards: usize) -> usize {
@@ -133,8 +114,8 @@ struct Shard {
     sagas: Slab<(Saga, Origin)>,
     batches: Slab<PendingBatch>,
     expiries: Slab<PendingExpiry>,
-    /// Messages for each shard, sent at the end of the round.
-    outboxes: Vec<Vec<Message>>,
+    /// Hops for each shard, sent at the end of the round.
+    outboxes: Vec<Vec<Hop>>,
     senders: Vec<Sender<Packet>>,
     slots: Arc<Slots<Answer>>,
     clock: Arc<dyn Clock>,
@@ -153,10 +134,29 @@ impl Shard {
                 next_sweep.saturating_duration_since(Instant::now())
             };
             let mut handled = 0;
-            match inbox.recv_timeout(timeout) {
-                Ok(packet) => handled += self.take(packet, &mut stopping),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            // Under load the next packet is usually a moment away: yield a few times before
+            // parking, since waking a parked thread costs a system call on both sides.
+            let mut first = None;
+            for _ in 0..SPINS_BEFORE_PARKING {
+                match inbox.try_recv() {
+                    Ok(packet) => {
+                        first = Some(packet);
+                        break;
+                    }
+                    Err(TryRecvError::Empty) => std::thread::yield_now(),
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            let first = match first {
+                Some(packet) => Some(packet),
+                None => match inbox.recv_timeout(timeout) {
+                    Ok(packet) => Some(packet),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                },
+            };
+            if let Some(packet) = first {
+                handled += self.take(packet, &mut stopping);
             }
             while handled < ROUND_MESSAGES_MAX && !stopping {
                 match inbox.try_recv() {
@@ -180,10 +180,10 @@ impl Shard {
                 *stopping |= self.handle(message);
                 1
             }
-            Packet::Many(messages) => {
-                let count = messages.len();
-                for message in messages {
-                    *stopping |= self.handle(message);
+            Packet::Hops(hops) => {
+                let count = hops.len();
+                for hop in hops {
+                    self.hop(hop);
                 }
                 count
             }
@@ -205,14 +205,6 @@ impl Shard {
                     self.coordinate(op, Origin::Batch { key, position });
                 }
             }
-            Message::Step { uin, command, from, saga } => {
-                let reply = self.account(uin, command);
-                self.outboxes[from as usize].push(Message::StepReply { saga, reply });
-            }
-            Message::StepReply { saga, reply } => {
-                let step = self.sagas[saga as usize].0.advance(reply);
-                self.drive(saga as usize, step);
-            }
             Message::Call { uin, command, reply } => {
                 let _ = reply.send(self.account(uin, command));
             }
@@ -229,6 +221,19 @@ impl Shard {
             Message::Stop => return true,
         }
         false
+    }
+
+    fn hop(&mut self, hop: Hop) {
+        match hop {
+            Hop::Step { uin, command, from, saga } => {
+                let reply = self.account(uin, command);
+                self.outboxes[from as usize].push(Hop::StepReply { saga, reply });
+            }
+            Hop::StepReply { saga, reply } => {
+                let step = self.sagas[saga as usize].0.advance(reply);
+                self.drive(saga as usize, step);
+            }
+        }
     }
 
     fn account(&mut self, uin: Uin, command: Command) -> Result<Reply, Rejection> {
@@ -269,8 +274,8 @@ impl Shard {
                         let reply = self.account(uin, command);
                         step = self.sagas[key].0.advance(reply);
                     } else {
-                        let message = Message::Step { uin, command, from: self.index, saga: key as u32 };
-                        self.outboxes[target].push(message);
+                        let hop = Hop::Step { uin, command, from: self.index, saga: key as u32 };
+                        self.outboxes[target].push(hop);
                         return;
                     }
                 }
@@ -341,11 +346,13 @@ impl Shard {
             if outbox.is_empty() {
                 continue;
             }
-            let messages = std::mem::take(outbox);
-            match self.senders[target].try_send(Packet::Many(messages)) {
+            // Keep the capacity: the next round sends about as many.
+            let capacity = outbox.capacity();
+            let hops = std::mem::replace(outbox, Vec::with_capacity(capacity));
+            match self.senders[target].try_send(Packet::Hops(hops)) {
                 Ok(()) => {}
-                Err(TrySendError::Full(Packet::Many(messages))) => *outbox = messages,
-                Err(TrySendError::Full(Packet::One(_))) => unreachable!("flush sends batches"),
+                Err(TrySendError::Full(Packet::Hops(hops))) => *outbox = hops,
+                Err(TrySendError::Full(Packet::One(_))) => unreachable!("flush sends hops"),
                 Err(TrySendError::Disconnected(_)) => {}
             }
         }

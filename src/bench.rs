@@ -1,0 +1,413 @@
+//! `partner-credit bench`: the runtimes side by side on one workload, as ratios within one
+//! run.
+//!
+//! Every row builds the world of `partner-credit load` (or its hot-partner variant), then
+//! makes purchases of 1.00 by uniformly random customers for `secs` seconds, then audits the
+//! books: conservation must hold and the customers' used credit must equal what the row
+//! counted as committed. The first row is the machine's limit for this work: one thread, a
+//! plain vector of credit structs with `rust_decimal`, the two-phase check inline, no actors,
+//! no idempotency records.
+//!
+//! Invariant: every loop is bounded by time; the world's credit is large enough that every
+//! purchase succeeds, so rows measure the same work.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::coordinator::PurchaseRequest;
+use crate::domain::{Caller, CustomerCredit, Money, PartnerCredit, PurchaseId, Uin};
+use crate::engine::{Engine, EngineConfig};
+use crate::runtime::RuntimeKind;
+use crate::world::{World, WorldSpec};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Time per row.
+    pub secs: f64,
+    pub customers: usize,
+    /// Concurrent callers for the single-call rows.
+    pub single_tasks: usize,
+    /// Run only the rows whose name contains this (the limit and actix rows, the bases of
+    /// the ratios, always run).
+    pub only: Option<String>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> BenchOptions {
+        BenchOptions { secs: 3.0, customers: 100_000, single_tasks: 64, only: None }
+    }
+}
+
+/// How purchases reach the runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submission {
+    Inline,
+    Single,
+    Batch(usize),
+}
+
+impl Submission {
+    fn name(self) -> String {
+        match self {
+            Submission::Inline => "inline".into(),
+            Submission::Single => "single".into(),
+            Submission::Batch(size) => format!("batch-{size}"),
+        }
+    }
+}
+
+/// One row of the table, as `--json` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub runtime: String,
+    pub scenario: String,
+    pub submission: String,
+    pub purchases_per_sec: f64,
+    pub cpu_ns_per_purchase: f64,
+    pub bytes_per_uin: f64,
+    pub ratio_to_limit: f64,
+    pub ratio_to_actix: f64,
+    /// Conservation held after the row and its committed purchases match the books.
+    pub audit_ok: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub rows: Vec<Row>,
+}
+
+struct Plan {
+    runtime: Option<RuntimeKind>,
+    hot_partner: bool,
+    submission: Submission,
+}
+
+impl Plan {
+    fn runtime_name(&self) -> &'static str {
+        self.runtime.map_or("limit", RuntimeKind::name)
+    }
+
+    fn scenario(&self) -> &'static str {
+        if self.hot_partner {
+            "hot-partner"
+        } else {
+            "uniform"
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("{} {} {}", self.runtime_name(), self.scenario(), self.submission.name())
+    }
+}
+
+/// The rows, in order: the limit first, actix second, as the bases of the ratios.
+fn plans() -> Vec<Plan> {
+    let plan = |runtime, hot_partner, submission| Plan { runtime, hot_partner, submission };
+    vec![
+        plan(None, false, Submission::Inline),
+        plan(Some(RuntimeKind::Actix), false, Submission::Single),
+        plan(Some(RuntimeKind::Sharded), false, Submission::Single),
+        plan(Some(RuntimeKind::Sharded), false, Submission::Batch(64)),
+        plan(Some(RuntimeKind::Sharded), false, Submission::Batch(1024)),
+        plan(Some(RuntimeKind::Sharded), true, Submission::Batch(1024)),
+    ]
+}
+
+pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyhow::Result<Report> {
+    anyhow::ensure!(options.secs > 0.0 && options.secs <= 3600.0, "--secs must be between 0 and 3600");
+    anyhow::ensure!(options.customers > 0, "--customers must be at least 1");
+    let duration = Duration::from_secs_f64(options.secs);
+    let mut rows: Vec<Row> = Vec::new();
+    for plan in plans() {
+        let name = plan.name();
+        let is_base = matches!(plan.runtime, None | Some(RuntimeKind::Actix));
+        if !is_base && options.only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
+            continue;
+        }
+        let spec = WorldSpec {
+            customers: options.customers,
+            // Enough that no purchase is refused however fast a row runs.
+            customer_credit: Money::from_units(1_000_000),
+            hot_partner: plan.hot_partner,
+            ..WorldSpec::default()
+        };
+        let world = World::generate(&spec);
+        let measured = match plan.runtime {
+            None => limit(&world, duration),
+            Some(kind) => engine_row(kind, &world, plan.submission, duration, options.single_tasks).await?,
+        };
+        let mut row = Row {
+            name,
+            runtime: plan.runtime_name().into(),
+            scenario: plan.scenario().into(),
+            submission: plan.submission.name(),
+            purchases_per_sec: measured.purchases as f64 / measured.elapsed.as_secs_f64(),
+            cpu_ns_per_purchase: measured.cpu.as_nanos() as f64 / measured.purchases.max(1) as f64,
+            bytes_per_uin: measured.bytes_per_uin,
+            ratio_to_limit: 0.0,
+            ratio_to_actix: 0.0,
+            audit_ok: measured.audit_ok,
+        };
+        let base = |name: &str| rows.iter().find(|row| row.runtime == name).map(|row| row.purchases_per_sec);
+        row.ratio_to_limit = base("limit").map_or(1.0, |limit| row.purchases_per_sec / limit);
+        row.ratio_to_actix = base("actix").map_or(f64::NAN, |actix| row.purchases_per_sec / actix);
+        if row.runtime == "actix" {
+            row.ratio_to_actix = 1.0;
+        }
+        progress(&row);
+        rows.push(row);
+        release_freed_memory();
+    }
+    Ok(Report { rows })
+}
+
+struct Measured {
+    purchases: u64,
+    elapsed: Duration,
+    cpu: Duration,
+    bytes_per_uin: f64,
+    audit_ok: bool,
+}
+
+/// One thread, plain vectors, the two-phase check inline.
+fn limit(world: &World, duration: Duration) -> Measured {
+    let resident_before = resident_bytes();
+    let partner_index: std::collections::HashMap<u64, usize> = world
+        .distributors
+        .iter()
+        .chain(&world.resellers)
+        .enumerate()
+        .map(|(index, partner)| (partner.uin, index))
+        .collect();
+    let mut partners: Vec<PartnerCredit> = world
+        .distributors
+        .iter()
+        .chain(&world.resellers)
+        .map(|partner| PartnerCredit {
+            total: Money::from_decimal(partner.credit).expect("valid"),
+            ..Default::default()
+        })
+        .collect();
+    let sub_agent_distributor: std::collections::HashMap<u64, u64> =
+        world.second_level_resellers.iter().map(|sub_agent| (sub_agent.uin, sub_agent.distributor)).collect();
+    let mut customers: Vec<(CustomerCredit, usize)> = world
+        .customers
+        .iter()
+        .map(|customer| {
+            let charged = sub_agent_distributor.get(&customer.parent).copied().unwrap_or(customer.parent);
+            let credit = CustomerCredit {
+                total: Money::from_decimal(customer.credit).expect("valid"),
+                ..Default::default()
+            };
+            (credit, partner_index[&charged])
+        })
+        .collect();
+    let bytes_per_uin =
+        resident_bytes().saturating_sub(resident_before) as f64 / (customers.len() + partners.len()) as f64;
+    let amount = Money::from_units(1);
+    let mut rng = SmallRng::seed_from_u64(1);
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let mut purchases = 0u64;
+    let mut committed = 0u64;
+    'outer: loop {
+        for _ in 0..1024 {
+            let index = rng.gen_range(0..customers.len());
+            let (customer, partner) = &mut customers[index];
+            purchases += 1;
+            if customer.available() < amount {
+                continue;
+            }
+            customer.reserved += amount;
+            let partner = &mut partners[*partner];
+            if partner.available() < amount {
+                customer.reserved -= amount;
+                continue;
+            }
+            partner.reserved += amount;
+            customer.reserved -= amount;
+            customer.used += amount;
+            partner.reserved -= amount;
+            partner.used += amount;
+            committed += 1;
+        }
+        if started.elapsed() >= duration {
+            break 'outer;
+        }
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    let customer_used: Money = customers.iter().map(|(credit, _)| credit.used).sum();
+    let partner_used: Money = partners.iter().map(|credit| credit.used).sum();
+    let expected = Money::from_decimal(rust_decimal::Decimal::from(committed)).expect("in range");
+    Measured {
+        purchases,
+        elapsed,
+        cpu,
+        bytes_per_uin,
+        audit_ok: customer_used == partner_used && customer_used == expected && committed == purchases,
+    }
+}
+
+async fn engine_row(
+    kind: RuntimeKind,
+    world: &World,
+    submission: Submission,
+    duration: Duration,
+    single_tasks: usize,
+) -> anyhow::Result<Measured> {
+    let resident_before = resident_bytes();
+    let engine = Arc::new(Engine::start(EngineConfig { runtime: kind, ..EngineConfig::default() }));
+    let uin_count = engine.import(Caller::Operator, world).await?;
+    let bytes_per_uin = resident_bytes().saturating_sub(resident_before) as f64 / uin_count as f64;
+    let customers: Arc<Vec<Uin>> = Arc::new(world.customer_uins());
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicU64::new(0));
+    let tasks = match submission {
+        Submission::Single => single_tasks,
+        // Enough batches in flight to keep every shard busy.
+        Submission::Batch(_) => 8,
+        Submission::Inline => unreachable!("the limit row has no engine"),
+    };
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let engine = engine.clone();
+            let customers = customers.clone();
+            let stop = stop.clone();
+            let committed = committed.clone();
+            tokio::spawn(
+                async move { submit(engine, customers, stop, committed, submission, task as u32).await },
+            )
+        })
+        .collect();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut purchases = 0;
+    for handle in handles {
+        purchases += handle.await??;
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    let audit = engine.audit().await?;
+    let committed = committed.load(Ordering::Relaxed);
+    let expected = Money::from_decimal(rust_decimal::Decimal::from(committed))?;
+    let audit_ok = audit.ok() && audit.customer_used == expected && committed == purchases;
+    engine.shutdown();
+    Ok(Measured { purchases, elapsed, cpu, bytes_per_uin, audit_ok })
+}
+
+/// One caller: purchases until told to stop. Answers how many it made.
+async fn submit(
+    engine: Arc<Engine>,
+    customers: Arc<Vec<Uin>>,
+    stop: Arc<AtomicBool>,
+    committed: Arc<AtomicU64>,
+    submission: Submission,
+    task: u32,
+) -> anyhow::Result<u64> {
+    let mut rng = SmallRng::seed_from_u64(u64::from(task) + 1);
+    let amount = Money::from_units(1);
+    let mut sequence = 0u64;
+    let mut next = |rng: &mut SmallRng| {
+        sequence += 1;
+        let customer = customers[rng.gen_range(0..customers.len())];
+        PurchaseRequest::new(purchase_id(task, sequence), customer, amount)
+    };
+    let mut made = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        match submission {
+            Submission::Single => {
+                let request = next(&mut rng);
+                made += 1;
+                if engine.purchase(Caller::Operator, request).await.is_ok() {
+                    committed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Submission::Batch(size) => {
+                let requests: Vec<PurchaseRequest> = (0..size).map(|_| next(&mut rng)).collect();
+                made += size as u64;
+                let answers = engine.purchase_batch(Caller::Operator, requests).await?;
+                let ok = answers.iter().filter(|answer| answer.is_ok()).count();
+                committed.fetch_add(ok as u64, Ordering::Relaxed);
+            }
+            Submission::Inline => unreachable!("the limit row has no engine"),
+        }
+    }
+    Ok(made)
+}
+
+/// `t{task}-{sequence}`, formatted on the stack: short enough to be stored inline.
+fn purchase_id(task: u32, sequence: u64) -> PurchaseId {
+    let mut buffer = [0u8; 40];
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    write!(cursor, "t{task}-{sequence}").expect("fits");
+    let len = cursor.position() as usize;
+    PurchaseId::new(std::str::from_utf8(&buffer[..len]).expect("ascii")).expect("valid id")
+}
+
+/// Resident memory of this process.
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm.split_whitespace().nth(1).and_then(|field| field.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as usize;
+    pages * page_size
+}
+
+/// CPU time of this process (all threads, user and system).
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a rusage into the pointer it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let micros = |time: libc::timeval| time.tv_sec as u64 * 1_000_000 + time.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// Returns freed memory to the system, so the next row's resident bytes are its own.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{:<34} {:>14} {:>12} {:>9} {:>9} {:>10} {:>6}",
+            "row", "purchases/s", "CPU ns/purch", "x limit", "x actix", "bytes/UIN", "audit"
+        )?;
+        for row in &self.rows {
+            writeln!(f, "{}", format_row(row))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn format_row(row: &Row) -> String {
+    format!(
+        "{:<34} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>10.0} {:>6}",
+        row.name,
+        row.purchases_per_sec,
+        row.cpu_ns_per_purchase,
+        row.ratio_to_limit,
+        row.ratio_to_actix,
+        row.bytes_per_uin,
+        if row.audit_ok { "ok" } else { "FAILED" }
+    )
+}
