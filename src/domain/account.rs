@@ -400,7 +400,7 @@ impl Account {
                 Ok(Reply::Done)
             }
             Command::OpenAllocation { caller, receiver, delta, record } => {
-                self.open_allocation(caller, receiver, delta, record)
+                self.open_allocation(caller, receiver, delta, *record)
             }
             Command::TakeAllocable { amount } => {
                 let allocable = self.allocable()?;
@@ -493,7 +493,7 @@ impl Account {
         caller: Caller,
         receiver: KindRequired,
         delta: Money,
-        record: Box<RecordInfo>,
+        record: RecordInfo,
     ) -> Result<Reply, Rejection> {
         let uin = self.uin;
         let giver = match (&self.role, receiver) {
@@ -526,7 +526,7 @@ impl Account {
             Role::SecondLevelReseller { pool, .. } => pool.total -= taken,
             _ => unreachable!("receiver kind checked above"),
         }
-        let applied = self.record(delta, *record);
+        let applied = self.record(delta, record);
         Ok(Reply::AllocationOpened { giver, applied: Some(applied) })
     }
 
