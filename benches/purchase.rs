@@ -1,5 +1,6 @@
 //! Criterion benches through the engine API: one uncontended purchase (latency) and a batch
-//! of 64, on every runtime. Set-up (the world, the engine) stays out of the timed loop.
+//! of 64 on every runtime, and a batch of 64 against one hot partner on the sharded runtime.
+//! Set-up (the world, the engine) stays out of the timed loop.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,17 +11,22 @@ use partner_credit::{
 };
 
 /// Large enough that no customer runs out during a bench.
-fn world() -> World {
+fn world(hot_partner: bool) -> World {
     World::generate(&WorldSpec {
         customers: 10_000,
-        customer_credit: Money::from_units(1_000_000_000),
+        customer_credit: Money::from_units(1_000_000),
+        hot_partner,
         ..WorldSpec::default()
     })
 }
 
-fn engine(runtime: &tokio::runtime::Runtime, kind: RuntimeKind) -> (Arc<Engine>, Vec<Uin>) {
+fn engine(
+    runtime: &tokio::runtime::Runtime,
+    kind: RuntimeKind,
+    hot_partner: bool,
+) -> (Arc<Engine>, Vec<Uin>) {
     let engine = Arc::new(Engine::start(EngineConfig { runtime: kind, ..EngineConfig::default() }));
-    let world = world();
+    let world = world(hot_partner);
     runtime.block_on(engine.import(Caller::Operator, &world)).expect("import");
     (engine, world.customer_uins())
 }
@@ -35,7 +41,7 @@ fn purchases(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut group = c.benchmark_group("purchase");
     for kind in RuntimeKind::ALL {
-        let (engine, customers) = engine(&runtime, kind);
+        let (engine, customers) = engine(&runtime, kind, false);
         let counter = AtomicU64::new(0);
         group.bench_function(BenchmarkId::new("single", kind.name()), |b| {
             b.to_async(&runtime).iter(|| {
@@ -56,6 +62,19 @@ fn purchases(c: &mut Criterion) {
         });
         engine.shutdown();
     }
+    let (engine, customers) = engine(&runtime, RuntimeKind::Sharded, true);
+    let counter = AtomicU64::new(0);
+    group.bench_function(BenchmarkId::new("hot-partner batch-64", "sharded"), |b| {
+        b.to_async(&runtime).iter_batched(
+            || (0..64).map(|_| request(&counter, &customers)).collect::<Vec<_>>(),
+            |requests| {
+                let engine = &engine;
+                async move { engine.purchase_batch(Caller::Operator, requests).await.expect("batch") }
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    engine.shutdown();
     group.finish();
 }
 

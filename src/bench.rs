@@ -264,9 +264,12 @@ async fn engine_row(
     duration: Duration,
     single_tasks: usize,
 ) -> anyhow::Result<Measured> {
+    release_freed_memory();
     let resident_before = resident_bytes();
     let engine = Arc::new(Engine::start(EngineConfig { runtime: kind, ..EngineConfig::default() }));
     let uin_count = engine.import(Caller::Operator, world).await?;
+    // The import's temporaries are freed by now; hand them back so they are not counted.
+    release_freed_memory();
     let bytes_per_uin = resident_bytes().saturating_sub(resident_before) as f64 / uin_count as f64;
     let customers: Arc<Vec<Uin>> = Arc::new(world.customer_uins());
     let stop = Arc::new(AtomicBool::new(false));

@@ -28,7 +28,8 @@
 //! - a terminal record is forgotten only after the retention window or when the partition
 //!   holds more than its share of `resolved_capacity`; a repeat after that is a new purchase.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+use std::hash::BuildHasher;
 
 use compact_str::CompactString;
 
@@ -121,6 +122,8 @@ struct Record {
     state: State,
     /// The answer to the request that created the record, repeated to identical requests.
     first: Option<Result<Outcome, Rejection>>,
+    /// When the record reached a final state; `None` while in flight or reserved.
+    resolved_at: Option<Timestamp>,
     /// A commit or release saga is applying the record's final state: requests for it wait
     /// (`PurchaseInProgress`) so that no answer runs ahead of the books.
     settling: bool,
@@ -139,25 +142,15 @@ pub enum Next {
 #[derive(Debug)]
 pub struct Ledger {
     limits: LedgerLimits,
-    /// Seeded fast hashing: purchase ids are chosen by clients, so the hash must resist
-    /// flooding, and it is on every purchase's path.
-    records: HashMap<PurchaseId, Record, foldhash::fast::RandomState>,
+    records: Records,
     /// Open reservations by deadline, for expiry.
     deadlines: BTreeSet<(Timestamp, PurchaseId)>,
-    /// Resolved ids in the order they were resolved, for forgetting.
-    resolved: VecDeque<(Timestamp, PurchaseId)>,
     open_reservations: usize,
 }
 
 impl Ledger {
     pub fn new(limits: LedgerLimits) -> Ledger {
-        Ledger {
-            limits,
-            records: HashMap::default(),
-            deadlines: BTreeSet::new(),
-            resolved: VecDeque::new(),
-            open_reservations: 0,
-        }
+        Ledger { limits, records: Records::default(), deadlines: BTreeSet::new(), open_reservations: 0 }
     }
 
     /// A one-shot purchase or a reservation by `caller`.
@@ -204,8 +197,10 @@ impl Ledger {
         if matches!(mode, Mode::Reserve { .. }) {
             self.open_reservations += 1;
         }
-        self.records
-            .insert(request.id, Record { content, state: State::InFlight, first: None, settling: false });
+        self.records.insert(
+            request.id,
+            Record { content, state: State::InFlight, first: None, settling: false, resolved_at: None },
+        );
         Next::Run(saga)
     }
 
@@ -249,7 +244,7 @@ impl Ledger {
                 record.settling = true;
                 self.deadlines.remove(&(deadline, id.clone()));
                 self.open_reservations -= 1;
-                self.resolved.push_back((now, id.clone()));
+                self.records.mark_resolved(&id, now);
                 let saga = Saga::start(id, kind, caller, customer, Some(charged), amount);
                 return Next::Run(saga);
             }
@@ -283,7 +278,7 @@ impl Ledger {
                 }
                 record.state = State::Refused;
                 record.first = Some(Err(rejection.clone()));
-                self.resolved.push_back((now, id));
+                self.records.mark_resolved(&id, now);
                 Err(rejection)
             }
             (SagaKind::OneShot, SagaEnd::Purchased { charged, customer_available, partner_available }) => {
@@ -296,7 +291,7 @@ impl Ledger {
                 });
                 record.state = State::Committed;
                 record.first = Some(Ok(outcome.clone()));
-                self.resolved.push_back((now, id));
+                self.records.mark_resolved(&id, now);
                 Ok(outcome)
             }
             (SagaKind::Reserve, SagaEnd::Reserved { charged }) => {
@@ -335,9 +330,9 @@ impl Ledger {
             record.state = State::Expired;
             record.settling = true;
             self.open_reservations -= 1;
-            self.resolved.push_back((now, id.clone()));
             let customer = record.content.customer;
             let amount = record.content.amount;
+            self.records.mark_resolved(&id, now);
             let kind = SagaKind::Release { expired: true };
             sagas.push(Saga::start(id, kind, Caller::Operator, customer, Some(charged), amount));
         }
@@ -347,14 +342,7 @@ impl Ledger {
 
     /// Forgets the oldest resolved records beyond the retention window or the capacity.
     fn evict(&mut self, now: Timestamp) {
-        while let Some((resolved_at, _)) = self.resolved.front() {
-            let too_old = resolved_at.plus_ms(self.limits.resolved_retention_ms) <= now;
-            if !(too_old || self.resolved.len() > self.limits.resolved_capacity) {
-                break;
-            }
-            let (_, id) = self.resolved.pop_front().expect("front exists");
-            self.records.remove(&id);
-        }
+        self.records.evict(now, self.limits.resolved_retention_ms, self.limits.resolved_capacity);
     }
 
     pub fn open_reservations(&self) -> usize {
@@ -537,6 +525,123 @@ fn expect_settled(reply: Result<Reply, Rejection>, uin: Uin) {
 
 fn not_authorized(caller: Caller, target: Uin) -> Rejection {
     Rejection::NotAuthorized { caller: caller.to_string(), target }
+}
+
+/// The records of one partition: a ring in creation order, and an index from purchase id
+/// to position.
+///
+/// Appending and forgetting walk the ring sequentially, and the index holds only sequence
+/// numbers with their hashes precomputed, so forgetting the oldest record never has to
+/// read a cold key: what makes a large idempotency table cheap on the purchase path. A
+/// record still in flight or reserved when it reaches the front is moved to the back, so an
+/// open reservation never holds up forgetting.
+#[derive(Default)]
+struct Records {
+    ring: VecDeque<Entry>,
+    /// The sequence number of `ring[0]`; `ring[i]` has `first_sequence + i`.
+    first_sequence: u64,
+    index: hashbrown::HashTable<u64>,
+    /// Seeded fast hashing: purchase ids are chosen by clients, so the hash must resist
+    /// flooding, and it is on every purchase's path.
+    hasher: foldhash::fast::RandomState,
+    /// Records not yet resolved (in flight or reserved).
+    unresolved: usize,
+}
+
+struct Entry {
+    id: PurchaseId,
+    hash: u64,
+    record: Record,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records")
+            .field("len", &self.ring.len())
+            .field("unresolved", &self.unresolved)
+            .finish()
+    }
+}
+
+impl Records {
+    fn position(&self, id: &PurchaseId) -> Option<usize> {
+        let hash = self.hasher.hash_one(id);
+        let first = self.first_sequence;
+        let ring = &self.ring;
+        self.index
+            .find(hash, |&sequence| ring[(sequence - first) as usize].id == *id)
+            .map(|&sequence| (sequence - first) as usize)
+    }
+
+    fn get(&self, id: &PurchaseId) -> Option<&Record> {
+        self.position(id).map(|position| &self.ring[position].record)
+    }
+
+    fn get_mut(&mut self, id: &PurchaseId) -> Option<&mut Record> {
+        self.position(id).map(|position| &mut self.ring[position].record)
+    }
+
+    /// Adds an unresolved record; the id must not be present.
+    fn insert(&mut self, id: PurchaseId, record: Record) {
+        let hash = self.hasher.hash_one(&id);
+        let sequence = self.first_sequence + self.ring.len() as u64;
+        let first = self.first_sequence;
+        let ring = &self.ring;
+        self.index.insert_unique(hash, sequence, |&other| ring[(other - first) as usize].hash);
+        self.ring.push_back(Entry { id, hash, record });
+        self.unresolved += 1;
+    }
+
+    fn mark_resolved(&mut self, id: &PurchaseId, now: Timestamp) {
+        let record = self.get_mut(id).expect("a record being resolved exists");
+        debug_assert!(record.resolved_at.is_none());
+        record.resolved_at = Some(now);
+        self.unresolved -= 1;
+    }
+
+    /// Forgets resolved records from the front while they are past the retention window or
+    /// the ring holds more resolved records than `capacity`.
+    fn evict(&mut self, now: Timestamp, retention_ms: i64, capacity: usize) {
+        // Each unresolved record is moved to the back at most once per call.
+        let mut moves_left = self.unresolved;
+        while let Some(front) = self.ring.front() {
+            let over_capacity = self.ring.len() - self.unresolved > capacity;
+            match front.record.resolved_at {
+                Some(resolved_at) if over_capacity || resolved_at.plus_ms(retention_ms) <= now => {
+                    let entry = self.ring.pop_front().expect("front exists");
+                    self.remove_from_index(entry.hash, self.first_sequence);
+                    self.first_sequence += 1;
+                }
+                None if over_capacity && moves_left > 0 => {
+                    moves_left -= 1;
+                    let entry = self.ring.pop_front().expect("front exists");
+                    let old_sequence = self.first_sequence;
+                    self.first_sequence += 1;
+                    let new_sequence = self.first_sequence + self.ring.len() as u64;
+                    let slot = self
+                        .index
+                        .find_mut(entry.hash, |&sequence| sequence == old_sequence)
+                        .expect("every record is indexed");
+                    *slot = new_sequence;
+                    self.ring.push_back(entry);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn remove_from_index(&mut self, hash: u64, sequence: u64) {
+        match self.index.find_entry(hash, |&other| other == sequence) {
+            Ok(entry) => {
+                entry.remove();
+            }
+            Err(_) => unreachable!("every record is indexed"),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ring.len()
+    }
 }
 
 #[cfg(test)]
