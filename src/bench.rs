@@ -142,7 +142,13 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
         let world = World::generate(&spec);
         let measured = match plan.runtime {
             None => limit(&world, duration),
-            Some(kind) => engine_row(kind, &world, plan.submission, duration, options.single_tasks).await?,
+            Some(kind) => {
+                // The hot partner's credit is split into per-shard slices (escrow).
+                let escrow_partners =
+                    if plan.hot_partner { vec![Uin(crate::world::RESELLER_UIN_BASE)] } else { Vec::new() };
+                let config = EngineConfig { runtime: kind, escrow_partners, ..EngineConfig::default() };
+                engine_row(config, &world, plan.submission, duration, options.single_tasks).await?
+            }
         };
         let mut row = Row {
             name,
@@ -258,7 +264,7 @@ fn limit(world: &World, duration: Duration) -> Measured {
 }
 
 async fn engine_row(
-    kind: RuntimeKind,
+    config: EngineConfig,
     world: &World,
     submission: Submission,
     duration: Duration,
@@ -266,7 +272,7 @@ async fn engine_row(
 ) -> anyhow::Result<Measured> {
     release_freed_memory();
     let resident_before = resident_bytes();
-    let engine = Arc::new(Engine::start(EngineConfig { runtime: kind, ..EngineConfig::default() }));
+    let engine = Arc::new(Engine::start(config));
     let uin_count = engine.import(Caller::Operator, world).await?;
     // The import's temporaries are freed by now; hand them back so they are not counted.
     release_freed_memory();

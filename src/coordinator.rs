@@ -439,6 +439,11 @@ impl Saga {
         }
     }
 
+    /// The partner this saga charges, once known. A step for this UIN is a partner-side step.
+    pub fn charged(&self) -> Option<Uin> {
+        self.charged
+    }
+
     /// The first step.
     pub fn first_step(&self) -> Step {
         let amount = self.amount;

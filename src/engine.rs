@@ -49,6 +49,12 @@ pub struct EngineConfig {
     pub batch_len_max: usize,
     /// How often reservations past their deadline are released (100 ms).
     pub expiry_sweep_interval_ms: u64,
+    /// Hot partners: distributors or resellers charged by so many purchases that one actor
+    /// would be the bottleneck. The sharded runtime splits their available credit into
+    /// per-shard slices (see docs/ARCHITECTURE.md, "Escrow"). A purchase's
+    /// `partner_available` is then the available credit of its shard's slice, not the
+    /// partner's whole. Empty by default.
+    pub escrow_partners: Vec<Uin>,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +70,7 @@ impl Default for EngineConfig {
             open_reservations_max: 1_000_000,
             batch_len_max: 8189,
             expiry_sweep_interval_ms: 100,
+            escrow_partners: Vec::new(),
         }
     }
 }
@@ -202,6 +209,7 @@ impl Engine {
                 open_reservations_max: config.open_reservations_max.div_ceil(partitions),
             },
             expiry_sweep_interval_ms: config.expiry_sweep_interval_ms,
+            escrow_partners: config.escrow_partners.clone(),
         };
         let runtime = Arc::new(Runtime::start(config.runtime, settings, clock.clone()));
         Engine { runtime, clock, config, next_uin: AtomicU64::new(100_000_000_001) }

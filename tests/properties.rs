@@ -24,7 +24,7 @@ use std::sync::Arc;
 use common::*;
 use partner_credit::domain::Role;
 use partner_credit::engine::{NewCustomer, NewPartner, PartnerKind};
-use partner_credit::{Caller, Engine, Error, ManualClock, Money, RuntimeKind, Uin};
+use partner_credit::{Caller, Engine, EngineConfig, Error, ManualClock, Money, RuntimeKind, Uin};
 use proptest::prelude::*;
 
 const D: Uin = Uin(1);
@@ -369,9 +369,17 @@ async fn run(
 }
 
 fn check_case(kind: RuntimeKind, batches: Vec<Vec<Op>>) -> Result<(), TestCaseError> {
+    check_case_with(kind, EngineConfig::default(), batches)
+}
+
+fn check_case_with(
+    kind: RuntimeKind,
+    config: EngineConfig,
+    batches: Vec<Vec<Op>>,
+) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
-        let (engine, clock) = engine(kind);
+        let (engine, clock) = engine_with(kind, config);
         let engine = Arc::new(engine);
         let mut model = set_up(&engine).await;
         for (batch_index, batch) in batches.into_iter().enumerate() {
@@ -663,6 +671,13 @@ proptest! {
     #[test]
     fn sharded_matches_the_model(batches in batches()) {
         check_case(RuntimeKind::Sharded, batches)?;
+    }
+
+    /// Every chargeable partner's credit split into slices: the same model must hold.
+    #[test]
+    fn sharded_with_escrow_matches_the_model(batches in batches()) {
+        let config = EngineConfig { escrow_partners: CHARGEABLE.to_vec(), ..EngineConfig::default() };
+        check_case_with(RuntimeKind::Sharded, config, batches)?;
     }
 
     #[test]

@@ -106,6 +106,14 @@ impl Money {
         self.0.is_sign_negative() && !self.0.is_zero()
     }
 
+    /// One of `parts` equal shares, cut to 8 places towards zero (so that the shares never
+    /// add up to more than the whole).
+    pub fn share_of(self, parts: u32) -> Money {
+        let mut value = (self.0 / Decimal::from(parts.max(1))).trunc_with_scale(Self::SCALE_MAX);
+        value.rescale(Self::SCALE_MAX);
+        Money(value)
+    }
+
     pub fn abs(self) -> Money {
         Money(self.0.abs())
     }
@@ -228,6 +236,14 @@ mod tests {
             assert_eq!((money + Money::parse("0.00000001").unwrap()).as_decimal().scale(), 8);
         }
         assert_eq!(Money::parse("1.50").unwrap().to_string(), "1.5");
+    }
+
+    #[test]
+    fn shares_never_exceed_the_whole() {
+        let whole = Money::parse("1").unwrap();
+        assert_eq!(whole.share_of(3), Money::parse("0.33333333").unwrap());
+        assert!(Money::parse("0.00000001").unwrap().share_of(4).is_zero());
+        assert_eq!(whole.share_of(0), whole);
     }
 
     #[test]

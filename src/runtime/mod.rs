@@ -62,6 +62,8 @@ pub struct RuntimeSettings {
     pub ledger_limits: LedgerLimits,
     /// How often coordinators release reservations past their deadline.
     pub expiry_sweep_interval_ms: u64,
+    /// Partners whose available credit the sharded runtime splits into per-shard slices.
+    pub escrow_partners: Vec<Uin>,
 }
 
 /// A failure of the system, as opposed to a refusal: the operation's outcome is unknown.

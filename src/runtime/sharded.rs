@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use dashmap::DashSet;
 use parking_lot::Mutex;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use slab::Slab;
 use tokio::sync::oneshot;
 
@@ -32,7 +32,7 @@ use super::slots::Slots;
 use super::{CoordinatorOp, Failure, RuntimeSettings};
 use crate::clock::Clock;
 use crate::coordinator::{Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, Step};
-use crate::domain::{Account, Caller, Command, PurchaseId, Rejection, Reply, Uin};
+use crate::domain::{Account, Caller, Command, Money, PurchaseId, Rejection, Reply, Role, Uin};
 
 type Answer = Result<Outcome, Rejection>;
 type BatchAnswers = Vec<(u32, Result<PurchaseReceipt, Rejection>)>;
@@ -62,12 +62,36 @@ enum Origin {
 }
 
 enum Message {
-    Coordinate { op: CoordinatorOp, origin: Origin },
-    Batch { caller: Caller, requests: Vec<(u32, PurchaseRequest)>, reply: oneshot::Sender<BatchAnswers> },
-    Call { uin: Uin, command: Command, reply: oneshot::Sender<Result<Reply, Rejection>> },
-    Spawn { accounts: Vec<Account>, reply: oneshot::Sender<()> },
-    ExpireDue { reply: oneshot::Sender<usize> },
-    OpenReservations { reply: oneshot::Sender<usize> },
+    Coordinate {
+        op: CoordinatorOp,
+        origin: Origin,
+    },
+    Batch {
+        caller: Caller,
+        requests: Vec<(u32, PurchaseRequest)>,
+        reply: oneshot::Sender<BatchAnswers>,
+    },
+    Call {
+        uin: Uin,
+        command: Command,
+        reply: oneshot::Sender<Result<Reply, Rejection>>,
+    },
+    Spawn {
+        accounts: Vec<Account>,
+        reply: oneshot::Sender<()>,
+    },
+    ExpireDue {
+        reply: oneshot::Sender<usize>,
+    },
+    /// Return this shard's slice of an escrowed partner to its home; answered once the
+    /// return has been sent, so that the home sees it before any later request.
+    ReturnSlice {
+        partner: Uin,
+        reply: oneshot::Sender<()>,
+    },
+    OpenReservations {
+        reply: oneshot::Sender<usize>,
+    },
     Stop,
 }
 
@@ -78,6 +102,15 @@ enum Hop {
     Step { uin: Uin, command: Command, from: u32, saga: u32 },
     /// The answer to a step, back at the saga's shard.
     StepReply { saga: u32, reply: Result<Reply, Rejection> },
+    /// To an escrowed partner's home: a slice needs at least `wanted` more.
+    Refill { partner: Uin, wanted: Money, from: u32 },
+    /// From the home: credit for the slice. `exhausted`: it is everything the partner had
+    /// after all slices were recalled, so what it cannot cover is refused.
+    Granted { partner: Uin, amount: Money, exhausted: bool },
+    /// From the home: give back the slice's free credit and settle its used credit.
+    Recall { partner: Uin },
+    /// To the home: a slice's free credit given back and its used credit settled.
+    Returned { partner: Uin, free: Money, used: Money },
 }
 
 enum Packet {
@@ -92,6 +125,27 @@ fn shard_of_uin(uin: Uin, shards: usize) -> usize {
 
 fn shard_of_purchase(id: &PurchaseId, shards: usize) -> usize {
     (id.partition_hash() % shards as u64) as usize
+}
+
+/// One shard's slice of an escrowed partner's available credit.
+#[derive(Default)]
+struct Slice {
+    /// Credit this shard may still reserve or charge.
+    free: Money,
+    /// Held by open reservations coordinated on this shard.
+    reserved: Money,
+    /// Charged here and not yet settled with the home.
+    used: Money,
+    /// Sagas waiting for a refill: (saga key, amount, charge at once), in arrival order.
+    parked: std::collections::VecDeque<(usize, Money, bool)>,
+    refill_pending: bool,
+}
+
+/// At a partner's home, a recall of every slice waiting for their returns.
+struct Recall {
+    returns_left: usize,
+    /// Refills to answer when the recall is done: (shard, wanted).
+    waiting: Vec<(u32, Money)>,
 }
 
 struct PendingBatch {
@@ -116,6 +170,14 @@ struct Shard {
     expiries: Slab<PendingExpiry>,
     /// Hops for each shard, sent at the end of the round.
     outboxes: Vec<Vec<Hop>>,
+    /// Answers to send once this round's hops are sent.
+    after_flush: Vec<oneshot::Sender<()>>,
+    /// Partners whose credit is split into slices.
+    escrow_partners: Arc<FxHashSet<Uin>>,
+    /// This shard's slices of escrowed partners that live on other shards.
+    slices: FxHashMap<Uin, Slice>,
+    /// At an escrowed partner's home: recalls in progress, with the refills waiting on them.
+    recalls: FxHashMap<Uin, Recall>,
     senders: Vec<Sender<Packet>>,
     slots: Arc<Slots<Answer>>,
     clock: Arc<dyn Clock>,
@@ -167,6 +229,7 @@ impl Shard {
             }
             if Instant::now() >= next_sweep {
                 self.sweep(None);
+                self.settle_slices();
                 next_sweep = Instant::now() + self.sweep_interval;
             }
             self.flush();
@@ -215,6 +278,10 @@ impl Shard {
                 let _ = reply.send(());
             }
             Message::ExpireDue { reply } => self.sweep(Some(reply)),
+            Message::ReturnSlice { partner, reply } => {
+                self.return_slice(partner);
+                self.after_flush.push(reply);
+            }
             Message::OpenReservations { reply } => {
                 let _ = reply.send(self.ledger.open_reservations());
             }
@@ -233,6 +300,176 @@ impl Shard {
                 let step = self.sagas[saga as usize].0.advance(reply);
                 self.drive(saga as usize, step);
             }
+            Hop::Refill { partner, wanted, from } => self.refill(partner, wanted, from),
+            Hop::Granted { partner, amount, exhausted } => self.granted(partner, amount, exhausted),
+            Hop::Recall { partner } => self.return_slice(partner),
+            Hop::Returned { partner, free, used } => self.returned(partner, free, used),
+        }
+    }
+
+    fn home_of(&self, partner: Uin) -> usize {
+        shard_of_uin(partner, self.senders.len())
+    }
+
+    /// A partner-side step of a saga on a slice: answered at once, or `None` when the saga
+    /// is parked until a refill.
+    fn slice_step(&mut self, key: usize, partner: Uin, command: Command) -> Option<Result<Reply, Rejection>> {
+        let slice = self.slices.entry(partner).or_default();
+        match command {
+            Command::ReservePartner { amount, commit } => {
+                // Arrival order: nobody overtakes a parked saga.
+                if slice.parked.is_empty() && slice.free >= amount {
+                    Some(Ok(Reply::Available(take_from_slice(slice, amount, commit))))
+                } else {
+                    slice.parked.push_back((key, amount, commit));
+                    self.request_refill(partner);
+                    None
+                }
+            }
+            Command::Commit { amount } => {
+                assert!(slice.reserved >= amount, "commit of {amount} exceeds the slice's reserved");
+                slice.reserved -= amount;
+                slice.used += amount;
+                Some(Ok(Reply::Done))
+            }
+            Command::Release { amount } => {
+                assert!(slice.reserved >= amount, "release of {amount} exceeds the slice's reserved");
+                slice.reserved -= amount;
+                slice.free += amount;
+                Some(Ok(Reply::Done))
+            }
+            other => unreachable!("{other:?} is not a partner-side saga step"),
+        }
+    }
+
+    fn request_refill(&mut self, partner: Uin) {
+        let home = self.home_of(partner);
+        let slice = self.slices.get_mut(&partner).expect("the slice exists");
+        if slice.refill_pending {
+            return;
+        }
+        slice.refill_pending = true;
+        let wanted: Money = slice.parked.iter().map(|(_, amount, _)| *amount).sum();
+        self.outboxes[home].push(Hop::Refill { partner, wanted, from: self.index });
+    }
+
+    /// At the home: grant from the partner's available credit, or recall every slice first
+    /// when it cannot cover the request.
+    fn refill(&mut self, partner: Uin, wanted: Money, from: u32) {
+        if let Some(recall) = self.recalls.get_mut(&partner) {
+            recall.waiting.push((from, wanted));
+            return;
+        }
+        let available = self.partner_available(partner);
+        if available >= wanted {
+            // A share of what is left, so that the next refills are rare but no slice
+            // hoards the partner's credit.
+            let share = available.share_of(2 * self.senders.len() as u32);
+            self.grant(partner, from, wanted.max(share).min(available), false);
+            return;
+        }
+        let home = self.index as usize;
+        let others: Vec<usize> = (0..self.senders.len()).filter(|shard| *shard != home).collect();
+        for shard in &others {
+            self.outboxes[*shard].push(Hop::Recall { partner });
+        }
+        self.recalls.insert(partner, Recall { returns_left: others.len(), waiting: vec![(from, wanted)] });
+    }
+
+    fn grant(&mut self, partner: Uin, to: u32, amount: Money, exhausted: bool) {
+        if amount.is_positive() {
+            // Escrowed credit counts as reserved at the home until the slice settles it.
+            let reply = self.account(partner, Command::ReservePartner { amount, commit: false });
+            assert!(
+                reply.is_ok(),
+                "granting {amount} of {partner}'s available credit was refused: {reply:?}"
+            );
+        }
+        self.outboxes[to as usize].push(Hop::Granted { partner, amount, exhausted });
+    }
+
+    /// At a slice: the refill arrived; serve the parked sagas it covers, refuse the rest if
+    /// it was everything the partner had, ask again otherwise.
+    fn granted(&mut self, partner: Uin, amount: Money, exhausted: bool) {
+        let slice = self.slices.entry(partner).or_default();
+        slice.free += amount;
+        slice.refill_pending = false;
+        let mut answered = Vec::new();
+        let mut still_parked = std::collections::VecDeque::new();
+        while let Some((key, amount, commit)) = slice.parked.pop_front() {
+            if slice.free >= amount {
+                answered.push((key, Ok(Reply::Available(take_from_slice(slice, amount, commit)))));
+            } else if exhausted {
+                let refusal = Rejection::InsufficientPartnerCredit {
+                    uin: partner,
+                    available: slice.free,
+                    needed: amount,
+                };
+                answered.push((key, Err(refusal)));
+            } else {
+                still_parked.push_back((key, amount, commit));
+            }
+        }
+        slice.parked = still_parked;
+        if !slice.parked.is_empty() {
+            self.request_refill(partner);
+        }
+        for (key, reply) in answered {
+            let step = self.sagas[key].0.advance(reply);
+            self.drive(key, step);
+        }
+    }
+
+    /// At a slice: give the free credit back and settle the used credit with the home.
+    fn return_slice(&mut self, partner: Uin) {
+        let home = self.home_of(partner);
+        if home == self.index as usize {
+            return;
+        }
+        let slice = self.slices.entry(partner).or_default();
+        let free = std::mem::take(&mut slice.free);
+        let used = std::mem::take(&mut slice.used);
+        self.outboxes[home].push(Hop::Returned { partner, free, used });
+    }
+
+    /// Settles every slice's used credit with its home (at each sweep).
+    fn settle_slices(&mut self) {
+        let mut settled = Vec::new();
+        for (partner, slice) in &mut self.slices {
+            if slice.used.is_positive() {
+                settled.push((*partner, std::mem::take(&mut slice.used)));
+            }
+        }
+        for (partner, used) in settled {
+            let home = self.home_of(partner);
+            self.outboxes[home].push(Hop::Returned { partner, free: Money::ZERO, used });
+        }
+    }
+
+    /// At the home: a slice's return. Free credit leaves escrow; used credit becomes used.
+    fn returned(&mut self, partner: Uin, free: Money, used: Money) {
+        for command in [Command::Release { amount: free }, Command::Commit { amount: used }] {
+            let reply = self.account(partner, command);
+            assert!(reply.is_ok(), "settling a slice of {partner} was refused: {reply:?}");
+        }
+        let Some(recall) = self.recalls.get_mut(&partner) else { return };
+        recall.returns_left -= 1;
+        if recall.returns_left > 0 {
+            return;
+        }
+        let recall = self.recalls.remove(&partner).expect("present");
+        // Every slice is back: what the home has now is all the partner has.
+        for (from, wanted) in recall.waiting {
+            let available = self.partner_available(partner);
+            let exhausted = available < wanted;
+            self.grant(partner, from, if exhausted { available } else { wanted }, exhausted);
+        }
+    }
+
+    fn partner_available(&self, partner: Uin) -> Money {
+        match self.accounts.get(&partner).map(|account| &account.role) {
+            Some(Role::Distributor { credit } | Role::Reseller { credit }) => credit.available(),
+            _ => Money::ZERO,
         }
     }
 
@@ -270,6 +507,16 @@ impl Shard {
             match step {
                 Step::Call(uin, command) => {
                     let target = shard_of_uin(uin, shards);
+                    let partner_side = self.sagas[key].0.charged() == Some(uin);
+                    if partner_side && target != self.index as usize && self.escrow_partners.contains(&uin) {
+                        match self.slice_step(key, uin, command) {
+                            Some(reply) => {
+                                step = self.sagas[key].0.advance(reply);
+                                continue;
+                            }
+                            None => return,
+                        }
+                    }
                     if target == self.index as usize {
                         let reply = self.account(uin, command);
                         step = self.sagas[key].0.advance(reply);
@@ -356,10 +603,17 @@ impl Shard {
                 Err(TrySendError::Disconnected(_)) => {}
             }
         }
+        if self.outboxes.iter().all(Vec::is_empty) {
+            for reply in self.after_flush.drain(..) {
+                let _ = reply.send(());
+            }
+        }
     }
 }
 
 pub struct ShardedRuntime {
+    /// Partners whose credit is split into slices: calls on them gather the slices first.
+    escrow_partners: Arc<FxHashSet<Uin>>,
     senders: Vec<Sender<Packet>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     slots: Arc<Slots<Answer>>,
@@ -375,6 +629,8 @@ impl ShardedRuntime {
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..shard_count).map(|_| crossbeam_channel::bounded::<Packet>(INBOX_PACKETS)).unzip();
         let slots = Slots::new(REPLY_SLOTS);
+        let escrow_partners: Arc<FxHashSet<Uin>> =
+            Arc::new(settings.escrow_partners.iter().copied().collect());
         let threads = receivers
             .into_iter()
             .enumerate()
@@ -387,6 +643,10 @@ impl ShardedRuntime {
                     batches: Slab::new(),
                     expiries: Slab::new(),
                     outboxes: (0..shard_count).map(|_| Vec::new()).collect(),
+                    after_flush: Vec::new(),
+                    escrow_partners: escrow_partners.clone(),
+                    slices: FxHashMap::default(),
+                    recalls: FxHashMap::default(),
                     senders: senders.clone(),
                     slots: slots.clone(),
                     clock: clock.clone(),
@@ -399,6 +659,7 @@ impl ShardedRuntime {
             })
             .collect();
         ShardedRuntime {
+            escrow_partners,
             senders,
             threads: Mutex::new(threads),
             slots,
@@ -433,6 +694,13 @@ impl ShardedRuntime {
 
     pub async fn call(&self, uin: Uin, command: Command) -> Result<Result<Reply, Rejection>, Failure> {
         let shard = shard_of_uin(uin, self.senders.len());
+        if self.escrow_partners.contains(&uin) {
+            // Bring every slice home first, so that the partner's account is whole: a
+            // snapshot is exact and a credit-line reduction sees all available credit.
+            for other in (0..self.senders.len()).filter(|other| *other != shard) {
+                self.ask(other, |reply| Message::ReturnSlice { partner: uin, reply }).await?;
+            }
+        }
         self.ask(shard, |reply| Message::Call { uin, command, reply }).await
     }
 
@@ -542,4 +810,16 @@ impl Drop for ShardedRuntime {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Takes `amount` from a slice's free credit, as a reservation or a charge; answers what is
+/// left free.
+fn take_from_slice(slice: &mut Slice, amount: Money, commit: bool) -> Money {
+    slice.free -= amount;
+    if commit {
+        slice.used += amount;
+    } else {
+        slice.reserved += amount;
+    }
+    slice.free
 }
