@@ -285,7 +285,7 @@ impl Engine {
         &self,
         uin: Option<Uin>,
         mut role: Role,
-        profile: Option<Box<Profile>>,
+        profile: Option<Profile>,
         parent: Option<(Uin, AccountKind)>,
     ) -> EngineResult<Uin> {
         let uin = match uin {
@@ -306,7 +306,9 @@ impl Engine {
                 }
             }
             let mut account = Account::new(uin, role, created);
-            account.profile = profile;
+            if let Some(profile) = profile {
+                account.set_profile(profile);
+            }
             if let Err(rejection) = runtime.spawn(vec![account]).await? {
                 if let Some((parent, _)) = parent {
                     call(&runtime, parent, Command::DisownChild { child: uin }).await?;
@@ -734,15 +736,15 @@ async fn run_to_end<T: Send + 'static>(
     }
 }
 
-fn profile(name: Option<String>, email: Option<String>) -> Option<Box<Profile>> {
+fn profile(name: Option<String>, email: Option<String>) -> Option<Profile> {
     if name.is_none() && email.is_none() {
         return None;
     }
-    Some(Box::new(Profile {
+    Some(Profile {
         name: name.map(String::into_boxed_str),
         email: email.map(String::into_boxed_str),
         remark: None,
-    }))
+    })
 }
 
 fn customer_matches(view: &AccountView, field: CustomerFilterField, needle: &str) -> bool {

@@ -205,8 +205,7 @@ impl World {
             }
             let mut account = account;
             if let Some(name) = name {
-                account.profile =
-                    Some(Box::new(Profile { name: Some(name.as_str().into()), ..Profile::default() }));
+                account.set_profile(Profile { name: Some(name.as_str().into()), ..Profile::default() });
             }
             accounts.push(account);
             Ok(())
@@ -268,7 +267,7 @@ impl World {
                 }
                 Role::Customer { .. } => unreachable!("checked above"),
             };
-            accounts[parent_index].children.push(Uin(uin));
+            accounts[parent_index].add_child(Uin(uin));
             if let Role::Customer { charged: slot, .. } = &mut accounts[child_index].role {
                 *slot = charged;
             }

@@ -163,13 +163,21 @@ pub struct Account {
     pub role: Role,
     /// When the account was created or bound to its parent (AssociationTime upstream).
     pub created: Timestamp,
-    pub profile: Option<Box<Profile>>,
+    /// What most accounts (generated or imported customers) never have, boxed so that they
+    /// pay one pointer for it.
+    extra: Option<Box<Extra>>,
+}
+
+/// The parts of an account that no purchase reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Extra {
+    profile: Profile,
     /// Direct children: customers of a reseller or second-level reseller, second-level
-    /// resellers of a distributor. Empty for customers.
-    pub children: Vec<Uin>,
+    /// resellers of a distributor.
+    children: Vec<Uin>,
     /// Credit moves received by this account, oldest first, at most
     /// [`Account::HISTORY_MAX`].
-    pub history: Vec<AllocationRecord>,
+    history: Vec<AllocationRecord>,
 }
 
 /// A message to one account actor.
@@ -339,7 +347,35 @@ impl Account {
     pub const HISTORY_MAX: usize = 10_000;
 
     pub fn new(uin: Uin, role: Role, created: Timestamp) -> Account {
-        Account { uin, role, created, profile: None, children: Vec::new(), history: Vec::new() }
+        Account { uin, role, created, extra: None }
+    }
+
+    pub fn profile(&self) -> Option<&Profile> {
+        self.extra.as_ref().map(|extra| &extra.profile)
+    }
+
+    pub fn set_profile(&mut self, profile: Profile) {
+        self.extra_mut().profile = profile;
+    }
+
+    /// Direct children: customers of a reseller or second-level reseller, second-level
+    /// resellers of a distributor. Empty for customers.
+    pub fn children(&self) -> &[Uin] {
+        self.extra.as_ref().map_or(&[], |extra| &extra.children)
+    }
+
+    /// Registers a child directly (imports); the actor way is [`Command::AdoptChild`].
+    pub fn add_child(&mut self, child: Uin) {
+        self.extra_mut().children.push(child);
+    }
+
+    /// Credit moves received, oldest first.
+    pub fn history(&self) -> &[AllocationRecord] {
+        self.extra.as_ref().map_or(&[], |extra| &extra.history)
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
     }
 
     pub fn kind(&self) -> AccountKind {
@@ -456,14 +492,15 @@ impl Account {
                     }
                     _ => return Err(wrong_kind(uin, KindRequired::CustomerParent)),
                 };
-                self.children.push(child);
+                self.add_child(child);
                 Ok(Reply::Adopted { charged })
             }
             Command::DisownChild { child } => {
                 // One occurrence only: a concurrent creation of the same UIN that won the
                 // race has its own entry, which must stay.
-                if let Some(position) = self.children.iter().rposition(|existing| *existing == child) {
-                    self.children.remove(position);
+                let children = &mut self.extra_mut().children;
+                if let Some(position) = children.iter().rposition(|existing| *existing == child) {
+                    children.remove(position);
                 }
                 Ok(Reply::Done)
             }
@@ -474,15 +511,15 @@ impl Account {
                 if !(caller == Caller::Operator || caller.is(parent)) {
                     return Err(not_authorized(caller, uin));
                 }
-                self.profile.get_or_insert_with(Default::default).remark = Some(remark);
+                self.extra_mut().profile.remark = Some(remark);
                 Ok(Reply::Done)
             }
             Command::Snapshot => Ok(Reply::Snapshot(Box::new(self.view()))),
-            Command::Children => Ok(Reply::Children(self.children.clone())),
+            Command::Children => Ok(Reply::Children(self.children().to_vec())),
             Command::History { page, page_size } => {
-                let total = self.history.len();
+                let total = self.history().len();
                 let skip = page.saturating_sub(1).saturating_mul(page_size);
-                let records = self.history.iter().rev().skip(skip).take(page_size).cloned();
+                let records = self.history().iter().rev().skip(skip).take(page_size).cloned();
                 Ok(Reply::History { total, records: records.collect() })
             }
         }
@@ -548,10 +585,11 @@ impl Account {
                 view_available = credit.available();
             }
         }
-        if self.history.len() == Self::HISTORY_MAX {
-            self.history.remove(0);
+        let history = &mut self.extra_mut().history;
+        if history.len() == Self::HISTORY_MAX {
+            history.remove(0);
         }
-        self.history.push(AllocationRecord {
+        history.push(AllocationRecord {
             time: info.time,
             operator: info.operator,
             amount,
@@ -601,8 +639,8 @@ impl Account {
             uin: self.uin,
             role: self.role.clone(),
             created: self.created,
-            profile: self.profile.as_deref().cloned().unwrap_or_default(),
-            children_count: self.children.len(),
+            profile: self.profile().cloned().unwrap_or_default(),
+            children_count: self.children().len(),
         }
     }
 

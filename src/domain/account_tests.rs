@@ -216,7 +216,7 @@ fn history_is_newest_first_and_bounded() {
             .handle(Command::CloseAllocation { delta: Money::from_cents(1), record: info(Caller::Operator) })
             .unwrap();
     }
-    assert_eq!(account.history.len(), Account::HISTORY_MAX);
+    assert_eq!(account.history().len(), Account::HISTORY_MAX);
 }
 
 #[test]
@@ -226,5 +226,5 @@ fn disowning_removes_one_adoption() {
         account.handle(Command::AdoptChild { child: Uin(50), child_kind: AccountKind::Customer }).unwrap();
     }
     account.handle(Command::DisownChild { child: Uin(50) }).unwrap();
-    assert_eq!(account.children, vec![Uin(50)]);
+    assert_eq!(account.children(), &[Uin(50)]);
 }

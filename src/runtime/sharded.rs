@@ -272,6 +272,7 @@ impl Shard {
                 let _ = reply.send(self.account(uin, command));
             }
             Message::Spawn { accounts, reply } => {
+                self.accounts.reserve(accounts.len());
                 for account in accounts {
                     self.accounts.insert(account.uin, account);
                 }
