@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use partner_credit::engine::{NewCustomer, NewPartner, PartnerKind};
-use partner_credit::{Caller, Error, RuntimeKind, Uin};
+use partner_credit::{Caller, RuntimeKind, Uin};
 
 const PURCHASES: usize = 10_000;
 const CUSTOMERS: u64 = 100;
@@ -44,18 +44,7 @@ async fn hot_reseller(kind: RuntimeKind) {
             })
         })
         .collect();
-    let mut committed = 0;
-    let mut refused = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => committed += 1,
-            Err(Error::Rejected(rejection)) => {
-                assert_eq!(rejection.name(), "InsufficientPartnerCredit", "{rejection}");
-                refused += 1;
-            }
-            Err(Error::Failed(failure)) => panic!("{failure}"),
-        }
-    }
+    let (committed, refused) = committed_and_refused_for_partner_credit(tasks).await;
     assert_eq!(committed, COVERED);
     assert_eq!(refused, PURCHASES - COVERED);
     assert_eq!(available(&engine, reseller).await, m("0"));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use partner_credit::engine::{NewCustomer, NewPartner, PartnerKind};
-use partner_credit::{Caller, Engine, EngineConfig, Error, ManualClock, Money, RuntimeKind, Uin};
+use partner_credit::{Caller, Engine, EngineConfig, ManualClock, Money, RuntimeKind, Uin};
 
 const RESELLER: Uin = Uin(7);
 const CUSTOMERS: u64 = 200;
@@ -54,17 +54,7 @@ async fn spend(
             })
         })
         .collect();
-    let (mut committed, mut refused) = (0, 0);
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => committed += 1,
-            Err(Error::Rejected(rejection)) => {
-                assert_eq!(rejection.name(), "InsufficientPartnerCredit", "{rejection}");
-                refused += 1;
-            }
-            Err(Error::Failed(failure)) => panic!("{failure}"),
-        }
-    }
+    let (committed, refused) = committed_and_refused_for_partner_credit(tasks).await;
     (committed, refused)
 }
 

@@ -94,3 +94,22 @@ pub async fn assert_books_balance(engine: &Engine) {
     let audit = engine.audit().await.unwrap();
     assert!(audit.ok(), "the books do not balance: {:#?}", audit.violations);
 }
+
+/// Awaits concurrent purchases; answers (committed, refused), where every refusal must be
+/// for insufficient partner credit.
+pub async fn committed_and_refused_for_partner_credit<T>(
+    tasks: Vec<tokio::task::JoinHandle<Result<T, Error>>>,
+) -> (usize, usize) {
+    let (mut committed, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => committed += 1,
+            Err(Error::Rejected(rejection)) => {
+                assert_eq!(rejection.name(), "InsufficientPartnerCredit", "{rejection}");
+                refused += 1;
+            }
+            Err(Error::Failed(failure)) => panic!("{failure}"),
+        }
+    }
+    (committed, refused)
+}
