@@ -109,8 +109,9 @@ enum Hop {
     Granted { partner: Uin, amount: Money, exhausted: bool },
     /// From the home: give back the slice's free credit and settle its used credit.
     Recall { partner: Uin },
-    /// To the home: a slice's free credit given back and its used credit settled.
-    Returned { partner: Uin, free: Money, used: Money },
+    /// To the home: a slice's free credit given back and its used credit settled; `recall`
+    /// when it answers a recall.
+    Returned { partner: Uin, free: Money, used: Money, recall: bool },
 }
 
 enum Packet {
@@ -280,7 +281,7 @@ impl Shard {
             }
             Message::ExpireDue { reply } => self.sweep(Some(reply)),
             Message::ReturnSlice { partner, reply } => {
-                self.return_slice(partner);
+                self.return_slice(partner, false);
                 self.after_flush.push(reply);
             }
             Message::OpenReservations { reply } => {
@@ -303,8 +304,8 @@ impl Shard {
             }
             Hop::Refill { partner, wanted, from } => self.refill(partner, wanted, from),
             Hop::Granted { partner, amount, exhausted } => self.granted(partner, amount, exhausted),
-            Hop::Recall { partner } => self.return_slice(partner),
-            Hop::Returned { partner, free, used } => self.returned(partner, free, used),
+            Hop::Recall { partner } => self.return_slice(partner, true),
+            Hop::Returned { partner, free, used, recall } => self.returned(partner, free, used, recall),
         }
     }
 
@@ -343,14 +344,16 @@ impl Shard {
         }
     }
 
+    /// Asks the home for enough to cover the first parked saga (one at a time, in arrival
+    /// order, so that a refusal always concerns one purchase).
     fn request_refill(&mut self, partner: Uin) {
         let home = self.home_of(partner);
         let slice = self.slices.get_mut(&partner).expect("the slice exists");
+        let Some(&(_, wanted, _)) = slice.parked.front() else { return };
         if slice.refill_pending {
             return;
         }
         slice.refill_pending = true;
-        let wanted: Money = slice.parked.iter().map(|(_, amount, _)| *amount).sum();
         self.outboxes[home].push(Hop::Refill { partner, wanted, from: self.index });
     }
 
@@ -369,6 +372,8 @@ impl Shard {
             self.grant(partner, from, wanted.max(share).min(available), false);
             return;
         }
+        // The home's own slice comes back at once; the others answer the recall.
+        self.return_slice(partner, false);
         let home = self.index as usize;
         let others: Vec<usize> = (0..self.senders.len()).filter(|shard| *shard != home).collect();
         for shard in &others {
@@ -389,18 +394,21 @@ impl Shard {
         self.outboxes[to as usize].push(Hop::Granted { partner, amount, exhausted });
     }
 
-    /// At a slice: the refill arrived; serve the parked sagas it covers, refuse the rest if
-    /// it was everything the partner had, ask again otherwise.
+    /// At a slice: the refill arrived. Serve the parked sagas it covers in order. `exhausted`
+    /// says the partner's whole available credit could not cover the first parked saga, so
+    /// that one is refused (unless the slice got credit back meanwhile).
     fn granted(&mut self, partner: Uin, amount: Money, exhausted: bool) {
         let slice = self.slices.entry(partner).or_default();
         slice.free += amount;
         slice.refill_pending = false;
         let mut answered = Vec::new();
-        let mut still_parked = std::collections::VecDeque::new();
-        while let Some((key, amount, commit)) = slice.parked.pop_front() {
+        let mut refuse_front = exhausted;
+        while let Some(&(key, amount, commit)) = slice.parked.front() {
             if slice.free >= amount {
+                slice.parked.pop_front();
                 answered.push((key, Ok(Reply::Available(take_from_slice(slice, amount, commit)))));
-            } else if exhausted {
+            } else if std::mem::take(&mut refuse_front) {
+                slice.parked.pop_front();
                 let refusal = Rejection::InsufficientPartnerCredit {
                     uin: partner,
                     available: slice.free,
@@ -408,29 +416,28 @@ impl Shard {
                 };
                 answered.push((key, Err(refusal)));
             } else {
-                still_parked.push_back((key, amount, commit));
+                break;
             }
         }
-        slice.parked = still_parked;
-        if !slice.parked.is_empty() {
-            self.request_refill(partner);
-        }
+        self.request_refill(partner);
         for (key, reply) in answered {
             let step = self.sagas[key].0.advance(reply);
             self.drive(key, step);
         }
     }
 
-    /// At a slice: give the free credit back and settle the used credit with the home.
-    fn return_slice(&mut self, partner: Uin) {
-        let home = self.home_of(partner);
-        if home == self.index as usize {
-            return;
-        }
+    /// Gives this shard's slice back: free credit leaves escrow, used credit is settled.
+    /// `recall` marks the answer to a recall, which the home counts.
+    fn return_slice(&mut self, partner: Uin, recall: bool) {
         let slice = self.slices.entry(partner).or_default();
         let free = std::mem::take(&mut slice.free);
         let used = std::mem::take(&mut slice.used);
-        self.outboxes[home].push(Hop::Returned { partner, free, used });
+        let home = self.home_of(partner);
+        if home == self.index as usize {
+            self.settle_at_home(partner, free, used);
+        } else {
+            self.outboxes[home].push(Hop::Returned { partner, free, used, recall });
+        }
     }
 
     /// Settles every slice's used credit with its home (at each sweep).
@@ -443,27 +450,46 @@ impl Shard {
         }
         for (partner, used) in settled {
             let home = self.home_of(partner);
-            self.outboxes[home].push(Hop::Returned { partner, free: Money::ZERO, used });
+            if home == self.index as usize {
+                self.settle_at_home(partner, Money::ZERO, used);
+            } else {
+                self.outboxes[home].push(Hop::Returned { partner, free: Money::ZERO, used, recall: false });
+            }
         }
     }
 
-    /// At the home: a slice's return. Free credit leaves escrow; used credit becomes used.
-    fn returned(&mut self, partner: Uin, free: Money, used: Money) {
+    /// At the home: free credit leaves escrow; used credit becomes used.
+    fn settle_at_home(&mut self, partner: Uin, free: Money, used: Money) {
         for command in [Command::Release { amount: free }, Command::Commit { amount: used }] {
             let reply = self.account(partner, command);
             assert!(reply.is_ok(), "settling a slice of {partner} was refused: {reply:?}");
         }
-        let Some(recall) = self.recalls.get_mut(&partner) else { return };
-        recall.returns_left -= 1;
-        if recall.returns_left > 0 {
+    }
+
+    /// At the home: a slice's return; the last answer to a recall serves the waiting refills.
+    fn returned(&mut self, partner: Uin, free: Money, used: Money, recall: bool) {
+        self.settle_at_home(partner, free, used);
+        if !recall {
             return;
         }
-        let recall = self.recalls.remove(&partner).expect("present");
-        // Every slice is back: what the home has now is all the partner has.
-        for (from, wanted) in recall.waiting {
+        let Some(pending) = self.recalls.get_mut(&partner) else {
+            unreachable!("a recall answer comes to a recall in progress")
+        };
+        pending.returns_left -= 1;
+        if pending.returns_left > 0 {
+            return;
+        }
+        let pending = self.recalls.remove(&partner).expect("present");
+        // Every slice is back: what the home has is all the partner has. Each waiting slice
+        // gets exactly what its first parked saga needs, in order, or, when the whole
+        // available credit cannot cover that saga, nothing and the word that it is refused.
+        for (from, wanted) in pending.waiting {
             let available = self.partner_available(partner);
-            let exhausted = available < wanted;
-            self.grant(partner, from, if exhausted { available } else { wanted }, exhausted);
+            if available >= wanted {
+                self.grant(partner, from, wanted, false);
+            } else {
+                self.grant(partner, from, Money::ZERO, true);
+            }
         }
     }
 
@@ -509,7 +535,9 @@ impl Shard {
                 Step::Call(uin, command) => {
                     let target = shard_of_uin(uin, shards);
                     let partner_side = self.sagas[key].0.charged() == Some(uin);
-                    if partner_side && target != self.index as usize && self.escrow_partners.contains(&uin) {
+                    // Every shard, the home included, serves an escrowed partner from its slice,
+                    // so that every reservation goes through the one protocol.
+                    if partner_side && shards > 1 && self.escrow_partners.contains(&uin) {
                         match self.slice_step(key, uin, command) {
                             Some(reply) => {
                                 step = self.sagas[key].0.advance(reply);
@@ -698,8 +726,8 @@ impl ShardedRuntime {
         if self.escrow_partners.contains(&uin) {
             // Bring every slice home first, so that the partner's account is whole: a
             // snapshot is exact and a credit-line reduction sees all available credit.
-            for other in (0..self.senders.len()).filter(|other| *other != shard) {
-                self.ask(other, |reply| Message::ReturnSlice { partner: uin, reply }).await?;
+            for any in 0..self.senders.len() {
+                self.ask(any, |reply| Message::ReturnSlice { partner: uin, reply }).await?;
             }
         }
         self.ask(shard, |reply| Message::Call { uin, command, reply }).await
@@ -708,10 +736,12 @@ impl ShardedRuntime {
     pub async fn coordinate(&self, op: CoordinatorOp) -> Result<Answer, Failure> {
         let shard = shard_of_purchase(op.id(), self.senders.len());
         match self.slots.acquire() {
-            Some(slot) => {
+            Some(mut slot) => {
                 let origin = Origin::Slot(slot.index());
-                // If the send fails the runtime has stopped, and the slot is never reused.
+                // Dropped before the send completes (a cancelled caller, a stopped runtime),
+                // the slot frees itself: no shard has its index.
                 self.send(shard, Packet::One(Message::Coordinate { op, origin })).await?;
+                slot.mark_sent();
                 Ok(slot.await)
             }
             None => self.ask(shard, |reply| Message::Coordinate { op, origin: Origin::Channel(reply) }).await,

@@ -63,7 +63,7 @@ impl<T: Send> Slots<T> {
     /// A free slot, or `None` when all are in use.
     pub fn acquire(self: &Arc<Self>) -> Option<SlotFuture<T>> {
         let index = self.free.pop()?;
-        Some(SlotFuture { slots: self.clone(), index, done: false })
+        Some(SlotFuture { slots: self.clone(), index, done: false, sent: false })
     }
 
     /// Delivers the answer for `index`. Called once per acquired slot, by the shard.
@@ -89,11 +89,19 @@ pub struct SlotFuture<T: Send> {
     slots: Arc<Slots<T>>,
     index: u32,
     done: bool,
+    /// The index left with a request: until then nobody else knows it, and dropping the
+    /// future frees the slot at once.
+    sent: bool,
 }
 
 impl<T: Send> SlotFuture<T> {
     pub fn index(&self) -> u32 {
         self.index
+    }
+
+    /// Records that the request carrying the index was sent.
+    pub fn mark_sent(&mut self) {
+        self.sent = true;
     }
 
     fn take(&mut self) -> T {
@@ -129,6 +137,11 @@ impl<T: Send> Drop for SlotFuture<T> {
         if self.done {
             return;
         }
+        if !self.sent {
+            // No shard has the index: the slot is free again.
+            let _ = self.slots.free.push(self.index);
+            return;
+        }
         let slot = &self.slots.slots[self.index as usize];
         if slot.state.compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_err() {
             // The answer arrived: read it to drop it, and free the slot.
@@ -147,6 +160,8 @@ mod tests {
         for round in 0..1000u64 {
             let future = slots.acquire().expect("a free slot");
             let index = future.index();
+            let mut future = future;
+            future.mark_sent();
             let completer = slots.clone();
             std::thread::spawn(move || completer.complete(index, round));
             assert_eq!(future.await, round);
@@ -157,17 +172,23 @@ mod tests {
     #[test]
     fn an_abandoned_slot_is_freed_by_whoever_comes_second() {
         let slots: Arc<Slots<String>> = Slots::new(2);
-        let future = slots.acquire().unwrap();
+        let mut future = slots.acquire().unwrap();
+        future.mark_sent();
         let index = future.index();
         drop(future);
         assert_eq!(slots.free.len(), 1, "still in use until the answer comes");
         slots.complete(index, "late".into());
         assert_eq!(slots.free.len(), 2);
 
-        let future = slots.acquire().unwrap();
+        let mut future = slots.acquire().unwrap();
+        future.mark_sent();
         slots.complete(future.index(), "early".into());
         drop(future);
         assert_eq!(slots.free.len(), 2);
+
+        let unsent = slots.acquire().unwrap();
+        drop(unsent);
+        assert_eq!(slots.free.len(), 2, "a request that never left frees its slot");
         let _first = slots.acquire().unwrap();
         let _second = slots.acquire().unwrap();
         assert!(slots.acquire().is_none(), "the pool is bounded");
