@@ -242,9 +242,10 @@ impl Ledger {
                 };
                 record.state = state;
                 record.settling = true;
+                record.resolved_at = Some(now);
+                self.records.unresolved -= 1;
                 self.deadlines.remove(&(deadline, id.clone()));
                 self.open_reservations -= 1;
-                self.records.mark_resolved(&id, now);
                 let saga = Saga::start(id, kind, caller, customer, Some(charged), amount);
                 return Next::Run(saga);
             }
@@ -272,17 +273,16 @@ impl Ledger {
         }
         match (saga.kind, end) {
             (SagaKind::OneShot | SagaKind::Reserve, SagaEnd::Refused(rejection)) => {
-                let record = self.records.get_mut(&id).expect("in-flight record");
+                let record = self.records.resolve_mut(&id, now);
                 if matches!(record.content.mode, Mode::Reserve { .. }) {
                     self.open_reservations -= 1;
                 }
                 record.state = State::Refused;
                 record.first = Some(Err(rejection.clone()));
-                self.records.mark_resolved(&id, now);
                 Err(rejection)
             }
             (SagaKind::OneShot, SagaEnd::Purchased { charged, customer_available, partner_available }) => {
-                let record = self.records.get_mut(&id).expect("in-flight record");
+                let record = self.records.resolve_mut(&id, now);
                 let outcome = Outcome::Purchased(PurchaseReceipt {
                     id: id.clone(),
                     charged,
@@ -291,7 +291,6 @@ impl Ledger {
                 });
                 record.state = State::Committed;
                 record.first = Some(Ok(outcome.clone()));
-                self.records.mark_resolved(&id, now);
                 Ok(outcome)
             }
             (SagaKind::Reserve, SagaEnd::Reserved { charged }) => {
@@ -323,7 +322,7 @@ impl Ledger {
                 break;
             }
             let (_, id) = self.deadlines.pop_first().expect("first exists");
-            let record = self.records.get_mut(&id).expect("a deadline belongs to a record");
+            let record = self.records.resolve_mut(&id, now);
             let State::Reserved { charged, .. } = record.state else {
                 unreachable!("only reserved records have deadlines")
             };
@@ -332,7 +331,6 @@ impl Ledger {
             self.open_reservations -= 1;
             let customer = record.content.customer;
             let amount = record.content.amount;
-            self.records.mark_resolved(&id, now);
             let kind = SagaKind::Release { expired: true };
             sagas.push(Saga::start(id, kind, Caller::Operator, customer, Some(charged), amount));
         }
@@ -597,11 +595,14 @@ impl Records {
         self.unresolved += 1;
     }
 
-    fn mark_resolved(&mut self, id: &PurchaseId, now: Timestamp) {
-        let record = self.get_mut(id).expect("a record being resolved exists");
-        debug_assert!(record.resolved_at.is_none());
-        record.resolved_at = Some(now);
+    /// The record of `id`, marked resolved at `now`: one lookup for both.
+    fn resolve_mut(&mut self, id: &PurchaseId, now: Timestamp) -> &mut Record {
+        let position = self.position(id).expect("a record being resolved exists");
         self.unresolved -= 1;
+        let record = &mut self.ring[position].record;
+        assert!(record.resolved_at.is_none(), "a record is resolved once");
+        record.resolved_at = Some(now);
+        record
     }
 
     /// Forgets resolved records from the front while they are past the retention window or
