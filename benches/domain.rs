@@ -2,8 +2,6 @@
 //! accounts' handlers, on one thread with no runtime. The floor under every runtime's cost
 //! per purchase; compare it with `partner-credit bench`'s limit row.
 
-use std::io::Write as _;
-
 use criterion::{criterion_group, criterion_main, Criterion};
 use partner_credit::coordinator::{Ledger, LedgerLimits, Mode, Next, PurchaseRequest, Step};
 use partner_credit::domain::{Account, Caller, Money, PurchaseId, Timestamp, Uin};
@@ -11,14 +9,6 @@ use partner_credit::{World, WorldSpec};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rustc_hash::FxHashMap;
-
-fn purchase_id(sequence: u64) -> PurchaseId {
-    let mut buffer = [0u8; 24];
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    write!(cursor, "p{sequence}").expect("fits");
-    let len = cursor.position() as usize;
-    PurchaseId::new(std::str::from_utf8(&buffer[..len]).expect("ascii")).expect("valid")
-}
 
 fn domain(c: &mut Criterion) {
     let spec = WorldSpec { customer_credit: Money::from_units(1_000_000), ..WorldSpec::default() };
@@ -43,7 +33,11 @@ fn domain(c: &mut Criterion) {
         b.iter(|| {
             sequence += 1;
             let customer = customers[rng.gen_range(0..customers.len())];
-            let request = PurchaseRequest::new(purchase_id(sequence), customer, amount);
+            let request = PurchaseRequest::new(
+                PurchaseId::numbered("p", 0, sequence).expect("short id"),
+                customer,
+                amount,
+            );
             let Next::Run(mut saga) = ledger.begin(Caller::Operator, request, Mode::OneShot, Timestamp(1))
             else {
                 panic!("a new purchase runs a saga")

@@ -33,7 +33,7 @@ fn engine(
 
 fn request(counter: &AtomicU64, customers: &[Uin]) -> PurchaseRequest {
     let sequence = counter.fetch_add(1, Ordering::Relaxed);
-    let id = PurchaseId::new(&format!("bench-{sequence}")).expect("valid id");
+    let id = PurchaseId::numbered("bench-", 0, sequence).expect("short id");
     PurchaseRequest::new(id, customers[(sequence as usize * 7919) % customers.len()], Money::from_cents(1))
 }
 

@@ -11,7 +11,6 @@
 //! Invariant: every loop is bounded by time; the world's credit is large enough that every
 //! purchase succeeds, so rows measure the same work.
 
-use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -330,7 +329,11 @@ async fn submit(
     let mut next = |rng: &mut SmallRng| {
         sequence += 1;
         let customer = customers[rng.gen_range(0..customers.len())];
-        PurchaseRequest::new(purchase_id(task, sequence), customer, amount)
+        PurchaseRequest::new(
+            PurchaseId::numbered("t", u64::from(task), sequence).expect("short id"),
+            customer,
+            amount,
+        )
     };
     let mut made = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -353,15 +356,6 @@ async fn submit(
         }
     }
     Ok(made)
-}
-
-/// `t{task}-{sequence}`, formatted on the stack: short enough to be stored inline.
-fn purchase_id(task: u32, sequence: u64) -> PurchaseId {
-    let mut buffer = [0u8; 40];
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    write!(cursor, "t{task}-{sequence}").expect("fits");
-    let len = cursor.position() as usize;
-    PurchaseId::new(std::str::from_utf8(&buffer[..len]).expect("ascii")).expect("valid id")
 }
 
 /// Resident memory of this process.

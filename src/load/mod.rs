@@ -137,7 +137,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
             let mut tally = TaskTally::default();
             while tally.purchases < per_task_max && Instant::now() < deadline {
                 let customer = customers[rng.gen_range(0..customers.len())];
-                let id = PurchaseId::new(&format!("load-{task}-{}", tally.purchases)).expect("valid id");
+                let id = PurchaseId::numbered("load-", task as u64, tally.purchases).expect("short id");
                 let request = PurchaseRequest::new(id, customer, amount);
                 tally.purchases += 1;
                 let name = match engine.purchase(Caller::Operator, request).await {
