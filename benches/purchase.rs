@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use partner_credit::{
-    Caller, Engine, EngineConfig, Money, PurchaseId, PurchaseRequest, RuntimeKind, Uin, World, WorldSpec,
+    Action, Caller, Engine, EngineConfig, Money, PurchaseId, PurchaseRequest, Quota, QuotaTable, RuntimeKind,
+    Uin, World, WorldSpec,
 };
 
 /// Large enough that no customer runs out during a bench.
@@ -86,5 +87,29 @@ fn bench_batch(
     });
 }
 
-criterion_group!(benches, purchases);
+/// The cost of the rate-limit check alone: an action with no quota, one caller under a
+/// quota, and 100,000 callers in turn (their budgets spill out of the caches).
+fn rate_limits(c: &mut Criterion) {
+    let quota = Quota::per_second(partner_credit::domain::QUOTA_MAX).expect("valid");
+    let quotas = QuotaTable::documented().with([(Action::CreatePurchase, Some(quota))]);
+    let engine = Engine::start(EngineConfig { quotas, ..EngineConfig::default() });
+    let mut group = c.benchmark_group("admit");
+    group.bench_function("no quota", |b| {
+        b.iter(|| engine.admit(Caller::Operator, Action::CommitPurchase).expect("admitted"))
+    });
+    group.bench_function("one caller", |b| {
+        b.iter(|| engine.admit(Caller::Operator, Action::CreatePurchase).expect("admitted"))
+    });
+    let mut next = 0u64;
+    group.bench_function("100k callers", |b| {
+        b.iter(|| {
+            next = (next + 7919) % 100_000;
+            engine.admit(Caller::Uin(Uin(next)), Action::CreatePurchase).expect("admitted")
+        })
+    });
+    group.finish();
+    engine.shutdown();
+}
+
+criterion_group!(benches, purchases, rate_limits);
 criterion_main!(benches);

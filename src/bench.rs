@@ -20,7 +20,9 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::coordinator::PurchaseRequest;
-use crate::domain::{Caller, CustomerCredit, Money, PartnerCredit, PurchaseId, Uin};
+use crate::domain::{
+    Action, Caller, CustomerCredit, Money, PartnerCredit, PurchaseId, Quota, QuotaTable, Uin,
+};
 use crate::engine::{Engine, EngineConfig};
 use crate::runtime::RuntimeKind;
 use crate::world::{World, WorldSpec};
@@ -74,6 +76,9 @@ pub struct Row {
     pub bytes_per_uin: f64,
     pub ratio_to_limit: f64,
     pub ratio_to_actix: f64,
+    /// The quota row only: its purchases/s over the same purchases with no quota, measured
+    /// in alternating rounds of the same run.
+    pub ratio_to_no_quota: Option<f64>,
     /// Conservation held after the row and its committed purchases match the books.
     pub audit_ok: bool,
 }
@@ -87,7 +92,17 @@ struct Plan {
     runtime: Option<RuntimeKind>,
     hot_partner: bool,
     submission: Submission,
+    /// Purchases under a generous quota ([`GENEROUS_QUOTA`]), measured against the same
+    /// row without one, in alternating rounds.
+    quota: bool,
 }
+
+/// The quota of the quota row: never reached, so the row measures the check's cost.
+pub const GENEROUS_QUOTA: u32 = crate::domain::QUOTA_MAX;
+
+/// Alternating rounds of the quota row, so that drift of the machine's speed hits both
+/// halves alike.
+const QUOTA_ROUNDS: u32 = 8;
 
 impl Plan {
     fn runtime_name(&self) -> &'static str {
@@ -103,13 +118,14 @@ impl Plan {
     }
 
     fn name(&self) -> String {
-        format!("{} {} {}", self.runtime_name(), self.scenario(), self.submission.name())
+        let quota = if self.quota { " quota" } else { "" };
+        format!("{} {} {}{quota}", self.runtime_name(), self.scenario(), self.submission.name())
     }
 }
 
 /// The rows, in order: the limit first, actix second, as the bases of the ratios.
 fn plans() -> Vec<Plan> {
-    let plan = |runtime, hot_partner, submission| Plan { runtime, hot_partner, submission };
+    let plan = |runtime, hot_partner, submission| Plan { runtime, hot_partner, submission, quota: false };
     vec![
         plan(None, false, Submission::Inline),
         plan(Some(RuntimeKind::Actix), false, Submission::Single),
@@ -117,6 +133,7 @@ fn plans() -> Vec<Plan> {
         plan(Some(RuntimeKind::Sharded), false, Submission::Batch(64)),
         plan(Some(RuntimeKind::Sharded), false, Submission::Batch(1024)),
         plan(Some(RuntimeKind::Sharded), true, Submission::Batch(1024)),
+        Plan { quota: true, ..plan(Some(RuntimeKind::Sharded), false, Submission::Single) },
     ]
 }
 
@@ -146,7 +163,11 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
                 let escrow_partners =
                     if plan.hot_partner { vec![Uin(crate::world::RESELLER_UIN_BASE)] } else { Vec::new() };
                 let config = EngineConfig { runtime: kind, escrow_partners, ..EngineConfig::default() };
-                engine_row(config, &world, plan.submission, duration, options.single_tasks).await?
+                if plan.quota {
+                    quota_row(config, &world, plan.submission, duration, options.single_tasks).await?
+                } else {
+                    engine_row(config, &world, plan.submission, duration, options.single_tasks).await?
+                }
             }
         };
         let mut row = Row {
@@ -159,6 +180,7 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
             bytes_per_uin: measured.bytes_per_uin,
             ratio_to_limit: 0.0,
             ratio_to_actix: 0.0,
+            ratio_to_no_quota: measured.ratio_to_no_quota,
             audit_ok: measured.audit_ok,
         };
         let base = |name: &str| rows.iter().find(|row| row.runtime == name).map(|row| row.purchases_per_sec);
@@ -180,6 +202,7 @@ struct Measured {
     cpu: Duration,
     bytes_per_uin: f64,
     audit_ok: bool,
+    ratio_to_no_quota: Option<f64>,
 }
 
 /// One thread, plain vectors, the two-phase check inline.
@@ -259,6 +282,7 @@ fn limit(world: &World, duration: Duration) -> Measured {
         cpu,
         bytes_per_uin,
         audit_ok: customer_used == partner_used && customer_used == expected && committed == purchases,
+        ratio_to_no_quota: None,
     }
 }
 
@@ -269,16 +293,72 @@ async fn engine_row(
     duration: Duration,
     single_tasks: usize,
 ) -> anyhow::Result<Measured> {
+    let (engine, bytes_per_uin) = start(config, world).await?;
+    let customers: Arc<Vec<Uin>> = Arc::new(world.customer_uins());
+    let committed = Arc::new(AtomicU64::new(0));
+    let driven = drive(&engine, &customers, &committed, submission, duration, single_tasks, 0).await?;
+    let audit_ok = audit(&engine, &committed, driven.purchases).await?;
+    Ok(Measured { bytes_per_uin, audit_ok, ratio_to_no_quota: None, ..driven })
+}
+
+/// Purchases under [`GENEROUS_QUOTA`] on `CreatePurchase`, and the same with no quota, on
+/// two engines in alternating rounds; the row is the quota half.
+async fn quota_row(
+    config: EngineConfig,
+    world: &World,
+    submission: Submission,
+    duration: Duration,
+    single_tasks: usize,
+) -> anyhow::Result<Measured> {
+    let quota = Quota::per_second(GENEROUS_QUOTA)?;
+    let limited = EngineConfig {
+        quotas: QuotaTable::documented().with([(Action::CreatePurchase, Some(quota))]),
+        ..config.clone()
+    };
+    let (free, _) = start(config, world).await?;
+    let (engine, bytes_per_uin) = start(limited, world).await?;
+    let customers: Arc<Vec<Uin>> = Arc::new(world.customer_uins());
+    let round = duration / QUOTA_ROUNDS;
+    let (committed_free, committed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut totals = [Measured::zero(), Measured::zero()];
+    for index in 0..QUOTA_ROUNDS {
+        for (total, (engine, committed)) in
+            totals.iter_mut().zip([(&free, &committed_free), (&engine, &committed)])
+        {
+            let driven = drive(engine, &customers, committed, submission, round, single_tasks, index).await?;
+            total.add(&driven);
+        }
+    }
+    let [free_total, total] = totals;
+    let audit_ok = audit(&free, &committed_free, free_total.purchases).await?
+        && audit(&engine, &committed, total.purchases).await?;
+    let ratio = total.rate() / free_total.rate();
+    Ok(Measured { bytes_per_uin, audit_ok, ratio_to_no_quota: Some(ratio), ..total })
+}
+
+/// An engine with `world` imported, and the resident bytes it added per UIN.
+async fn start(config: EngineConfig, world: &World) -> anyhow::Result<(Arc<Engine>, f64)> {
     release_freed_memory();
     let resident_before = resident_bytes();
     let engine = Arc::new(Engine::start(config));
     let uin_count = engine.import(Caller::Operator, world).await?;
     // The import's temporaries are freed by now; hand them back so they are not counted.
     release_freed_memory();
-    let bytes_per_uin = resident_bytes().saturating_sub(resident_before) as f64 / uin_count as f64;
-    let customers: Arc<Vec<Uin>> = Arc::new(world.customer_uins());
+    Ok((engine, resident_bytes().saturating_sub(resident_before) as f64 / uin_count as f64))
+}
+
+/// Purchases from `single_tasks` callers (or 8 batch callers) for `duration`. Round
+/// `round` uses purchase ids of its own.
+async fn drive(
+    engine: &Arc<Engine>,
+    customers: &Arc<Vec<Uin>>,
+    committed: &Arc<AtomicU64>,
+    submission: Submission,
+    duration: Duration,
+    single_tasks: usize,
+    round: u32,
+) -> anyhow::Result<Measured> {
     let stop = Arc::new(AtomicBool::new(false));
-    let committed = Arc::new(AtomicU64::new(0));
     let tasks = match submission {
         Submission::Single => single_tasks,
         // Enough batches in flight to keep every shard busy.
@@ -289,13 +369,15 @@ async fn engine_row(
     let started = Instant::now();
     let handles: Vec<_> = (0..tasks)
         .map(|task| {
-            let engine = engine.clone();
-            let customers = customers.clone();
-            let stop = stop.clone();
-            let committed = committed.clone();
-            tokio::spawn(
-                async move { submit(engine, customers, stop, committed, submission, task as u32).await },
-            )
+            let caller = Submitter {
+                engine: engine.clone(),
+                customers: customers.clone(),
+                stop: stop.clone(),
+                committed: committed.clone(),
+                submission,
+                id: (u64::from(round) << 32) | task as u64,
+            };
+            tokio::spawn(caller.run())
         })
         .collect();
     tokio::time::sleep(duration).await;
@@ -306,56 +388,87 @@ async fn engine_row(
     }
     let elapsed = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_before);
+    Ok(Measured { purchases, elapsed, cpu, ..Measured::zero() })
+}
+
+/// Checks the books after a row, and that they hold what the callers saw committed; then
+/// stops the engine.
+async fn audit(engine: &Engine, committed: &AtomicU64, purchases: u64) -> anyhow::Result<bool> {
     let audit = engine.audit().await?;
     let committed = committed.load(Ordering::Relaxed);
     let expected = Money::from_decimal(rust_decimal::Decimal::from(committed))?;
-    let audit_ok = audit.ok() && audit.customer_used == expected && committed == purchases;
     engine.shutdown();
-    Ok(Measured { purchases, elapsed, cpu, bytes_per_uin, audit_ok })
+    Ok(audit.ok() && audit.customer_used == expected && committed == purchases)
 }
 
-/// One caller: purchases until told to stop. Answers how many it made.
-async fn submit(
+impl Measured {
+    fn zero() -> Measured {
+        Measured {
+            purchases: 0,
+            elapsed: Duration::ZERO,
+            cpu: Duration::ZERO,
+            bytes_per_uin: 0.0,
+            audit_ok: true,
+            ratio_to_no_quota: None,
+        }
+    }
+
+    fn add(&mut self, other: &Measured) {
+        self.purchases += other.purchases;
+        self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
+    }
+
+    fn rate(&self) -> f64 {
+        self.purchases as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// One caller: purchases until told to stop.
+struct Submitter {
     engine: Arc<Engine>,
     customers: Arc<Vec<Uin>>,
     stop: Arc<AtomicBool>,
     committed: Arc<AtomicU64>,
     submission: Submission,
-    task: u32,
-) -> anyhow::Result<u64> {
-    let mut rng = SmallRng::seed_from_u64(u64::from(task) + 1);
-    let amount = Money::from_units(1);
-    let mut sequence = 0u64;
-    let mut next = |rng: &mut SmallRng| {
-        sequence += 1;
-        let customer = customers[rng.gen_range(0..customers.len())];
-        PurchaseRequest::new(
-            PurchaseId::numbered("t", u64::from(task), sequence).expect("short id"),
-            customer,
-            amount,
-        )
-    };
-    let mut made = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        match submission {
-            Submission::Single => {
-                let request = next(&mut rng);
-                made += 1;
-                if engine.purchase(Caller::Operator, request).await.is_ok() {
-                    committed.fetch_add(1, Ordering::Relaxed);
+    /// Unique per caller and round: its purchase ids are `t<id>-<sequence>`.
+    id: u64,
+}
+
+impl Submitter {
+    /// Answers how many purchases it made.
+    async fn run(self) -> anyhow::Result<u64> {
+        let Submitter { engine, customers, stop, committed, submission, id } = self;
+        let mut rng = SmallRng::seed_from_u64(id + 1);
+        let amount = Money::from_units(1);
+        let mut sequence = 0u64;
+        let mut next = |rng: &mut SmallRng| {
+            sequence += 1;
+            let customer = customers[rng.gen_range(0..customers.len())];
+            PurchaseRequest::new(PurchaseId::numbered("t", id, sequence).expect("short id"), customer, amount)
+        };
+        let mut made = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            match submission {
+                Submission::Single => {
+                    let request = next(&mut rng);
+                    made += 1;
+                    if engine.purchase(Caller::Operator, request).await.is_ok() {
+                        committed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
+                Submission::Batch(size) => {
+                    let requests: Vec<PurchaseRequest> = (0..size).map(|_| next(&mut rng)).collect();
+                    made += size as u64;
+                    let answers = engine.purchase_batch(Caller::Operator, requests).await?;
+                    let ok = answers.iter().filter(|answer| answer.is_ok()).count();
+                    committed.fetch_add(ok as u64, Ordering::Relaxed);
+                }
+                Submission::Inline => unreachable!("the limit row has no engine"),
             }
-            Submission::Batch(size) => {
-                let requests: Vec<PurchaseRequest> = (0..size).map(|_| next(&mut rng)).collect();
-                made += size as u64;
-                let answers = engine.purchase_batch(Caller::Operator, requests).await?;
-                let ok = answers.iter().filter(|answer| answer.is_ok()).count();
-                committed.fetch_add(ok as u64, Ordering::Relaxed);
-            }
-            Submission::Inline => unreachable!("the limit row has no engine"),
         }
+        Ok(made)
     }
-    Ok(made)
 }
 
 /// Resident memory of this process.
@@ -390,11 +503,7 @@ fn release_freed_memory() {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "{:<34} {:>14} {:>12} {:>9} {:>9} {:>10} {:>6}",
-            "row", "purchases/s", "CPU ns/purch", "x limit", "x actix", "bytes/UIN", "audit"
-        )?;
+        writeln!(f, "{}", header())?;
         for row in &self.rows {
             writeln!(f, "{}", format_row(row))?;
         }
@@ -402,15 +511,24 @@ impl std::fmt::Display for Report {
     }
 }
 
+/// The table's header line.
+pub fn header() -> String {
+    format!(
+        "{:<34} {:>14} {:>12} {:>9} {:>9} {:>10} {:>6} {:>10}",
+        "row", "purchases/s", "CPU ns/purch", "x limit", "x actix", "bytes/UIN", "audit", "x no quota"
+    )
+}
+
 pub fn format_row(row: &Row) -> String {
     format!(
-        "{:<34} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>10.0} {:>6}",
+        "{:<34} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>10.0} {:>6} {:>10}",
         row.name,
         row.purchases_per_sec,
         row.cpu_ns_per_purchase,
         row.ratio_to_limit,
         row.ratio_to_actix,
         row.bytes_per_uin,
-        if row.audit_ok { "ok" } else { "FAILED" }
+        if row.audit_ok { "ok" } else { "FAILED" },
+        row.ratio_to_no_quota.map_or("-".into(), |ratio| format!("{ratio:.3}")),
     )
 }

@@ -12,7 +12,8 @@
 //!   unknown because the runtime stopped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use futures::future::join_all;
 
@@ -20,9 +21,10 @@ use crate::audit::Audit;
 use crate::clock::{Clock, SystemClock};
 use crate::coordinator::{LedgerLimits, Mode, Outcome, PurchaseReceipt, PurchaseRequest, ReservationReceipt};
 use crate::domain::{
-    Account, AccountKind, AccountView, AllocationRecord, Caller, Command, CreditLine, KindRequired, Money,
-    Profile, PurchaseId, RecordInfo, Rejection, Reply, Role, Uin,
+    Account, AccountKind, AccountView, Action, AllocationRecord, Caller, Command, CreditLine, KindRequired,
+    Money, Profile, PurchaseId, QuotaTable, RecordInfo, Rejection, Reply, Role, Uin,
 };
+use crate::limits::RateLimits;
 use crate::runtime::{CoordinatorOp, Failure, Runtime, RuntimeKind, RuntimeSettings};
 use crate::world::World;
 
@@ -55,6 +57,11 @@ pub struct EngineConfig {
     /// `partner_available` is then the available credit of its shard's slice, not the
     /// partner's whole. Empty by default.
     pub escrow_partners: Vec<Uin>,
+    /// The per-second quota of every action, per caller: the documented upstream quotas by
+    /// default, none on the engine's own actions (see [`crate::domain::quota`]).
+    pub quotas: QuotaTable,
+    /// How often callers with a full budget again are forgotten by the rate limiter (10 s).
+    pub rate_limit_sweep_interval_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +78,8 @@ impl Default for EngineConfig {
             batch_len_max: 8189,
             expiry_sweep_interval_ms: 100,
             escrow_partners: Vec::new(),
+            quotas: QuotaTable::documented(),
+            rate_limit_sweep_interval_ms: 10_000,
         }
     }
 }
@@ -186,6 +195,7 @@ pub const UIN_LIST_MAX: usize = 50;
 pub struct Engine {
     /// Shared with the tasks that run multi-step operations to their end.
     runtime: Arc<Runtime>,
+    limits: Arc<RateLimits>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     /// The next UIN to try when a creation names none.
@@ -212,7 +222,11 @@ impl Engine {
             escrow_partners: config.escrow_partners.clone(),
         };
         let runtime = Arc::new(Runtime::start(config.runtime, settings, clock.clone()));
-        Engine { runtime, clock, config, next_uin: AtomicU64::new(100_000_000_001) }
+        let limits = Arc::new(RateLimits::new(&config.quotas, clock.clone()));
+        if limits.any() {
+            spawn_rate_limit_sweeper(Arc::downgrade(&limits), config.rate_limit_sweep_interval_ms);
+        }
+        Engine { runtime, limits, clock, config, next_uin: AtomicU64::new(100_000_000_001) }
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -228,6 +242,27 @@ impl Engine {
         self.runtime.shutdown();
     }
 
+    /// Counts one call of `action` by `caller` against its quota, or refuses it with
+    /// [`Rejection::RateLimited`]. Every engine method that is an API action does this
+    /// first; the server calls it for the actions the engine does not offer. Views meant for
+    /// operators and tests (`account`, `all_accounts`, `audit`, `import`, ...) are not
+    /// actions and have no quota.
+    #[inline]
+    pub fn admit(&self, caller: Caller, action: Action) -> Result<(), Rejection> {
+        self.limits.check(caller, action)
+    }
+
+    /// Forgets the rate-limit budgets of callers idle long enough to have a full budget
+    /// again. The engine does this every `rate_limit_sweep_interval_ms` by itself.
+    pub fn sweep_rate_limits(&self) {
+        self.limits.sweep();
+    }
+
+    /// How many (caller, action) rate-limit budgets the engine holds.
+    pub fn rate_limit_budgets(&self) -> usize {
+        self.limits.len()
+    }
+
     async fn call(&self, uin: Uin, command: Command) -> EngineResult<Reply> {
         call(&self.runtime, uin, command).await
     }
@@ -241,6 +276,7 @@ impl Engine {
         kind: PartnerKind,
         partner: NewPartner,
     ) -> EngineResult<Uin> {
+        self.admit(caller, Action::CreatePartner)?;
         require_operator(caller, "create partners")?;
         let profile = profile(partner.name, None);
         match kind {
@@ -269,6 +305,7 @@ impl Engine {
 
     /// Creates a customer under a reseller or a second-level reseller.
     pub async fn create_customer(&self, caller: Caller, customer: NewCustomer) -> EngineResult<Uin> {
+        self.admit(caller, Action::CreateClient)?;
         require_operator(caller, "create customers")?;
         let role = Role::Customer {
             parent: customer.parent,
@@ -332,6 +369,7 @@ impl Engine {
     /// Raises (positive) or reduces (negative) a distributor's or reseller's credit line. A
     /// reduction cannot take its available credit below zero.
     pub async fn grant_credit(&self, caller: Caller, partner: Uin, delta: Money) -> EngineResult<CreditLine> {
+        self.admit(caller, Action::GrantPartnerCredit)?;
         require_operator(caller, "change credit lines")?;
         require_nonzero(delta)?;
         let record = self.record_info(caller, None);
@@ -366,6 +404,7 @@ impl Engine {
         delta: Money,
         remark: Option<String>,
     ) -> EngineResult<CreditLine> {
+        self.admit(caller, Action::AllocateCustomerCredit)?;
         self.allocate(caller, customer, KindRequired::Customer, delta, remark).await
     }
 
@@ -377,6 +416,7 @@ impl Engine {
         sub_agent: Uin,
         delta: Money,
     ) -> EngineResult<CreditLine> {
+        self.admit(caller, Action::AllocateCreditPool)?;
         self.allocate(caller, sub_agent, KindRequired::SecondLevelReseller, delta, None).await
     }
 
@@ -417,12 +457,14 @@ impl Engine {
 
     /// ForceQN: suspend (`true`, type 2) or restore (`false`, type 0) a customer.
     pub async fn set_suspension(&self, caller: Caller, customer: Uin, suspended: bool) -> EngineResult<()> {
+        self.admit(caller, Action::ForceQN)?;
         self.call(customer, Command::SetSuspension { caller, suspended }).await?;
         Ok(())
     }
 
     /// ModifyClientRemark.
     pub async fn set_remark(&self, caller: Caller, customer: Uin, remark: String) -> EngineResult<()> {
+        self.admit(caller, Action::ModifyClientRemark)?;
         self.call(customer, Command::SetRemark { caller, remark: remark.into_boxed_str() }).await?;
         Ok(())
     }
@@ -431,6 +473,7 @@ impl Engine {
 
     /// A one-shot purchase: reserve and commit on the customer and its charged partner.
     pub async fn purchase(&self, caller: Caller, request: PurchaseRequest) -> EngineResult<PurchaseReceipt> {
+        self.admit(caller, Action::CreatePurchase)?;
         require_positive(request.amount)?;
         match self.coordinate(CoordinatorOp::Begin { caller, request, mode: Mode::OneShot }).await? {
             Outcome::Purchased(receipt) => Ok(receipt),
@@ -445,6 +488,7 @@ impl Engine {
         request: PurchaseRequest,
         timeout_ms: Option<i64>,
     ) -> EngineResult<ReservationReceipt> {
+        self.admit(caller, Action::ReservePurchase)?;
         require_positive(request.amount)?;
         let timeout_ms = timeout_ms.unwrap_or(self.config.reservation_timeout_ms_default);
         if !(1..=self.config.reservation_timeout_ms_max).contains(&timeout_ms) {
@@ -462,11 +506,13 @@ impl Engine {
 
     /// Phase two: the reservation's amounts become used on both sides.
     pub async fn commit(&self, caller: Caller, id: PurchaseId) -> EngineResult<()> {
+        self.admit(caller, Action::CommitPurchase)?;
         self.coordinate(CoordinatorOp::Commit { caller, id }).await.map(drop)
     }
 
     /// Releases a reservation on both sides.
     pub async fn cancel(&self, caller: Caller, id: PurchaseId) -> EngineResult<()> {
+        self.admit(caller, Action::CancelPurchase)?;
         self.coordinate(CoordinatorOp::Cancel { caller, id }).await.map(drop)
     }
 
@@ -481,6 +527,7 @@ impl Engine {
         caller: Caller,
         requests: Vec<PurchaseRequest>,
     ) -> EngineResult<Vec<Result<PurchaseReceipt, Rejection>>> {
+        self.admit(caller, Action::CreatePurchases)?;
         if requests.is_empty() {
             return Err(invalid("Purchases", format!("a batch holds 1 to {}", self.config.batch_len_max)));
         }
@@ -567,6 +614,7 @@ impl Engine {
         caller: Caller,
         partner: Uin,
     ) -> EngineResult<PartnerCreditSummary> {
+        self.admit(caller, Action::QueryPartnerCredit)?;
         let view = self.snapshot(partner).await?;
         if !(caller == Caller::Operator || caller.is(partner)) {
             return Err(not_authorized(caller, partner));
@@ -593,6 +641,7 @@ impl Engine {
         caller: Caller,
         customer: Uin,
     ) -> EngineResult<BillingQuota> {
+        self.admit(caller, Action::QueryCustomerBillingQuota)?;
         let view = self.account(caller, customer).await?;
         let Role::Customer { credit, suspended, .. } = view.role else {
             return Err(wrong_kind(customer, KindRequired::Customer));
@@ -612,6 +661,7 @@ impl Engine {
         caller: Caller,
         uins: &[Uin],
     ) -> EngineResult<Vec<UinCredit>> {
+        self.admit(caller, Action::QueryCreditByUinList)?;
         if uins.is_empty() || uins.len() > UIN_LIST_MAX {
             return Err(invalid("UinList", format!("holds 1 to {UIN_LIST_MAX} UINs, got {}", uins.len())));
         }
@@ -628,6 +678,7 @@ impl Engine {
         caller: Caller,
         partner: Uin,
     ) -> EngineResult<Vec<UinCredit>> {
+        self.admit(caller, Action::QueryDirectCustomersCredit)?;
         let customers = self.customers_of(caller, partner).await?;
         Ok(customers.iter().map(uin_credit).collect())
     }
@@ -640,6 +691,7 @@ impl Engine {
         partner: Uin,
         query: &CustomerQuery,
     ) -> EngineResult<(usize, Vec<AccountView>)> {
+        self.admit(caller, Action::QueryCustomersCredit)?;
         check_page(query.page, query.page_size)?;
         let mut customers = self.customers_of(caller, partner).await?;
         if let Some((field, needle)) = &query.filter {
@@ -676,6 +728,7 @@ impl Engine {
         page: usize,
         page_size: usize,
     ) -> EngineResult<(usize, Vec<AllocationRecord>)> {
+        self.admit(caller, Action::QueryCreditAllocationHistory)?;
         check_page(page, page_size)?;
         let view = self.snapshot(receiver).await?;
         authorize_child(caller, &view)?;
@@ -710,6 +763,22 @@ impl Engine {
             remark: remark.map(String::into_boxed_str),
             time: self.clock.now(),
         })
+    }
+}
+
+/// Sweeps the rate limits on a timer until the engine is dropped.
+fn spawn_rate_limit_sweeper(limits: Weak<RateLimits>, interval_ms: u64) {
+    let interval = Duration::from_millis(interval_ms.max(1));
+    let spawned = std::thread::Builder::new().name("rate-limit-sweep".into()).spawn(move || loop {
+        std::thread::sleep(interval);
+        match limits.upgrade() {
+            Some(limits) => limits.sweep(),
+            None => return,
+        }
+    });
+    if let Err(error) = spawned {
+        // Limits still hold; only idle budgets stay in memory until the engine is dropped.
+        tracing::warn!(%error, "could not start the rate-limit sweeper");
     }
 }
 

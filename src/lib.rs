@@ -8,7 +8,7 @@
 //! - [`domain`]: pure rules (money, ids, accounts and their commands, rejections);
 //! - [`coordinator`]: the purchase ledger and the two-phase saga, as state machines;
 //! - [`runtime`]: how actors map to threads (`actix`: one actix actor per UIN);
-//! - [`engine`]: the async API that everything else calls;
+//! - [`engine`]: the async API that everything else calls; [`limits`]: its rate limits;
 //! - [`world`]: hierarchies to import, from a file or generated; [`audit`]: the books' check;
 //! - [`load`]: the `partner-credit load` job; [`bench`]: the runtimes side by side.
 
@@ -18,6 +18,7 @@ pub mod clock;
 pub mod coordinator;
 pub mod domain;
 pub mod engine;
+pub mod limits;
 pub mod load;
 pub mod runtime;
 pub mod world;
@@ -25,7 +26,7 @@ pub mod world;
 pub use audit::Audit;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use coordinator::{Outcome, PurchaseReceipt, PurchaseRequest, ReservationReceipt};
-pub use domain::{Caller, Money, PurchaseId, Rejection, Timestamp, Uin};
+pub use domain::{Action, Caller, Money, PurchaseId, Quota, QuotaTable, Rejection, Timestamp, Uin};
 pub use engine::{Engine, EngineConfig, EngineResult, Error};
 pub use runtime::{Failure, RuntimeKind};
 pub use world::{World, WorldSpec};

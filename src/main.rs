@@ -131,10 +131,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
         "partner-credit bench: {} customers, {:.1} s per row, purchases of 1.00 by uniformly random customers",
         options.customers, options.secs
     );
-    println!(
-        "{:<34} {:>14} {:>12} {:>9} {:>9} {:>10} {:>6}",
-        "row", "purchases/s", "CPU ns/purch", "x limit", "x actix", "bytes/UIN", "audit"
-    );
+    println!("{}", bench::header());
     let report = runtime.block_on(bench::run(&options, |row| println!("{}", bench::format_row(row))))?;
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)

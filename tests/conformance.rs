@@ -225,7 +225,7 @@ async fn suspension_blocks_purchases(kind: RuntimeKind) {
 }
 
 async fn allocation_bounds(kind: RuntimeKind) {
-    let (engine, _clock) = engine(kind);
+    let (engine, clock) = engine(kind);
     let t = tree(&engine).await;
     let by_r = Caller::Uin(t.r);
     // R: line 500, 200 allocated.
@@ -240,6 +240,8 @@ async fn allocation_bounds(kind: RuntimeKind) {
     let line = engine.allocate_customer_credit(by_r, t.c, m("-400"), None).await.unwrap();
     assert_eq!((line.total, line.available), (m("100"), m("0")));
     assert_eq!(engine.query_partner_credit(by_r, t.r).await.unwrap().allocated, m("100"));
+    // AllocateCustomerCredit admits 5 calls a second per caller; R has made 5.
+    clock.advance_ms(1_000);
     assert_eq!(refusal(engine.allocate_customer_credit(by_r, t.c, m("0"), None)).await, "InvalidAmount");
 
     // Pools: D gave 300 to S; S gave 100 to CS.
@@ -418,6 +420,10 @@ async fn every_rejection_has_a_case(kind: RuntimeKind) {
     case("InsufficientPartnerCredit", refusal(engine.purchase(OP, request("n", t.c, "100"))).await);
     case("OverAllocable", refusal(engine.allocate_customer_credit(OP, t.c, m("1"), None)).await);
     case("OverRepossessable", refusal(engine.allocate_customer_credit(OP, t.c, m("-1000"), None)).await);
+    // ForceQN admits 2 a second per caller: the third at one instant is over quota.
+    engine.set_suspension(Caller::Uin(t.r), t.c, false).await.unwrap();
+    engine.set_suspension(Caller::Uin(t.r), t.c, false).await.unwrap();
+    case("RateLimited", refusal(engine.set_suspension(Caller::Uin(t.r), t.c, false)).await);
 
     let mut expected: BTreeSet<&str> = Rejection::NAMES.into_iter().collect();
     expected.remove("PurchaseInProgress");

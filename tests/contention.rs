@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use partner_credit::engine::{NewCustomer, NewPartner, PartnerKind};
-use partner_credit::{Caller, RuntimeKind, Uin};
+use partner_credit::{Caller, EngineConfig, QuotaTable, RuntimeKind, Uin};
 
 const PURCHASES: usize = 10_000;
 const CUSTOMERS: u64 = 100;
@@ -16,7 +16,9 @@ const CUSTOMERS: u64 = 100;
 const COVERED: usize = 3_217;
 
 async fn hot_reseller(kind: RuntimeKind) {
-    let (engine, _clock) = engine(kind);
+    // The set-up allocates to every customer at one instant: no quotas here.
+    let (engine, _clock) =
+        engine_with(kind, EngineConfig { quotas: QuotaTable::unlimited(), ..Default::default() });
     let engine = Arc::new(engine);
     let reseller = NewPartner { uin: Some(Uin(7)), ..NewPartner::default() };
     let reseller = engine.create_partner(OP, PartnerKind::Reseller, reseller).await.unwrap();

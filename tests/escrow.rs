@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use common::*;
 use partner_credit::engine::{NewCustomer, NewPartner, PartnerKind};
-use partner_credit::{Caller, Engine, EngineConfig, ManualClock, Money, PurchaseId, RuntimeKind, Uin};
+use partner_credit::{
+    Caller, Engine, EngineConfig, ManualClock, Money, PurchaseId, QuotaTable, RuntimeKind, Uin,
+};
 
 const RESELLER: Uin = Uin(7);
 const CUSTOMERS: u64 = 200;
@@ -26,6 +28,8 @@ async fn hot_reseller_with(shards: usize, available: &str, sweep_ms: u64) -> (Ar
         workers: shards,
         escrow_partners: vec![RESELLER],
         expiry_sweep_interval_ms: sweep_ms,
+        // The set-up allocates to every customer at one instant.
+        quotas: QuotaTable::unlimited(),
         ..EngineConfig::default()
     };
     let engine = Arc::new(Engine::start_with_clock(config, Arc::new(clock.clone())));

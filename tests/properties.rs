@@ -24,7 +24,7 @@ use std::sync::Arc;
 use common::*;
 use partner_credit::domain::Role;
 use partner_credit::engine::{NewCustomer, NewPartner, PartnerKind};
-use partner_credit::{Caller, Engine, EngineConfig, Error, ManualClock, Money, RuntimeKind, Uin};
+use partner_credit::{Caller, Engine, EngineConfig, Error, ManualClock, Money, QuotaTable, RuntimeKind, Uin};
 use proptest::prelude::*;
 
 const D: Uin = Uin(1);
@@ -378,6 +378,8 @@ fn check_case_with(
     batches: Vec<Vec<Op>>,
 ) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // The model is of the credit rules; rate limits have their own tests (rate_limits.rs).
+    let config = EngineConfig { quotas: QuotaTable::unlimited(), ..config };
     runtime.block_on(async move {
         let (engine, clock) = engine_with(kind, config);
         let engine = Arc::new(engine);

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod ids;
 pub mod money;
+pub mod quota;
 pub mod rejection;
 
 pub use account::{
@@ -13,4 +14,5 @@ pub use account::{
 };
 pub use ids::{Caller, PurchaseId, PurchaseIdError, Timestamp, Uin};
 pub use money::{Money, MoneyError};
+pub use quota::{Action, Quota, QuotaError, QuotaTable, DOCUMENTED_QUOTAS, QUOTA_MAX};
 pub use rejection::{KindRequired, Rejection};

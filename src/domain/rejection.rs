@@ -1,8 +1,8 @@
 //! The closed set of refusals: expected outcomes of valid requests, not failures.
 //!
 //! When several refusals apply to one request, the first one checked wins; the checks run
-//! in the order of the variants below (existence, kind, authorization, input, state, then
-//! amounts). Each variant names the condition, not the operation.
+//! in the order of the variants below (rate limit, existence, kind, authorization, input,
+//! state, then amounts). Each variant names the condition, not the operation.
 //!
 //! Invariant: a refused operation changes nothing.
 
@@ -10,6 +10,7 @@ use std::fmt;
 
 use super::ids::{PurchaseId, Uin};
 use super::money::Money;
+use super::quota::Action;
 
 /// The kind an account was required to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +43,9 @@ impl fmt::Display for KindRequired {
 /// engine is broken.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Rejection {
+    /// The caller used up its quota for this action; retry later.
+    #[error("rate limit exceeded: {action} admits {per_second} requests per second per caller")]
+    RateLimited { action: Action, per_second: u32 },
     /// No account has this UIN.
     #[error("UIN {0} does not exist")]
     UnknownUin(Uin),
@@ -110,7 +114,8 @@ pub enum Rejection {
 
 impl Rejection {
     /// The names of every variant, in precedence order; tests check that each has a case.
-    pub const NAMES: [&'static str; 21] = [
+    pub const NAMES: [&'static str; 22] = [
+        "RateLimited",
         "UnknownUin",
         "UnknownPurchase",
         "WrongKind",
@@ -137,6 +142,7 @@ impl Rejection {
     /// A short, stable name for counting outcomes in reports.
     pub fn name(&self) -> &'static str {
         match self {
+            Rejection::RateLimited { .. } => "RateLimited",
             Rejection::UnknownUin(_) => "UnknownUin",
             Rejection::UnknownPurchase(_) => "UnknownPurchase",
             Rejection::WrongKind { .. } => "WrongKind",
