@@ -9,9 +9,12 @@
 //! - [`coordinator`]: the purchase ledger and the two-phase saga, as state machines;
 //! - [`runtime`]: how actors map to threads (`actix`: one actix actor per UIN);
 //! - [`engine`]: the async API that everything else calls; [`limits`]: its rate limits;
+//! - [`api`]: the HTTP API server (feature `http`, on by default);
 //! - [`world`]: hierarchies to import, from a file or generated; [`audit`]: the books' check;
 //! - [`load`]: the `partner-credit load` job; [`bench`]: the runtimes side by side.
 
+#[cfg(feature = "http")]
+pub mod api;
 pub mod audit;
 pub mod bench;
 pub mod clock;

@@ -1,5 +1,5 @@
 //! The `partner-credit` command: `load` runs a purchase load test on an embedded engine;
-//! `bench` compares the runtimes side by side.
+//! `bench` compares the runtimes side by side; `serve` is the HTTP API server.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +22,23 @@ enum Commands {
     Load(LoadArgs),
     /// Compares the runtimes on one workload: a table of purchases/s and ratios.
     Bench(BenchArgs),
+    /// Serves the API 3.0 HTTP API (the official SDKs and CLI talk to it unchanged).
+    #[cfg(feature = "http")]
+    Serve(ServeArgs),
+}
+
+#[cfg(feature = "http")]
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The TOML configuration (see config/example.toml).
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// Listen on this address instead of the configuration's (port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    log: tracing::Level,
 }
 
 #[derive(clap::Args)]
@@ -66,6 +83,9 @@ struct LoadArgs {
     /// Stop after this many purchases even if time remains.
     #[arg(long)]
     purchases_max: Option<u64>,
+    /// Write the generated world to this file (the format `serve` imports) and exit.
+    #[arg(long)]
+    write_world: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +95,8 @@ fn main() -> ExitCode {
     let result = match command {
         Some(Commands::Load(args)) => run_load(args),
         Some(Commands::Bench(args)) => run_bench(args),
+        #[cfg(feature = "http")]
+        Some(Commands::Serve(args)) => run_serve(args),
         None => unreachable!("load is the default"),
     };
     match result {
@@ -106,6 +128,12 @@ fn run_load(args: LoadArgs) -> anyhow::Result<bool> {
         seed: args.seed,
     };
     anyhow::ensure!(options.amount.is_positive(), "--amount must be greater than 0");
+    if let Some(path) = &args.write_world {
+        let world = partner_credit::World::generate(&options.world);
+        world.save(path)?;
+        eprintln!("partner-credit load: wrote a world of {} accounts to {}", world.len(), path.display());
+        return Ok(true);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     eprintln!(
         "partner-credit load: {} customers, {} tasks, {:.1} s on the {} runtime",
@@ -138,6 +166,14 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
             .map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))?;
     }
     Ok(report.rows.iter().all(|row| row.audit_ok))
+}
+
+#[cfg(feature = "http")]
+fn run_serve(args: ServeArgs) -> anyhow::Result<bool> {
+    tracing_subscriber::fmt().with_max_level(args.log).with_writer(std::io::stderr).init();
+    let config = partner_credit::api::config::ServerConfig::load(&args.config)?;
+    actix_web::rt::System::new().block_on(partner_credit::api::server::serve(config, args.listen))?;
+    Ok(true)
 }
 
 fn parse_money(flag: &str, text: &str) -> anyhow::Result<Money> {

@@ -119,6 +119,20 @@ pub const RESELLER_UIN_BASE: u64 = 3_000_000;
 pub const CUSTOMER_UIN_BASE: u64 = 10_000_000;
 
 impl World {
+    /// Reads a world file.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<World> {
+        let text =
+            std::fs::read(path).map_err(|error| anyhow::anyhow!("reading {}: {error}", path.display()))?;
+        serde_json::from_slice(&text)
+            .map_err(|error| anyhow::anyhow!("{}: not a world file: {error}", path.display()))
+    }
+
+    /// Writes a world file.
+    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let text = serde_json::to_vec(self)?;
+        std::fs::write(path, text).map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))
+    }
+
     /// Generates a world in which every partner's credit covers exactly what its customers
     /// hold, so purchases are refused only when a customer runs out.
     pub fn generate(spec: &WorldSpec) -> World {

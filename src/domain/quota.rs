@@ -108,6 +108,8 @@ actions! {
     CancelPurchase,
     /// A batch of one-shot purchases: one request, whatever its length.
     CreatePurchases,
+    /// An action that does nothing: the server's cost without the engine's, for benches.
+    Ping,
 }
 
 impl Action {

@@ -1,0 +1,339 @@
+//! The server's TOML configuration (`partner-credit serve --config FILE`).
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! world = "world.json"          # optional: a hierarchy to import at start
+//!
+//! [operator]
+//! secret_id = "..."
+//! secret_key = "..."
+//!
+//! [[keys]]                      # any number: a key acts as its UIN
+//! secret_id = "..."
+//! secret_key = "..."
+//! uin = 3000000
+//!
+//! [tls]                         # optional: serve HTTPS
+//! cert = "cert.pem"
+//! key = "key.pem"
+//!
+//! [quotas]                      # optional: per-second quota per caller, or "none"
+//! CreatePurchase = 100000
+//! ForceQN = "none"
+//!
+//! [engine]                      # optional: runtime settings
+//! runtime = "sharded"
+//! ```
+//!
+//! Relative paths are relative to the configuration file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::{Action, Quota, QuotaTable, Uin};
+use crate::engine::EngineConfig;
+use crate::runtime::RuntimeKind;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub operator: Secret,
+    #[serde(default)]
+    pub keys: Vec<Key>,
+    pub tls: Option<Tls>,
+    #[serde(default)]
+    pub quotas: BTreeMap<String, QuotaSetting>,
+    #[serde(default)]
+    pub engine: EngineSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// A world file (the format `partner-credit load --write-world` writes) to import at
+    /// start.
+    pub world: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    pub secret_id: String,
+    pub secret_key: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    pub secret_id: String,
+    pub secret_key: String,
+    /// The UIN this key acts as; the account may be created later.
+    pub uin: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A quota in the configuration: requests per second, or `"none"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum QuotaSetting {
+    PerSecond(u32),
+    Word(String),
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// `sharded` (default) or `actix`.
+    pub runtime: Option<String>,
+    pub workers: Option<usize>,
+    pub mailbox_capacity: Option<usize>,
+    pub reservation_timeout_ms_default: Option<i64>,
+    pub resolved_retention_ms: Option<i64>,
+    pub resolved_capacity: Option<usize>,
+    pub open_reservations_max: Option<usize>,
+    /// Hot partners whose credit is split into per-shard slices.
+    #[serde(default)]
+    pub escrow_partners: Vec<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// HTTP worker threads (1 by default: on a small machine the engine's shards want the
+    /// other cores).
+    pub workers: usize,
+    /// The largest request body accepted, in bytes (10 MiB).
+    pub body_limit: usize,
+    /// How far a request's timestamp may be from the server's clock, in seconds (300).
+    pub timestamp_skew_secs: i64,
+    /// Keep-alive timeout of idle connections, in seconds (75).
+    pub keep_alive_secs: u64,
+    /// Connections open at once per worker (25,000).
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings {
+            workers: 1,
+            body_limit: 10 * 1024 * 1024,
+            timestamp_skew_secs: 300,
+            keep_alive_secs: 75,
+            max_connections: 25_000,
+        }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ServerConfig {
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut config = ServerConfig::parse(&text)
+            .map_err(|message| ConfigError::Parse { path: path.into(), message })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate().map_err(|message| ConfigError::Invalid { path: path.into(), message })?;
+        Ok(config)
+    }
+
+    /// Parses the TOML text (paths stay as written).
+    pub fn parse(text: &str) -> Result<ServerConfig, String> {
+        toml::from_str(text).map_err(|error| error.to_string())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        if let Some(tls) = &mut self.tls {
+            resolve(&mut tls.cert);
+            resolve(&mut tls.key);
+        }
+        if let Some(world) = &mut self.world {
+            resolve(world);
+        }
+    }
+
+    /// Checks what TOML types cannot: distinct secret ids, non-empty secrets, known actions
+    /// and valid quotas, runtime settings.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut ids = HashSet::new();
+        for (id, key) in std::iter::once((&self.operator.secret_id, &self.operator.secret_key))
+            .chain(self.keys.iter().map(|key| (&key.secret_id, &key.secret_key)))
+        {
+            if id.is_empty() || key.is_empty() {
+                return Err("every secret_id and secret_key must be non-empty".into());
+            }
+            if !ids.insert(id) {
+                return Err(format!("secret_id {id} appears twice"));
+            }
+        }
+        if let Some(key) = self.keys.iter().find(|key| key.uin == 0) {
+            return Err(format!("key {}: uin must be positive", key.secret_id));
+        }
+        self.quota_table()?;
+        self.engine_config()?;
+        let http = &self.http;
+        if http.workers == 0
+            || http.body_limit == 0
+            || http.timestamp_skew_secs <= 0
+            || http.max_connections == 0
+        {
+            return Err(
+                "[http] workers, body_limit, timestamp_skew_secs and max_connections must be positive".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The documented quotas with this configuration's overrides.
+    pub fn quota_table(&self) -> Result<QuotaTable, String> {
+        let mut table = QuotaTable::documented();
+        for (name, setting) in &self.quotas {
+            let action =
+                Action::from_name(name).ok_or_else(|| format!("[quotas]: no action is called {name}"))?;
+            let quota = match setting {
+                QuotaSetting::PerSecond(n) => {
+                    Some(Quota::per_second(*n).map_err(|error| format!("[quotas] {name}: {error}"))?)
+                }
+                QuotaSetting::Word(word) if word == "none" => None,
+                QuotaSetting::Word(word) => {
+                    return Err(format!("[quotas] {name}: expected a number or \"none\", got {word:?}"))
+                }
+            };
+            table.set(action, quota);
+        }
+        Ok(table)
+    }
+
+    pub fn engine_config(&self) -> Result<EngineConfig, String> {
+        let settings = &self.engine;
+        let mut config = EngineConfig { quotas: self.quota_table()?, ..EngineConfig::default() };
+        if let Some(runtime) = &settings.runtime {
+            config.runtime =
+                runtime.parse::<RuntimeKind>().map_err(|error| format!("[engine] runtime: {error}"))?;
+        }
+        let positive = |name: &str, value: Option<usize>, slot: &mut usize| match value {
+            Some(0) => Err(format!("[engine] {name} must be positive")),
+            Some(value) => {
+                *slot = value;
+                Ok(())
+            }
+            None => Ok(()),
+        };
+        positive("workers", settings.workers, &mut config.workers)?;
+        positive("mailbox_capacity", settings.mailbox_capacity, &mut config.mailbox_capacity)?;
+        positive("resolved_capacity", settings.resolved_capacity, &mut config.resolved_capacity)?;
+        positive("open_reservations_max", settings.open_reservations_max, &mut config.open_reservations_max)?;
+        if let Some(ms) = settings.reservation_timeout_ms_default {
+            if !(1..=config.reservation_timeout_ms_max).contains(&ms) {
+                return Err(format!(
+                    "[engine] reservation_timeout_ms_default: {ms} is outside 1 to 86400000"
+                ));
+            }
+            config.reservation_timeout_ms_default = ms;
+        }
+        if let Some(ms) = settings.resolved_retention_ms {
+            if ms <= 0 {
+                return Err("[engine] resolved_retention_ms must be positive".into());
+            }
+            config.resolved_retention_ms = ms;
+        }
+        config.escrow_partners = settings.escrow_partners.iter().map(|&uin| Uin(uin)).collect();
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+listen = "127.0.0.1:8080"
+[operator]
+secret_id = "op"
+secret_key = "op-key"
+"#;
+
+    #[test]
+    fn minimal_and_full() {
+        let config = ServerConfig::parse(MINIMAL).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.quota_table().unwrap(), QuotaTable::documented());
+
+        let full = format!(
+            "{MINIMAL}{}",
+            r#"
+[[keys]]
+secret_id = "r"
+secret_key = "r-key"
+uin = 3000000
+[quotas]
+CreatePurchase = 1000
+ForceQN = "none"
+[engine]
+runtime = "actix"
+workers = 3
+[http]
+workers = 2
+body_limit = 1024
+timestamp_skew_secs = 60
+keep_alive_secs = 5
+max_connections = 100
+"#
+        );
+        let config = ServerConfig::parse(&full).unwrap();
+        config.validate().unwrap();
+        let table = config.quota_table().unwrap();
+        assert_eq!(table.get(Action::CreatePurchase), Quota::per_second(1000).ok());
+        assert_eq!(table.get(Action::ForceQN), None);
+        let engine = config.engine_config().unwrap();
+        assert_eq!((engine.runtime, engine.workers), (RuntimeKind::Actix, 3));
+    }
+
+    #[test]
+    fn bad_configurations_say_what_is_wrong() {
+        let cases = [
+            (
+                "listen = \"nowhere\"\n[operator]\nsecret_id = \"a\"\nsecret_key = \"b\"",
+                "invalid socket address",
+            ),
+            ("listen = \"127.0.0.1:1\"", "missing field `operator`"),
+            (&format!("{MINIMAL}colour = 1"), "unknown field `colour`"),
+            (&format!("{MINIMAL}[quotas]\nFly = 1"), "no action is called Fly"),
+            (&format!("{MINIMAL}[quotas]\nForceQN = 0"), "a quota is 1 to"),
+            (&format!("{MINIMAL}[quotas]\nForceQN = \"lots\""), "expected a number or \"none\""),
+            (&format!("{MINIMAL}[engine]\nruntime = \"threads\""), "runtime"),
+            (&format!("{MINIMAL}[engine]\nworkers = 0"), "workers must be positive"),
+            (
+                &format!("{MINIMAL}[[keys]]\nsecret_id = \"op\"\nsecret_key = \"x\"\nuin = 5"),
+                "op appears twice",
+            ),
+            (&format!("{MINIMAL}[[keys]]\nsecret_id = \"k\"\nsecret_key = \"\"\nuin = 5"), "non-empty"),
+        ];
+        for (text, expected) in cases {
+            let error = ServerConfig::parse(text).and_then(|config| config.validate()).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Request parameters: a JSON object read strictly. Each parameter is taken once with its
+//! documented type; whatever is left at the end is an unknown parameter.
+//!
+//! Errors: a missing required parameter is `MissingParameter`, a value of the wrong JSON type
+//! `InvalidParameter`, a value of the right type outside its bounds `InvalidParameterValue`,
+//! and a parameter the action does not have `UnknownParameter`. `null` counts as absent.
+
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+
+use super::errors::ApiError;
+use crate::domain::{Money, PurchaseId, Uin};
+
+/// A request's parameters.
+pub struct Params {
+    map: Map<String, Value>,
+    /// For an element of an array of objects, `Array.N`: errors name its fields
+    /// `Array.N.Field`.
+    prefix: String,
+}
+
+impl Params {
+    /// Parses a body: it must be a JSON object (an empty body is an empty object).
+    pub fn parse(body: &[u8]) -> Result<Params, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Params::from_map(Map::new()));
+        }
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(map)) => Ok(Params::from_map(map)),
+            Ok(_) => Err(ApiError::new("InvalidParameter", "the request body must be a JSON object")),
+            Err(error) => {
+                Err(ApiError::new("InvalidParameter", format!("the request body is not valid JSON: {error}")))
+            }
+        }
+    }
+
+    pub fn from_map(map: Map<String, Value>) -> Params {
+        Params { map, prefix: String::new() }
+    }
+
+    /// A parameter's name as errors give it.
+    fn full(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<Value> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(value),
+        }
+    }
+
+    /// Ends reading: every parameter left over is unknown.
+    pub fn finish(self) -> Result<(), ApiError> {
+        match self.map.keys().min() {
+            Some(name) => Err(ApiError::unknown(&self.full(name))),
+            None => Ok(()),
+        }
+    }
+
+    pub fn string(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(_) => Err(ApiError::wrong_type(&self.full(name), "a string")),
+        }
+    }
+
+    pub fn required_string(&mut self, name: &str) -> Result<String, ApiError> {
+        self.string(name)?.ok_or_else(|| ApiError::missing(&self.full(name)))
+    }
+
+    pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Bool(value)) => Ok(Some(value)),
+            Some(_) => Err(ApiError::wrong_type(&self.full(name), "true or false")),
+        }
+    }
+
+    pub fn integer(&mut self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Number(number)) => number
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ApiError::wrong_type(&self.full(name), "an integer from -2^63 to 2^63 - 1")),
+            Some(_) => Err(ApiError::wrong_type(&self.full(name), "an integer")),
+        }
+    }
+
+    pub fn required_integer(&mut self, name: &str) -> Result<i64, ApiError> {
+        self.integer(name)?.ok_or_else(|| ApiError::missing(&self.full(name)))
+    }
+
+    /// An integer in `min ..= max`, or `default` when absent.
+    pub fn bounded(&mut self, name: &str, min: i64, max: i64, default: i64) -> Result<i64, ApiError> {
+        let value = self.integer(name)?.unwrap_or(default);
+        if !(min..=max).contains(&value) {
+            return Err(ApiError::value(&self.full(name), format!("{value} is outside {min} to {max}")));
+        }
+        Ok(value)
+    }
+
+    pub fn uin(&mut self, name: &str) -> Result<Option<Uin>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(value) => uin_of(&self.full(name), &value).map(Some),
+        }
+    }
+
+    pub fn required_uin(&mut self, name: &str) -> Result<Uin, ApiError> {
+        self.uin(name)?.ok_or_else(|| ApiError::missing(&self.full(name)))
+    }
+
+    /// An array of UINs.
+    pub fn uins(&mut self, name: &str) -> Result<Option<Vec<Uin>>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Array(values)) => values
+                .iter()
+                .enumerate()
+                .map(|(index, value)| uin_of(&format!("{}.{index}", self.full(name)), value))
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(ApiError::wrong_type(&self.full(name), "an array of UINs")),
+        }
+    }
+
+    /// An amount: a JSON number, exactly as written (at most 8 decimal places).
+    pub fn money(&mut self, name: &str) -> Result<Option<Money>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Number(number)) => money_of(&self.full(name), &number.to_string()).map(Some),
+            Some(_) => Err(ApiError::wrong_type(&self.full(name), "a number")),
+        }
+    }
+
+    pub fn required_money(&mut self, name: &str) -> Result<Money, ApiError> {
+        self.money(name)?.ok_or_else(|| ApiError::missing(&self.full(name)))
+    }
+
+    pub fn required_purchase_id(&mut self, name: &str) -> Result<PurchaseId, ApiError> {
+        let text = self.required_string(name)?;
+        PurchaseId::new(&text).map_err(|error| ApiError::value(&self.full(name), error))
+    }
+
+    /// An array of objects, each to be read as parameters of their own.
+    pub fn objects(&mut self, name: &str) -> Result<Option<Vec<Params>>, ApiError> {
+        let full = self.full(name);
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Array(values)) => values
+                .into_iter()
+                .enumerate()
+                .map(|(index, value)| match value {
+                    Value::Object(map) => Ok(Params { map, prefix: format!("{full}.{index}") }),
+                    _ => Err(ApiError::wrong_type(&format!("{full}.{index}"), "an object")),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(ApiError::wrong_type(&self.full(name), "an array of objects")),
+        }
+    }
+}
+
+fn uin_of(name: &str, value: &Value) -> Result<Uin, ApiError> {
+    match value {
+        Value::Number(number) => match (number.as_u64(), number.as_i64()) {
+            (Some(uin), _) if uin > 0 => Ok(Uin(uin)),
+            (Some(_), _) | (None, Some(_)) => {
+                Err(ApiError::value(name, format!("{number} is not a UIN (a positive integer)")))
+            }
+            (None, None) => Err(ApiError::wrong_type(name, "an integer UIN")),
+        },
+        _ => Err(ApiError::wrong_type(name, "an integer UIN")),
+    }
+}
+
+/// The number's own text, so that `0.1` is exactly 0.1. Exponents (`1e-05`, as Python
+/// writes small floats) are accepted.
+fn money_of(name: &str, text: &str) -> Result<Money, ApiError> {
+    let parsed = if text.contains(['e', 'E']) {
+        Decimal::from_scientific(text)
+            .map_err(|error| ApiError::value(name, format!("{text} is not a decimal amount: {error}")))
+            .and_then(|decimal| Money::from_decimal(decimal).map_err(|error| ApiError::value(name, error)))
+    } else {
+        Money::parse(text).map_err(|error| ApiError::value(name, error))
+    };
+    parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(json: &str) -> Params {
+        Params::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn bodies() {
+        assert!(Params::parse(b"").unwrap().finish().is_ok());
+        assert!(Params::parse(b"{}").unwrap().finish().is_ok());
+        for (body, code) in
+            [("[]", "InvalidParameter"), ("{", "InvalidParameter"), ("12", "InvalidParameter")]
+        {
+            assert_eq!(Params::parse(body.as_bytes()).err().unwrap().code, code, "{body}");
+        }
+        let leftover = params(r#"{"B": 1, "A": 2}"#).finish().unwrap_err();
+        assert_eq!(
+            (leftover.code.as_ref(), leftover.message.as_str()),
+            ("UnknownParameter", "`A` is not a parameter of this action")
+        );
+    }
+
+    #[test]
+    fn money_is_exact_and_bounded() {
+        let cases = [
+            ("0.1", Ok("0.1")),
+            ("100", Ok("100")),
+            ("-3.25", Ok("-3.25")),
+            ("1e-05", Ok("0.00001")),
+            ("1E2", Ok("100")),
+            ("0.123456789", Err("InvalidParameterValue")),
+            ("1000000000000.01", Err("InvalidParameterValue")),
+            ("\"12\"", Err("InvalidParameter")),
+            ("true", Err("InvalidParameter")),
+        ];
+        for (json, expected) in cases {
+            let mut p = params(&format!(r#"{{"Amount": {json}}}"#));
+            let got = p.required_money("Amount").map(|money| money.to_string()).map_err(|error| error.code);
+            assert_eq!(got.as_deref().map_err(|code| code.as_ref()), expected, "{json}");
+        }
+        assert_eq!(params("{}").required_money("Amount").unwrap_err().code, "MissingParameter");
+        assert_eq!(params(r#"{"Amount": null}"#).money("Amount").unwrap(), None);
+    }
+
+    #[test]
+    fn uins_and_integers() {
+        let cases = [
+            ("12", Ok(12)),
+            ("0", Err("InvalidParameterValue")),
+            ("-1", Err("InvalidParameterValue")),
+            ("1.5", Err("InvalidParameter")),
+            ("\"12\"", Err("InvalidParameter")),
+            ("18446744073709551615", Ok(u64::MAX)),
+        ];
+        for (json, expected) in cases {
+            let mut p = params(&format!(r#"{{"ClientUin": {json}}}"#));
+            let got = p.required_uin("ClientUin").map(|uin| uin.0).map_err(|error| error.code);
+            assert_eq!(got.map_err(|code| code.into_owned()), expected.map_err(String::from), "{json}");
+        }
+        let mut p = params(r#"{"Page": 0, "Limit": 2.5, "List": [1, "x"]}"#);
+        assert_eq!(p.bounded("Page", 1, 10, 1).unwrap_err().code, "InvalidParameterValue");
+        assert_eq!(p.integer("Limit").unwrap_err().code, "InvalidParameter");
+        assert_eq!(p.uins("List").unwrap_err().message, "`List.1` must be an integer UIN");
+        assert_eq!(params("{}").bounded("Page", 1, 10, 3).unwrap(), 3);
+    }
+}

@@ -1,0 +1,273 @@
+//! The HTTP server: API 3.0 over actix-web. One route, `POST /`; everything else answers in
+//! the same JSON error shape, because the SDKs read errors only from a 200 body.
+//!
+//! A request goes: read the body (bounded), authenticate (TC3 signature, timestamp within
+//! the skew, known SecretId), read the action and version, then hand the parameters to the
+//! action's handler, which calls the engine (where the rate limit is counted first).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::http::header::{HeaderMap, CONTENT_TYPE};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use futures::StreamExt;
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+
+use super::config::{HttpSettings, ServerConfig};
+use super::errors::ApiError;
+use super::params::Params;
+use super::sign::{
+    self, canonical_request, parse_authorization, sha256_hex, signature, signing_key, string_to_sign,
+};
+use super::{own, upstream, VERSION};
+use crate::domain::{Action, Caller, Uin};
+use crate::engine::Engine;
+use crate::world::World;
+
+/// What every request needs: the engine, the keys and the HTTP settings.
+pub struct Api {
+    pub engine: Arc<Engine>,
+    keys: HashMap<String, KeyEntry>,
+    settings: HttpSettings,
+}
+
+struct KeyEntry {
+    secret_key: String,
+    caller: Caller,
+    /// The signing key of the last day seen: deriving it costs four HMACs.
+    day_key: Mutex<Option<(String, [u8; 32])>>,
+}
+
+impl Api {
+    pub fn new(engine: Arc<Engine>, config: &ServerConfig) -> Api {
+        let entry = |secret_key: &str, caller| KeyEntry {
+            secret_key: secret_key.to_owned(),
+            caller,
+            day_key: Mutex::new(None),
+        };
+        let mut keys = HashMap::new();
+        keys.insert(config.operator.secret_id.clone(), entry(&config.operator.secret_key, Caller::Operator));
+        for key in &config.keys {
+            keys.insert(key.secret_id.clone(), entry(&key.secret_key, Caller::Uin(Uin(key.uin))));
+        }
+        Api { engine, keys, settings: config.http.clone() }
+    }
+
+    /// Answers one request: the `Response` object's fields, or an error.
+    pub async fn answer(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Map<String, Value>, ApiError> {
+        if method != "POST" || path != "/" {
+            return Err(ApiError::new(
+                "UnsupportedOperation",
+                format!("the API takes POST / with a JSON body, not {method} {path}"),
+            ));
+        }
+        let caller = self.authenticate(headers, body)?;
+        let action_name = header(headers, "x-tc-action").ok_or_else(|| ApiError::missing("X-TC-Action"))?;
+        let action = Action::from_name(action_name).ok_or_else(|| {
+            ApiError::new("InvalidAction", format!("{action_name} is not an action of this service"))
+        })?;
+        match header(headers, "x-tc-version") {
+            None => return Err(ApiError::missing("X-TC-Version")),
+            Some(VERSION) => {}
+            Some(other) => {
+                return Err(ApiError::new("NoSuchVersion", format!("version {other} is not {VERSION}")))
+            }
+        }
+        let params = Params::parse(body)?;
+        if action.is_own() {
+            own::handle(&self.engine, caller, action, params).await
+        } else {
+            upstream::handle(&self.engine, caller, action, params).await
+        }
+    }
+
+    /// The caller a correctly signed, timely request comes from.
+    fn authenticate(&self, headers: &HeaderMap, body: &[u8]) -> Result<Caller, ApiError> {
+        let invalid = |message: &str| ApiError::new("AuthFailure.InvalidAuthorization", message.to_owned());
+        let authorization = header(headers, "authorization")
+            .ok_or_else(|| invalid("the request has no Authorization header"))?;
+        let parsed = parse_authorization(authorization)
+            .map_err(|reason| invalid(&format!("Authorization: {reason}")))?;
+        let timestamp =
+            header(headers, "x-tc-timestamp").ok_or_else(|| ApiError::missing("X-TC-Timestamp"))?;
+        let timestamp: i64 =
+            timestamp.parse().map_err(|_| ApiError::wrong_type("X-TC-Timestamp", "Unix seconds"))?;
+        let now = self.engine.now().0.div_euclid(1000);
+        if (now - timestamp).abs() > self.settings.timestamp_skew_secs {
+            return Err(ApiError::new(
+                "AuthFailure.SignatureExpire",
+                format!(
+                    "the request's timestamp {timestamp} is more than {} s from the server's {now}",
+                    self.settings.timestamp_skew_secs
+                ),
+            ));
+        }
+        let key = self.keys.get(parsed.secret_id).ok_or_else(|| {
+            ApiError::new(
+                "AuthFailure.SecretIdNotFound",
+                format!("no key has the SecretId {}", parsed.secret_id),
+            )
+        })?;
+        if parsed.service != sign::SERVICE {
+            return Err(invalid(&format!(
+                "the credential's service is {}, not {}",
+                parsed.service,
+                sign::SERVICE
+            )));
+        }
+        let signature_failure = |message: String| ApiError::new("AuthFailure.SignatureFailure", message);
+        if parsed.date != sign::utc_date(timestamp) {
+            return Err(signature_failure(format!(
+                "the credential's date {} is not the UTC date of X-TC-Timestamp",
+                parsed.date
+            )));
+        }
+        let names: Vec<&str> = parsed.signed_headers.split(';').collect();
+        if !names.contains(&"content-type") || !names.contains(&"host") {
+            return Err(invalid("SignedHeaders must include content-type and host"));
+        }
+        let mut signed = Vec::with_capacity(names.len());
+        for name in &names {
+            if name.is_empty() || name.bytes().any(|byte| byte.is_ascii_uppercase()) {
+                return Err(invalid("SignedHeaders are lowercase header names separated by ;"));
+            }
+            let value = header(headers, name).ok_or_else(|| {
+                signature_failure(format!("the signed header {name} is not in the request"))
+            })?;
+            signed.push((*name, value));
+        }
+        let payload_hash = if header(headers, "x-tc-content-sha256") == Some(sign::UNSIGNED_PAYLOAD) {
+            sha256_hex(sign::UNSIGNED_PAYLOAD.as_bytes())
+        } else {
+            sha256_hex(body)
+        };
+        let canonical = canonical_request("POST", "/", "", &signed, parsed.signed_headers, &payload_hash);
+        let to_sign = string_to_sign(timestamp, parsed.date, parsed.service, &canonical);
+        let day_key = {
+            let mut cached = key.day_key.lock();
+            match &*cached {
+                Some((date, day_key)) if date == parsed.date => *day_key,
+                _ => {
+                    let day_key = signing_key(&key.secret_key, parsed.date, parsed.service);
+                    *cached = Some((parsed.date.to_owned(), day_key));
+                    day_key
+                }
+            }
+        };
+        if !constant_time_eq(signature(&day_key, &to_sign).as_bytes(), parsed.signature.as_bytes()) {
+            return Err(signature_failure("the signature does not match the request".into()));
+        }
+        Ok(key.caller)
+    }
+
+    pub fn body_limit(&self) -> usize {
+        self.settings.body_limit
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// The body of an answer.
+pub fn response_body(answer: Result<Map<String, Value>, ApiError>) -> Vec<u8> {
+    let mut fields = match answer {
+        Ok(fields) => fields,
+        Err(error) => {
+            let mut fields = Map::new();
+            let mut body = Map::new();
+            body.insert("Code".into(), Value::String(error.code.into_owned()));
+            body.insert("Message".into(), Value::String(error.message));
+            fields.insert("Error".into(), Value::Object(body));
+            fields
+        }
+    };
+    fields.insert("RequestId".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    let mut response = Map::new();
+    response.insert("Response".into(), Value::Object(fields));
+    serde_json::to_vec(&Value::Object(response)).expect("JSON values serialize")
+}
+
+/// Reads the body up to the limit. `Err` when it is larger (the rest is not read; the
+/// connection is closed after the answer).
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|error| ApiError::new("InvalidParameter", format!("reading the body: {error}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                "RequestSizeLimitExceeded",
+                format!("the request body is larger than {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn entry(request: HttpRequest, payload: web::Payload, api: web::Data<Api>) -> HttpResponse {
+    let answer = match read_body(payload, api.body_limit()).await {
+        Ok(body) => api.answer(request.method().as_str(), request.path(), request.headers(), &body).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = &answer {
+        tracing::debug!(code = %error.code, message = %error.message, "refused");
+    }
+    let mut response = HttpResponse::Ok();
+    response.insert_header((CONTENT_TYPE, "application/json"));
+    if matches!(&answer, Err(error) if error.code == "RequestSizeLimitExceeded") {
+        response.force_close();
+    }
+    response.body(response_body(answer))
+}
+
+/// Registers the API on an actix-web app: every path and method reaches [`entry`].
+pub fn configure(api: web::Data<Api>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        config.app_data(api).default_service(web::to(entry));
+    }
+}
+
+/// Starts the engine from the configuration, imports its world, and serves until Ctrl-C.
+pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let engine = Arc::new(Engine::start(config.engine_config().map_err(anyhow::Error::msg)?));
+    if let Some(path) = &config.world {
+        let world = World::load(path)?;
+        let count = engine.import(Caller::Operator, &world).await?;
+        tracing::info!(accounts = count, world = %path.display(), "imported the world");
+    }
+    let listen = listen.unwrap_or(config.listen);
+    let api = web::Data::new(Api::new(engine.clone(), &config));
+    let settings = config.http.clone();
+    let server = HttpServer::new(move || App::new().configure(configure(api.clone())))
+        .workers(settings.workers)
+        .max_connections(settings.max_connections)
+        .keep_alive(std::time::Duration::from_secs(settings.keep_alive_secs))
+        .shutdown_timeout(5);
+    let server = match &config.tls {
+        Some(tls) => server.bind_rustls_0_23(listen, super::tls::server_config(&tls.cert, &tls.key)?)?,
+        None => server.bind(listen)?,
+    };
+    for address in server.addrs() {
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        // The line tests and scripts wait for: the bound address (the port may have been 0).
+        println!("partner-credit serve: listening on {scheme}://{address}");
+    }
+    server.run().await?;
+    tracing::info!("stopped");
+    engine.shutdown();
+    Ok(())
+}
