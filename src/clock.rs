@@ -5,13 +5,19 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::domain::Timestamp;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
+
+    /// Nanoseconds on a clock that never goes back (for rate limits, which a wall clock
+    /// stepped back by NTP would freeze). By default the wall clock's milliseconds.
+    fn monotonic_nanos(&self) -> u64 {
+        u64::try_from(self.now().0).unwrap_or(0).saturating_mul(1_000_000)
+    }
 }
 
 /// Wall-clock time (UTC milliseconds).
@@ -22,6 +28,13 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         Timestamp(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Since the first call in this process, on `Instant`.
+    fn monotonic_nanos(&self) -> u64 {
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let origin = *ORIGIN.get_or_init(Instant::now);
+        u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 

@@ -60,7 +60,8 @@ pub struct EngineConfig {
     /// The per-second quota of every action, per caller: the documented upstream quotas by
     /// default, none on the engine's own actions (see [`crate::domain::quota`]).
     pub quotas: QuotaTable,
-    /// How often callers with a full budget again are forgotten by the rate limiter (10 s).
+    /// How often callers with a full budget again are forgotten by the rate limiter (10 s;
+    /// at least 100 ms).
     pub rate_limit_sweep_interval_ms: u64,
 }
 
@@ -191,11 +192,54 @@ impl Default for CustomerQuery {
 pub const PAGE_SIZE_MAX: usize = 1000;
 /// QueryCreditByUinList takes 1 to 50 UINs.
 pub const UIN_LIST_MAX: usize = 50;
+/// DescribeCustomerInfo takes 1 to 20 UINs.
+pub const CUSTOMER_INFO_MAX: usize = 20;
+/// The largest page of QuerySubAgentsDetailV2 and QueryT1IndirectCustomersDetail (documented).
+pub const SUB_AGENT_PAGE_SIZE_MAX: usize = 100;
+
+/// Which field QuerySubAgentsDetailV2 filters on. `SubAgentUin`, `Email` and `ClientUin`
+/// match exactly, the others as a substring, as the upstream reference says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubAgentFilterField {
+    Name,
+    SubAgentUin,
+    Remark,
+    /// The engine holds no mobile numbers: this filter matches nothing.
+    Mobile,
+    Email,
+    /// The second-level reseller that has this customer.
+    ClientUin,
+}
+
+/// QuerySubAgentsDetailV2's filter, page and order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubAgentQuery {
+    pub filter: Option<(SubAgentFilterField, String)>,
+    /// From 1.
+    pub page: usize,
+    /// 1 to [`SUB_AGENT_PAGE_SIZE_MAX`].
+    pub page_size: usize,
+    /// By binding time; descending unless set.
+    pub ascending: bool,
+}
+
+/// QueryT1IndirectCustomersDetail: a second-level reseller and one page of its customers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndirectCustomers {
+    pub sub_agent: AccountView,
+    /// How many customers the second-level reseller has.
+    pub total: usize,
+    /// Newest binding first.
+    pub customers: Vec<AccountView>,
+}
 
 pub struct Engine {
     /// Shared with the tasks that run multi-step operations to their end.
     runtime: Arc<Runtime>,
     limits: Arc<RateLimits>,
+    /// Dropping it stops the rate-limit sweeper.
+    #[allow(dead_code)]
+    sweeper: Option<crossbeam_channel::Sender<()>>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     /// The next UIN to try when a creation names none.
@@ -223,10 +267,10 @@ impl Engine {
         };
         let runtime = Arc::new(Runtime::start(config.runtime, settings, clock.clone()));
         let limits = Arc::new(RateLimits::new(&config.quotas, clock.clone()));
-        if limits.any() {
-            spawn_rate_limit_sweeper(Arc::downgrade(&limits), config.rate_limit_sweep_interval_ms);
-        }
-        Engine { runtime, limits, clock, config, next_uin: AtomicU64::new(100_000_000_001) }
+        let sweeper = limits
+            .any()
+            .then(|| spawn_rate_limit_sweeper(Arc::downgrade(&limits), config.rate_limit_sweep_interval_ms));
+        Engine { runtime, limits, sweeper, clock, config, next_uin: AtomicU64::new(100_000_000_001) }
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -738,6 +782,115 @@ impl Engine {
         }
     }
 
+    /// DescribeCustomerUin: one page of the UINs of `partner`'s customers, newest binding
+    /// first, and how many there are; for the partner itself or the operator.
+    pub async fn describe_customer_uins(
+        &self,
+        caller: Caller,
+        partner: Uin,
+        page: usize,
+        page_size: usize,
+    ) -> EngineResult<(usize, Vec<Uin>)> {
+        self.admit(caller, Action::DescribeCustomerUin)?;
+        check_page(page, page_size)?;
+        let mut customers = self.customers_of(caller, partner).await?;
+        sort_by_association(&mut customers, false);
+        let total = customers.len();
+        let page = page_of(customers, page, page_size);
+        Ok((total, page.iter().map(|view| view.uin).collect()))
+    }
+
+    /// DescribeCustomerInfo: 1 to 20 customers, in the order asked, each one of the
+    /// caller's customers (or any, for the operator).
+    pub async fn describe_customer_info(
+        &self,
+        caller: Caller,
+        customers: &[Uin],
+    ) -> EngineResult<Vec<AccountView>> {
+        self.admit(caller, Action::DescribeCustomerInfo)?;
+        if customers.is_empty() || customers.len() > CUSTOMER_INFO_MAX {
+            return Err(invalid(
+                "CustomerUin",
+                format!("holds 1 to {CUSTOMER_INFO_MAX} UINs, got {}", customers.len()),
+            ));
+        }
+        let views = self.snapshots(customers).await?;
+        for view in &views {
+            authorize_child(caller, view)?;
+            if view.kind() != AccountKind::Customer {
+                return Err(wrong_kind(view.uin, KindRequired::Customer));
+            }
+        }
+        Ok(views)
+    }
+
+    /// QuerySubAgentsDetailV2: a distributor's second-level resellers, filtered, ordered by
+    /// binding time and paged; for the distributor itself or the operator. Answers the
+    /// number of matches and one page.
+    pub async fn query_sub_agents_detail(
+        &self,
+        caller: Caller,
+        distributor: Uin,
+        query: &SubAgentQuery,
+    ) -> EngineResult<(usize, Vec<AccountView>)> {
+        self.admit(caller, Action::QuerySubAgentsDetailV2)?;
+        check_page_max(query.page, query.page_size, SUB_AGENT_PAGE_SIZE_MAX)?;
+        let view = self.snapshot(distributor).await?;
+        if !(caller == Caller::Operator || caller.is(distributor)) {
+            return Err(not_authorized(caller, distributor));
+        }
+        if view.kind() != AccountKind::Distributor {
+            return Err(wrong_kind(distributor, KindRequired::Distributor));
+        }
+        let mut sub_agents = self.children_views(distributor).await?;
+        sub_agents.retain(|child| child.kind() == AccountKind::SecondLevelReseller);
+        if let Some((field, needle)) = &query.filter {
+            let parent_of_client = match field {
+                SubAgentFilterField::ClientUin => self.parent_of_customer(needle).await?,
+                _ => None,
+            };
+            sub_agents.retain(|view| sub_agent_matches(view, *field, needle, parent_of_client));
+        }
+        sort_by_association(&mut sub_agents, query.ascending);
+        let total = sub_agents.len();
+        Ok((total, page_of(sub_agents, query.page, query.page_size)))
+    }
+
+    /// The parent of the customer whose UIN is `text`, if there is one.
+    async fn parent_of_customer(&self, text: &str) -> EngineResult<Option<Uin>> {
+        let Ok(uin) = text.parse::<u64>() else {
+            return Ok(None);
+        };
+        match self.snapshot(Uin(uin)).await {
+            Ok(view) if view.kind() == AccountKind::Customer => Ok(view.parent()),
+            Ok(_) | Err(Error::Rejected(Rejection::UnknownUin(_))) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// QueryT1IndirectCustomersDetail: one page of a second-level reseller's customers,
+    /// newest binding first; for its distributor or the operator.
+    pub async fn query_t1_indirect_customers(
+        &self,
+        caller: Caller,
+        sub_agent: Uin,
+        page: usize,
+        page_size: usize,
+    ) -> EngineResult<IndirectCustomers> {
+        self.admit(caller, Action::QueryT1IndirectCustomersDetail)?;
+        check_page_max(page, page_size, SUB_AGENT_PAGE_SIZE_MAX)?;
+        let view = self.snapshot(sub_agent).await?;
+        authorize_child(caller, &view)?;
+        if view.kind() != AccountKind::SecondLevelReseller {
+            return Err(wrong_kind(sub_agent, KindRequired::SecondLevelReseller));
+        }
+        let mut customers = self.children_views(sub_agent).await?;
+        customers.retain(|child| child.kind() == AccountKind::Customer);
+        sort_by_association(&mut customers, false);
+        let total = customers.len();
+        Ok(IndirectCustomers { sub_agent: view, total, customers: page_of(customers, page, page_size) })
+    }
+
     /// Every account's state, for audits. Not paged: meant for tests, the load generator's
     /// audit and operators.
     pub async fn all_accounts(&self) -> EngineResult<Vec<AccountView>> {
@@ -766,20 +919,24 @@ impl Engine {
     }
 }
 
-/// Sweeps the rate limits on a timer until the engine is dropped.
-fn spawn_rate_limit_sweeper(limits: Weak<RateLimits>, interval_ms: u64) {
-    let interval = Duration::from_millis(interval_ms.max(1));
-    let spawned = std::thread::Builder::new().name("rate-limit-sweep".into()).spawn(move || loop {
-        std::thread::sleep(interval);
-        match limits.upgrade() {
-            Some(limits) => limits.sweep(),
-            None => return,
+/// Sweeps the rate limits every `interval_ms` (at least 100 ms) until the answered sender
+/// is dropped, which the engine's drop does.
+fn spawn_rate_limit_sweeper(limits: Weak<RateLimits>, interval_ms: u64) -> crossbeam_channel::Sender<()> {
+    let interval = Duration::from_millis(interval_ms.max(100));
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+    let spawned = std::thread::Builder::new().name("rate-limit-sweep".into()).spawn(move || {
+        while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+            match limits.upgrade() {
+                Some(limits) => limits.sweep(),
+                None => return,
+            }
         }
     });
     if let Err(error) = spawned {
         // Limits still hold; only idle budgets stay in memory until the engine is dropped.
         tracing::warn!(%error, "could not start the rate-limit sweeper");
     }
+    stop
 }
 
 impl Drop for Engine {
@@ -826,6 +983,37 @@ fn customer_matches(view: &AccountView, field: CustomerFilterField, needle: &str
     }
 }
 
+fn sub_agent_matches(
+    view: &AccountView,
+    field: SubAgentFilterField,
+    needle: &str,
+    parent_of_client: Option<Uin>,
+) -> bool {
+    let contains = |value: &Option<Box<str>>| value.as_deref().is_some_and(|text| text.contains(needle));
+    match field {
+        SubAgentFilterField::Name => contains(&view.profile.name),
+        SubAgentFilterField::SubAgentUin => view.uin.to_string() == needle,
+        SubAgentFilterField::Remark => contains(&view.profile.remark),
+        SubAgentFilterField::Mobile => false,
+        SubAgentFilterField::Email => view.profile.email.as_deref() == Some(needle),
+        SubAgentFilterField::ClientUin => parent_of_client == Some(view.uin),
+    }
+}
+
+/// Orders by association (binding) time, then UIN, so that equal times page stably.
+fn sort_by_association(views: &mut [AccountView], ascending: bool) {
+    views.sort_by_key(|view| (view.created, view.uin));
+    if !ascending {
+        views.reverse();
+    }
+}
+
+/// Page `page` (from 1) of `page_size` items.
+fn page_of<T>(items: Vec<T>, page: usize, page_size: usize) -> Vec<T> {
+    let skip = page.saturating_sub(1).saturating_mul(page_size);
+    items.into_iter().skip(skip).take(page_size).collect()
+}
+
 fn uin_credit(view: &AccountView) -> UinCredit {
     UinCredit { uin: view.uin, total: view.total(), remaining: view.available() }
 }
@@ -859,6 +1047,15 @@ fn check_page(page: usize, page_size: usize) -> Result<(), Error> {
     }
     if !(1..=PAGE_SIZE_MAX).contains(&page_size) {
         return Err(invalid("PageSize", format!("{page_size} is outside 1 to {PAGE_SIZE_MAX}")));
+    }
+    Ok(())
+}
+
+/// [`check_page`] with a smaller largest page.
+fn check_page_max(page: usize, page_size: usize, page_size_max: usize) -> Result<(), Error> {
+    check_page(page, page_size.min(page_size_max))?;
+    if !(1..=page_size_max).contains(&page_size) {
+        return Err(invalid("PageSize", format!("{page_size} is outside 1 to {page_size_max}")));
     }
     Ok(())
 }

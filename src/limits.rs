@@ -2,8 +2,8 @@
 //!
 //! One keyed `governor` limiter (GCRA) per action that has a quota, keyed by the caller (the
 //! operator is one caller). Actions without a quota have no limiter, so checking them costs
-//! one array load. The limiters read the engine's clock, so a manual clock drives them in
-//! tests. A caller whose budget is full again is indistinguishable from a fresh one, and
+//! one array load. The limiters read the engine's monotonic clock (a manual clock in tests),
+//! so a wall clock stepped back does not freeze callers. A caller whose budget is full again is indistinguishable from a fresh one, and
 //! [`RateLimits::sweep`] forgets it (governor keeps it one refill interval longer, so at
 //! most 1 s + 1/N s after its last call). The engine sweeps on a timer, so memory follows
 //! the callers of the last sweep interval, not every UIN ever seen.
@@ -11,6 +11,7 @@
 //! Invariant: a refused check consumes nothing and changes nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
@@ -24,19 +25,18 @@ use crate::domain::{Action, Caller, QuotaTable, Rejection};
 type Limiter =
     RateLimiter<Caller, DashMapStateStore<Caller, FxBuildHasher>, LimiterClock, NoOpMiddleware<Nanos>>;
 
-/// The engine's clock as governor sees it: nanoseconds since the limits were made.
+/// The engine's monotonic clock as governor sees it: nanoseconds since the limits were made.
 #[derive(Clone)]
 struct LimiterClock {
     clock: Arc<dyn Clock>,
-    origin_ms: i64,
+    origin: u64,
 }
 
 impl governor::clock::Clock for LimiterClock {
     type Instant = Nanos;
 
     fn now(&self) -> Nanos {
-        let ms = self.clock.now().0.saturating_sub(self.origin_ms).max(0);
-        Nanos::new((ms as u64).saturating_mul(1_000_000))
+        Nanos::new(self.clock.monotonic_nanos().saturating_sub(self.origin))
     }
 }
 
@@ -48,12 +48,17 @@ pub struct RateLimits {
 
 impl RateLimits {
     pub fn new(table: &QuotaTable, clock: Arc<dyn Clock>) -> RateLimits {
-        let clock = LimiterClock { origin_ms: clock.now().0, clock };
+        let clock = LimiterClock { origin: clock.monotonic_nanos(), clock };
         let limiters = Action::ALL
             .iter()
             .map(|&action| {
                 let quota = table.get(action)?;
-                let per_second = governor::Quota::per_second(quota.nonzero());
+                // One back every ceil(1 s / N): governor's `per_second` rounds the interval
+                // down, which would admit a little more than N a second.
+                let interval = Duration::from_nanos(1_000_000_000u64.div_ceil(u64::from(quota.get())));
+                let per_second = governor::Quota::with_period(interval)
+                    .expect("the interval is at least 1 ns")
+                    .allow_burst(quota.nonzero());
                 Some((
                     quota.get(),
                     Limiter::dashmap_with_clock_and_hasher(per_second, clock.clone(), FxBuildHasher),
@@ -80,11 +85,15 @@ impl RateLimits {
         self.limiters.iter().any(Option::is_some)
     }
 
-    /// Forgets the callers whose budget has been full again for a refill interval.
+    /// Forgets the callers whose budget has been full again for a refill interval, and
+    /// hands back the memory of a map that emptied out.
     pub fn sweep(&self) {
         for (_, limiter) in self.limiters.iter().flatten() {
+            let before = limiter.len();
             limiter.retain_recent();
-            limiter.shrink_to_fit();
+            if limiter.len() < before / 4 {
+                limiter.shrink_to_fit();
+            }
         }
     }
 

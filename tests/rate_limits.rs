@@ -66,9 +66,42 @@ async fn burst_n_at_one_instant_then_refused() {
             refused.to_string(),
             format!("rate limit exceeded: {action} admits {n} requests per second per caller")
         );
-        // Refusals use nothing: still refused, not further behind.
-        assert_eq!(engine.admit(caller, action), Err(over_quota(action, n)));
     }
+}
+
+#[tokio::test]
+async fn refusals_use_nothing() {
+    let (engine, clock) = engine(RuntimeKind::Sharded);
+    let caller = Caller::Uin(Uin(43));
+    let action = Action::ForceQN; // 2 a second: one back every 500 ms
+    for _ in 0..2 {
+        engine.admit(caller, action).unwrap();
+    }
+    for _ in 0..100 {
+        assert!(engine.admit(caller, action).is_err());
+    }
+    // Had the refusals used budget, nothing would be back after 500 ms.
+    clock.advance_ms(500);
+    assert_eq!(engine.admit(caller, action), Ok(()));
+    assert!(engine.admit(caller, action).is_err());
+}
+
+#[tokio::test]
+async fn quotas_that_do_not_divide_a_second_admit_no_more_than_n() {
+    // 1 s / 300,000 is 3333.33 ns: the interval is rounded up, never down.
+    let quotas = QuotaTable::documented().with([(Action::CreatePurchase, quota(300_000))]);
+    let (engine, clock) = with_quotas(quotas);
+    let caller = Caller::Operator;
+    let mut admitted = 0;
+    for _ in 0..=1000 {
+        while engine.admit(caller, Action::CreatePurchase).is_ok() {
+            admitted += 1;
+        }
+        clock.advance_ms(1);
+    }
+    // Over [0, 1 s]: the burst and at most one second's refill.
+    assert!(admitted <= 600_000, "{admitted}");
+    assert!(admitted >= 599_000, "{admitted}");
 }
 
 #[tokio::test]

@@ -103,8 +103,9 @@ pub struct EngineSettings {
     pub escrow_partners: Vec<u64>,
 }
 
+/// Every field may be left out for its default.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     /// HTTP worker threads (1 by default: on a small machine the engine's shards want the
     /// other cores).
@@ -280,6 +281,10 @@ secret_key = "op-key"
         let config = ServerConfig::parse(MINIMAL).unwrap();
         config.validate().unwrap();
         assert_eq!(config.quota_table().unwrap(), QuotaTable::documented());
+        // A section with only some settings keeps the others' defaults.
+        let some = ServerConfig::parse(&format!("{MINIMAL}[http]\nbody_limit = 100\n[engine]\nworkers = 1"))
+            .unwrap();
+        assert_eq!((some.http.body_limit, some.http.workers, some.http.timestamp_skew_secs), (100, 1, 300));
 
         let full = format!(
             "{MINIMAL}{}",
@@ -325,6 +330,7 @@ max_connections = 100
             (&format!("{MINIMAL}[quotas]\nForceQN = \"lots\""), "expected a number or \"none\""),
             (&format!("{MINIMAL}[engine]\nruntime = \"threads\""), "runtime"),
             (&format!("{MINIMAL}[engine]\nworkers = 0"), "workers must be positive"),
+            (&format!("{MINIMAL}[http]\nworkers = 0"), "must be positive"),
             (
                 &format!("{MINIMAL}[[keys]]\nsecret_id = \"op\"\nsecret_key = \"x\"\nuin = 5"),
                 "op appears twice",

@@ -60,10 +60,16 @@ pub fn rejection_code(rejection: &Rejection, action: Action) -> &'static str {
     match rejection {
         Rejection::RateLimited { .. } => "RequestLimitExceeded",
         Rejection::UnknownUin(_) => match action {
-            Action::AllocateCreditPool | Action::QuerySubAgentsDetailV2 => "ResourceNotFound.SubAgentUin",
-            Action::GrantPartnerCredit | Action::QueryPartnerCredit | Action::CreatePartner => {
-                "ResourceNotFound.PartnerUin"
-            }
+            Action::AllocateCreditPool
+            | Action::QuerySubAgentsDetailV2
+            | Action::QueryT1IndirectCustomersDetail => "ResourceNotFound.SubAgentUin",
+            // The partner named by `PartnerUin`, or the calling partner itself.
+            Action::GrantPartnerCredit
+            | Action::QueryPartnerCredit
+            | Action::CreatePartner
+            | Action::QueryCustomersCredit
+            | Action::QueryDirectCustomersCredit
+            | Action::DescribeCustomerUin => "ResourceNotFound.PartnerUin",
             Action::CreateClient => "ResourceNotFound.ParentUin",
             _ => "ResourceNotFound.ClientUin",
         },
@@ -78,9 +84,10 @@ pub fn rejection_code(rejection: &Rejection, action: Action) -> &'static str {
         },
         Rejection::UinTaken(_) => "ResourceInUse.Uin",
         Rejection::NotAuthorized { .. } => match action {
-            Action::AllocateCreditPool | Action::QueryPartnerCredit | Action::QuerySubAgentsDetailV2 => {
-                "UnauthorizedOperation.UinNoAuth"
-            }
+            Action::AllocateCreditPool
+            | Action::QueryPartnerCredit
+            | Action::QuerySubAgentsDetailV2
+            | Action::QueryT1IndirectCustomersDetail => "UnauthorizedOperation.UinNoAuth",
             _ => "UnauthorizedOperation.NotCustomerUin",
         },
         Rejection::OperatorOnly(_) => "UnauthorizedOperation.UinNoAuth",

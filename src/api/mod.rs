@@ -6,8 +6,10 @@
 //! - [`params`]: strict reading of a request's JSON parameters;
 //! - [`errors`]: error answers, and the one mapping from refusals to codes;
 //! - [`upstream`] and [`own`]: the actions, upstream and the engine's own;
-//! - [`config`], [`tls`], [`server`]: the configuration and the actix-web server.
+//! - [`config`], [`tls`], [`server`]: the configuration and the actix-web server;
+//! - [`client`]: a signing client over one keep-alive connection, for benches and load.
 
+pub mod client;
 pub mod config;
 pub mod errors;
 pub mod own;

@@ -8,7 +8,7 @@
 //!
 //! What "N per second" admits (the generic cell rate algorithm, as `governor` implements
 //! it): a caller starts with a burst of N; each admitted call uses one, and one comes back
-//! every 1/N s up to N. So from a fresh state N calls at the same instant are admitted and
+//! every 1/N s (rounded up to the nanosecond) up to N. So from a fresh state N calls at the same instant are admitted and
 //! one more at that instant is refused, and over any window of T seconds (both ends
 //! included) a caller is admitted at most N x (T + 1) times for one action. A refused call
 //! uses nothing.
@@ -132,7 +132,8 @@ impl fmt::Display for Action {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Quota(NonZeroU32);
 
-/// The largest quota accepted: one call per nanosecond, the finest the limiter measures.
+/// The largest quota accepted: one call per nanosecond, the finest interval the limiter
+/// keeps.
 pub const QUOTA_MAX: u32 = 1_000_000_000;
 
 impl Quota {

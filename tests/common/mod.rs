@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "http")]
+pub mod http;
+
 use partner_credit::engine::{NewCustomer, NewPartner, PartnerKind};
 use partner_credit::{
     Caller, Engine, EngineConfig, Error, ManualClock, Money, PurchaseId, PurchaseRequest, RuntimeKind,
