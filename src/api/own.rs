@@ -23,7 +23,9 @@ use super::errors::ApiError;
 use super::params::Params;
 use super::{money, time, uin};
 use crate::coordinator::PurchaseRequest;
-use crate::domain::{Action, Caller};
+use std::io::Write;
+
+use crate::domain::{Action, Caller, Money, PurchaseId, Uin};
 use crate::engine::{Engine, NewCustomer, NewPartner, PartnerKind};
 
 /// The longest `ProductCode`, `Name` or `Email` accepted.
@@ -173,4 +175,117 @@ fn text(params: &mut Params, name: &str) -> Result<Option<String>, ApiError> {
         }
         other => Ok(other),
     }
+}
+
+/// The purchase fields as typed JSON, for the fast path: strings borrowed from the body
+/// where they have no escapes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurchaseFields<'a> {
+    #[serde(rename = "PurchaseId", borrow)]
+    id: std::borrow::Cow<'a, str>,
+    #[serde(rename = "ClientUin")]
+    customer: u64,
+    #[serde(rename = "Amount")]
+    amount: serde_json::Number,
+    #[serde(rename = "ProductCode", default, borrow)]
+    product_code: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchFields<'a> {
+    #[serde(rename = "Purchases", borrow)]
+    purchases: Vec<PurchaseFields<'a>>,
+}
+
+impl PurchaseFields<'_> {
+    /// The request, if every field is valid; `None` sends the request down the general
+    /// path, which names what is wrong.
+    fn request(self) -> Option<PurchaseRequest> {
+        let amount = Money::parse(self.amount.as_str()).ok()?;
+        let product_code = match self.product_code {
+            Some(code) if code.is_empty() || code.chars().count() > TEXT_MAX => return None,
+            code => code.map(|code| CompactString::from(code.as_ref())),
+        };
+        Some(PurchaseRequest {
+            id: PurchaseId::new(&self.id).ok()?,
+            customer: (self.customer > 0).then_some(Uin(self.customer))?,
+            amount,
+            product_code,
+        })
+    }
+}
+
+/// The hot actions (`CreatePurchase`, `CreatePurchases`) without the general path's JSON
+/// tree: typed parsing, and the answer written straight to bytes (a JSON object). `None`
+/// when the action is another, or the request is not plainly valid: the general path then
+/// answers it, with the precise error.
+pub async fn fast(
+    engine: &Engine,
+    caller: Caller,
+    action: Action,
+    body: &[u8],
+) -> Option<Result<Vec<u8>, ApiError>> {
+    let engine_error = |error| ApiError::from_engine(error, action);
+    match action {
+        Action::CreatePurchase => {
+            let request = serde_json::from_slice::<PurchaseFields>(body).ok()?.request()?;
+            Some(match engine.purchase(caller, request).await {
+                Ok(receipt) => {
+                    let mut out = Vec::with_capacity(160);
+                    out.extend_from_slice(b"{\"PurchaseId\":");
+                    write_string(&mut out, receipt.id.as_str());
+                    let _ = write!(
+                        out,
+                        ",\"Status\":\"Committed\",\"ChargedUin\":{},\"ClientRemainingCredit\":{},\"PartnerRemainingCredit\":{}}}",
+                        receipt.charged.0, receipt.customer_available, receipt.partner_available
+                    );
+                    Ok(out)
+                }
+                Err(error) => Err(engine_error(error)),
+            })
+        }
+        Action::CreatePurchases => {
+            let batch = serde_json::from_slice::<BatchFields>(body).ok()?;
+            let limit = engine.config().batch_len_max;
+            if batch.purchases.is_empty() || batch.purchases.len() > limit {
+                return None;
+            }
+            let requests: Vec<PurchaseRequest> =
+                batch.purchases.into_iter().map(PurchaseFields::request).collect::<Option<_>>()?;
+            let ids: Vec<PurchaseId> = requests.iter().map(|request| request.id.clone()).collect();
+            let results = match engine.purchase_batch(caller, requests).await {
+                Ok(results) => results,
+                Err(error) => return Some(Err(engine_error(error))),
+            };
+            let mut out = Vec::with_capacity(16 + ids.len() * 48);
+            out.extend_from_slice(b"{\"Results\":[");
+            for (index, (id, result)) in ids.iter().zip(results).enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"PurchaseId\":");
+                write_string(&mut out, id.as_str());
+                match result {
+                    Ok(_) => out.extend_from_slice(b",\"Status\":\"Committed\"}"),
+                    Err(rejection) => {
+                        let error = ApiError::rejected(&rejection, Action::CreatePurchase);
+                        out.extend_from_slice(b",\"Status\":\"Refused\",\"ErrorCode\":");
+                        write_string(&mut out, &error.code);
+                        out.extend_from_slice(b",\"ErrorMessage\":");
+                        write_string(&mut out, &error.message);
+                        out.push(b'}');
+                    }
+                }
+            }
+            out.extend_from_slice(b"]}");
+            Some(Ok(out))
+        }
+        _ => None,
+    }
+}
+
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
 }

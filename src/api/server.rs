@@ -62,7 +62,7 @@ impl Api {
         path: &str,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Map<String, Value>, ApiError> {
+    ) -> Result<Answer, ApiError> {
         if method != "POST" || path != "/" {
             return Err(ApiError::new(
                 "UnsupportedOperation",
@@ -81,11 +81,14 @@ impl Api {
                 return Err(ApiError::new("NoSuchVersion", format!("version {other} is not {VERSION}")))
             }
         }
+        if let Some(answer) = own::fast(&self.engine, caller, action, body).await {
+            return answer.map(Answer::Json);
+        }
         let params = Params::parse(body)?;
         if action.is_own() {
-            own::handle(&self.engine, caller, action, params).await
+            own::handle(&self.engine, caller, action, params).await.map(Answer::Fields)
         } else {
-            upstream::handle(&self.engine, caller, action, params).await
+            upstream::handle(&self.engine, caller, action, params).await.map(Answer::Fields)
         }
     }
 
@@ -181,10 +184,31 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
-/// The body of an answer.
-pub fn response_body(answer: Result<Map<String, Value>, ApiError>) -> Vec<u8> {
+/// The fields of a successful answer.
+pub enum Answer {
+    Fields(Map<String, Value>),
+    /// A JSON object, already written.
+    Json(Vec<u8>),
+}
+
+/// The body of an answer: `{"Response": {<fields>, "RequestId": "<uuid>"}}`.
+pub fn response_body(answer: Result<Answer, ApiError>) -> Vec<u8> {
     let mut fields = match answer {
-        Ok(fields) => fields,
+        Ok(Answer::Json(mut object)) => {
+            debug_assert!(object.first() == Some(&b'{') && object.last() == Some(&b'}'));
+            object.pop();
+            let empty = object.len() == 1;
+            let mut body = Vec::with_capacity(object.len() + 80);
+            body.extend_from_slice(b"{\"Response\":");
+            body.extend_from_slice(&object);
+            body.extend_from_slice(if empty { b"\"RequestId\":\"" } else { b",\"RequestId\":\"" });
+            body.extend_from_slice(
+                uuid::Uuid::new_v4().hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes(),
+            );
+            body.extend_from_slice(b"\"}}");
+            return body;
+        }
+        Ok(Answer::Fields(fields)) => fields,
         Err(error) => {
             let mut fields = Map::new();
             let mut body = Map::new();
