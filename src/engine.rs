@@ -475,6 +475,9 @@ impl Engine {
         delta: Money,
         remark: Option<String>,
     ) -> EngineResult<CreditLine> {
+        if let Some(remark) = &remark {
+            check_remark(remark)?;
+        }
         let record = self.record_info(caller, remark);
         let runtime = self.runtime.clone();
         // Run to the end even if the caller stops waiting: a half-done allocation would have
@@ -509,6 +512,7 @@ impl Engine {
     /// ModifyClientRemark.
     pub async fn set_remark(&self, caller: Caller, customer: Uin, remark: String) -> EngineResult<()> {
         self.admit(caller, Action::ModifyClientRemark)?;
+        check_remark(&remark)?;
         self.call(customer, Command::SetRemark { caller, remark: remark.into_boxed_str() }).await?;
         Ok(())
     }
@@ -1023,6 +1027,16 @@ fn require_operator(caller: Caller, action: &'static str) -> Result<(), Error> {
         Caller::Operator => Ok(()),
         Caller::Uin(_) => Err(Rejection::OperatorOnly(action).into()),
     }
+}
+
+/// The longest remark kept (of a customer, or of an allocation), in characters.
+pub const REMARK_MAX: usize = 256;
+
+fn check_remark(remark: &str) -> Result<(), Error> {
+    if remark.chars().count() > REMARK_MAX {
+        return Err(invalid("Remark", format!("has more than {REMARK_MAX} characters")));
+    }
+    Ok(())
 }
 
 fn require_positive(amount: Money) -> Result<(), Error> {

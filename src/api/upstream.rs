@@ -50,8 +50,7 @@ use crate::engine::{
 /// request names none (the reference gives no default).
 pub const PAGE_SIZE_DEFAULT: usize = 20;
 
-/// The longest remark `ModifyClientRemark` accepts, in characters.
-const REMARK_MAX: usize = 256;
+use crate::engine::REMARK_MAX;
 
 /// `ClientBindTime` of `QueryT1IndirectCustomersDetail` is documented in UTC+08:00; every
 /// other time the API writes is UTC.
