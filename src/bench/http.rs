@@ -6,13 +6,13 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{audit, cpu_time, start, Measured, Submission};
+use super::{audit, start, Measured, Submission};
 use crate::api::client::ApiClient;
 use crate::api::config::ServerConfig;
 use crate::api::server::{configure, Api};
@@ -93,36 +93,29 @@ pub(super) async fn row(
     for _ in 0..connections {
         clients.push(ApiClient::connect(server.address, SECRET_ID, SECRET_KEY).await?);
     }
-    let cpu_before = cpu_time();
-    let started = Instant::now();
-    let handles: Vec<_> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(index, client)| {
-            let driver = Driver {
-                client,
-                customers: customers.clone(),
-                stop: stop.clone(),
-                committed: committed.clone(),
-                submission,
-                id: index as u64,
-            };
-            tokio::spawn(driver.run())
-        })
-        .collect();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut purchases = 0;
-    for handle in handles {
-        purchases += handle.await??;
-    }
-    let elapsed = started.elapsed();
-    let cpu = cpu_time().saturating_sub(cpu_before);
+    let measured = super::timed(duration, stop.clone(), || {
+        clients
+            .into_iter()
+            .enumerate()
+            .map(|(index, client)| {
+                let driver = Driver {
+                    client,
+                    customers: customers.clone(),
+                    stop: stop.clone(),
+                    committed: committed.clone(),
+                    submission,
+                    id: index as u64,
+                };
+                tokio::spawn(driver.run())
+            })
+            .collect()
+    })
+    .await?;
     drop(server);
     // Every purchase sent was answered, so the books must hold exactly the committed ones.
-    let sent = if submission == Submission::HttpPing { 0 } else { purchases };
+    let sent = if submission == Submission::HttpPing { 0 } else { measured.purchases };
     let audit_ok = audit(&engine, &committed, sent).await?;
-    Ok(Measured { purchases, elapsed, cpu, bytes_per_uin, audit_ok, ratio_to_no_quota: None })
+    Ok(Measured { bytes_per_uin, audit_ok, ..measured })
 }
 
 struct Driver {

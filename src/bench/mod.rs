@@ -440,21 +440,34 @@ async fn drive(
         Submission::Batch(_) => 8,
         other => unreachable!("{other:?} rows are not driven in process"),
     };
+    timed(duration, stop.clone(), || {
+        (0..tasks)
+            .map(|task| {
+                let caller = Submitter {
+                    engine: engine.clone(),
+                    customers: customers.clone(),
+                    stop: stop.clone(),
+                    committed: committed.clone(),
+                    submission,
+                    id: (u64::from(round) << 32) | task as u64,
+                };
+                tokio::spawn(caller.run())
+            })
+            .collect()
+    })
+    .await
+}
+
+/// Starts the callers, lets them run for `duration`, stops them: answers how many
+/// purchases they made, the wall time and the process's CPU time.
+async fn timed(
+    duration: Duration,
+    stop: Arc<AtomicBool>,
+    spawn: impl FnOnce() -> Vec<tokio::task::JoinHandle<anyhow::Result<u64>>>,
+) -> anyhow::Result<Measured> {
     let cpu_before = cpu_time();
     let started = Instant::now();
-    let handles: Vec<_> = (0..tasks)
-        .map(|task| {
-            let caller = Submitter {
-                engine: engine.clone(),
-                customers: customers.clone(),
-                stop: stop.clone(),
-                committed: committed.clone(),
-                submission,
-                id: (u64::from(round) << 32) | task as u64,
-            };
-            tokio::spawn(caller.run())
-        })
-        .collect();
+    let handles = spawn();
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
     let mut purchases = 0;
