@@ -569,7 +569,9 @@ impl Engine {
     }
 
     /// Many one-shot purchases at once, answered in order. A refusal of one does not stop the
-    /// others.
+    /// others. They run concurrently, like that many single calls made at once: two
+    /// purchases of one customer (or charging one partner) that cannot both pass may be
+    /// applied in either order.
     pub async fn purchase_batch(
         &self,
         caller: Caller,

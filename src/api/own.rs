@@ -13,7 +13,8 @@
 //! - `CommitPurchase` / `CancelPurchase` {`PurchaseId`} -> {`PurchaseId`, `Status`};
 //! - `CreatePurchases` {`Purchases`: up to 8189 `CreatePurchase` objects} -> {`Results`: per
 //!   purchase, in order, {`PurchaseId`, `Status`: `Committed` | `Refused`, and when refused
-//!   `ErrorCode` and `ErrorMessage`}};
+//!   `ErrorCode` and `ErrorMessage`}}; the purchases run concurrently, as that many
+//!   `CreatePurchase` calls at once would;
 //! - `Ping` {} -> {}: authenticated and parsed like the rest, and nothing else.
 
 use compact_str::CompactString;

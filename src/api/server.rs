@@ -265,7 +265,11 @@ pub fn configure(api: web::Data<Api>) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// Starts the engine from the configuration, imports its world, and serves until Ctrl-C.
+/// How long requests in flight get to finish once the server is told to stop.
+const SHUTDOWN_GRACE_SECS: u64 = 5;
+
+/// Starts the engine from the configuration, imports its world, and serves until Ctrl-C
+/// (or SIGTERM), which stops it gracefully.
 pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let engine = Arc::new(Engine::start(config.engine_config().map_err(anyhow::Error::msg)?));
     if let Some(path) = &config.world {
@@ -280,7 +284,14 @@ pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::
         .workers(settings.workers)
         .max_connections(settings.max_connections)
         .keep_alive(std::time::Duration::from_secs(settings.keep_alive_secs))
-        .shutdown_timeout(5);
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+        // actix stops at once on SIGINT; Ctrl-C must let requests in flight finish.
+        .disable_signals();
+    // Listening for the signals before the address is printed: a script that stops the
+    // server as soon as it sees the line still gets a graceful stop.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let server = match &config.tls {
         Some(tls) => server.bind_rustls_0_23(listen, super::tls::server_config(&tls.cert, &tls.key)?)?,
         None => server.bind(listen)?,
@@ -290,7 +301,17 @@ pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::
         // The line tests and scripts wait for: the bound address (the port may have been 0).
         println!("partner-credit serve: listening on {scheme}://{address}");
     }
-    server.run().await?;
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        tracing::info!(signal = name, "stopping: requests in flight get {SHUTDOWN_GRACE_SECS} s to finish");
+        handle.stop(true).await;
+    });
+    server.await?;
     tracing::info!("stopped");
     engine.shutdown();
     Ok(())
