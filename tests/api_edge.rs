@@ -32,7 +32,7 @@ secret_id = "c"
 secret_key = "c-key"
 uin = 10
 [http]
-body_limit = 4096
+body_limit = 40000
 "#;
 
 /// R (3) with a line of 500 and its customer C (10) with 200; R2 (4) with a line of 100.
@@ -176,7 +176,7 @@ async fn protocol_headers_and_bodies() {
             Call { body: b"[1, 2]".to_vec(), ..Call::new("op", "CreatePurchase", &json!({})) },
             "InvalidParameter",
         ),
-        (Call { body: vec![b' '; 5000], ..Call::new("op", "Ping", &json!({})) }, "RequestSizeLimitExceeded"),
+        (Call { body: vec![b' '; 50000], ..Call::new("op", "Ping", &json!({})) }, "RequestSizeLimitExceeded"),
     ];
     for (call, expected) in cases {
         assert_eq!(
@@ -185,6 +185,17 @@ async fn protocol_headers_and_bodies() {
             "{}",
             String::from_utf8_lossy(&call.body[..20.min(call.body.len())])
         );
+    }
+    // A declared length over the limit is refused before the body is read.
+    let declared =
+        Call::new("op", "Ping", &json!({})).request(now).insert_header(("Content-Length", "999999999"));
+    assert_eq!(code(&send!(app, declared)), "RequestSizeLimitExceeded");
+    // Timestamps at the ends of i64 are refused, not overflowed.
+    for extreme in [i64::MIN, i64::MAX] {
+        let request = Call::new("op", "Ping", &json!({}))
+            .request(now)
+            .insert_header(("X-TC-Timestamp", extreme.to_string()));
+        assert_eq!(code(&send!(app, request)), "AuthFailure.SignatureExpire");
     }
     // Anything but POST / answers in the same JSON shape.
     assert_eq!(code(&send!(app, TestRequest::get().uri("/"))), "UnsupportedOperation");
@@ -220,6 +231,36 @@ async fn parameters() {
             purchase(json!({"PurchaseId": "a", "ClientUin": 10, "Amount": -1})),
             "InvalidParameterValue.Amount",
             "amount",
+        ),
+        // Past rust_decimal's 28 digits: refused, not rounded to 1.
+        (
+            Call {
+                body: br#"{"PurchaseId": "a", "ClientUin": 10, "Amount": 1.000000000000000000000000000001}"#
+                    .to_vec(),
+                ..purchase(json!({}))
+            },
+            "InvalidParameterValue",
+            "decimal places",
+        ),
+        (
+            Call {
+                body:
+                    br#"{"PurchaseId": "a", "ClientUin": 10, "Amount": 1.000000000000000000000000000001e0}"#
+                        .to_vec(),
+                ..purchase(json!({}))
+            },
+            "InvalidParameterValue",
+            "more digits",
+        ),
+        (
+            Call::new("op", "CreatePurchases", &json!({"Purchases": vec![json!({}); 8190]})),
+            "InvalidParameterValue.Purchases",
+            "got 8190",
+        ),
+        (
+            Call::new("op", "CreatePurchases", &json!({"Purchases": []})),
+            "InvalidParameterValue.Purchases",
+            "got 0",
         ),
         (
             purchase(json!({"PurchaseId": "", "ClientUin": 10, "Amount": 1})),
@@ -297,6 +338,11 @@ async fn purchase_protocol() {
             &json!({"PurchaseId": id, "ClientUin": 10, "Amount": 10, "TimeoutSeconds": 30}),
         )
     };
+    // Without TimeoutSeconds, the engine's default (60 s).
+    let plain = Call::new("c", "ReservePurchase", &json!({"PurchaseId": "r0", "ClientUin": 10, "Amount": 1}));
+    assert_eq!(send!(app, plain.request(now()))["ExpireTime"], json!("2026-01-01 00:01:00"));
+    let cancel = Call::new("c", "CancelPurchase", &json!({"PurchaseId": "r0"}));
+    assert_eq!(send!(app, cancel.request(now()))["Status"], json!("Cancelled"));
     let reserved = send!(app, reserve("r1").request(now()));
     assert_eq!(
         (&reserved["Status"], &reserved["ExpireTime"]),

@@ -110,8 +110,14 @@ pub struct HttpSettings {
     /// HTTP worker threads (1 by default: on a small machine the engine's shards want the
     /// other cores).
     pub workers: usize,
-    /// The largest request body accepted, in bytes (10 MiB).
+    /// The largest request body accepted, in bytes (4 MiB: a batch of 8189 purchases is
+    /// about 1 MiB).
     pub body_limit: usize,
+    /// How long a request's body may take to arrive, in seconds (30).
+    pub body_timeout_secs: u64,
+    /// Bytes of request bodies all connections may hold at once (256 MiB); past it,
+    /// requests are refused with `RequestLimitExceeded`.
+    pub buffered_bytes_max: usize,
     /// How far a request's timestamp may be from the server's clock, in seconds (300).
     pub timestamp_skew_secs: i64,
     /// Keep-alive timeout of idle connections, in seconds (75).
@@ -124,7 +130,9 @@ impl Default for HttpSettings {
     fn default() -> HttpSettings {
         HttpSettings {
             workers: 1,
-            body_limit: 10 * 1024 * 1024,
+            body_limit: 4 * 1024 * 1024,
+            body_timeout_secs: 30,
+            buffered_bytes_max: 256 * 1024 * 1024,
             timestamp_skew_secs: 300,
             keep_alive_secs: 75,
             max_connections: 25_000,
@@ -247,7 +255,7 @@ impl ServerConfig {
         positive("resolved_capacity", settings.resolved_capacity, &mut config.resolved_capacity)?;
         positive("open_reservations_max", settings.open_reservations_max, &mut config.open_reservations_max)?;
         if let Some(ms) = settings.reservation_timeout_ms_default {
-            if !(1..=config.reservation_timeout_ms_max).contains(&ms) {
+            if !(1000..=config.reservation_timeout_ms_max).contains(&ms) || ms % 1000 != 0 {
                 return Err(format!(
                     "[engine] reservation_timeout_ms_default: {ms} is outside 1 to 86400000"
                 ));

@@ -94,11 +94,19 @@ pub async fn handle(
         Action::ReservePurchase => {
             let request = purchase_request(&mut params)?;
             let max_secs = engine.config().reservation_timeout_ms_max / 1000;
-            let default_secs = engine.config().reservation_timeout_ms_default / 1000;
-            let timeout = params.bounded("TimeoutSeconds", 1, max_secs, default_secs)?;
+            let timeout = match params.integer("TimeoutSeconds")? {
+                // Absent: the engine's default, whatever it is in milliseconds.
+                None => None,
+                Some(secs) if (1..=max_secs).contains(&secs) => Some(secs * 1000),
+                Some(secs) => {
+                    return Err(ApiError::value(
+                        "TimeoutSeconds",
+                        format!("{secs} is outside 1 to {max_secs}"),
+                    ))
+                }
+            };
             params.finish()?;
-            let receipt =
-                engine.reserve(caller, request, Some(timeout * 1000)).await.map_err(engine_error)?;
+            let receipt = engine.reserve(caller, request, timeout).await.map_err(engine_error)?;
             json!({ "PurchaseId": receipt.id.as_str(), "Status": "Reserved", "ExpireTime": time(receipt.deadline) })
         }
         Action::CommitPurchase | Action::CancelPurchase => {
@@ -114,13 +122,15 @@ pub async fn handle(
             json!({ "PurchaseId": id.as_str(), "Status": status })
         }
         Action::CreatePurchases => {
-            let items = params.objects("Purchases")?.ok_or_else(|| ApiError::missing("Purchases"))?;
-            params.finish()?;
             let limit = engine.config().batch_len_max;
-            if items.is_empty() || items.len() > limit {
-                return Err(ApiError::value(
-                    "Purchases",
-                    format!("holds 1 to {limit} purchases, got {}", items.len()),
+            let items = params
+                .objects("Purchases", limit, "InvalidParameterValue.Purchases")?
+                .ok_or_else(|| ApiError::missing("Purchases"))?;
+            params.finish()?;
+            if items.is_empty() {
+                return Err(ApiError::new(
+                    "InvalidParameterValue.Purchases",
+                    format!("`Purchases` holds 1 to {limit} elements, got 0"),
                 ));
             }
             let mut requests = Vec::with_capacity(items.len());

@@ -117,16 +117,20 @@ impl Params {
         self.uin(name)?.ok_or_else(|| ApiError::missing(&self.full(name)))
     }
 
-    /// An array of UINs.
-    pub fn uins(&mut self, name: &str) -> Result<Option<Vec<Uin>>, ApiError> {
+    /// An array of at most `max` UINs; a longer one is refused with `code` before anything
+    /// is built from it.
+    pub fn uins(&mut self, name: &str, max: usize, code: &'static str) -> Result<Option<Vec<Uin>>, ApiError> {
         match self.take(name) {
             None => Ok(None),
-            Some(Value::Array(values)) => values
-                .iter()
-                .enumerate()
-                .map(|(index, value)| uin_of(&format!("{}.{index}", self.full(name)), value))
-                .collect::<Result<_, _>>()
-                .map(Some),
+            Some(Value::Array(values)) => {
+                check_len(&self.full(name), values.len(), max, code)?;
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(index, value)| uin_of(&format!("{}.{index}", self.full(name)), value))
+                    .collect::<Result<_, _>>()
+                    .map(Some)
+            }
             Some(_) => Err(ApiError::wrong_type(&self.full(name), "an array of UINs")),
         }
     }
@@ -149,23 +153,39 @@ impl Params {
         PurchaseId::new(&text).map_err(|error| ApiError::value(&self.full(name), error))
     }
 
-    /// An array of objects, each to be read as parameters of their own.
-    pub fn objects(&mut self, name: &str) -> Result<Option<Vec<Params>>, ApiError> {
+    /// An array of at most `max` objects, each to be read as parameters of their own; a
+    /// longer one is refused with `code` before anything is built from it.
+    pub fn objects(
+        &mut self,
+        name: &str,
+        max: usize,
+        code: &'static str,
+    ) -> Result<Option<Vec<Params>>, ApiError> {
         let full = self.full(name);
         match self.take(name) {
             None => Ok(None),
-            Some(Value::Array(values)) => values
-                .into_iter()
-                .enumerate()
-                .map(|(index, value)| match value {
-                    Value::Object(map) => Ok(Params { map, prefix: format!("{full}.{index}") }),
-                    _ => Err(ApiError::wrong_type(&format!("{full}.{index}"), "an object")),
-                })
-                .collect::<Result<_, _>>()
-                .map(Some),
-            Some(_) => Err(ApiError::wrong_type(&self.full(name), "an array of objects")),
+            Some(Value::Array(values)) => {
+                check_len(&full, values.len(), max, code)?;
+                values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, value)| match value {
+                        Value::Object(map) => Ok(Params { map, prefix: format!("{full}.{index}") }),
+                        _ => Err(ApiError::wrong_type(&format!("{full}.{index}"), "an object")),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map(Some)
+            }
+            Some(_) => Err(ApiError::wrong_type(&full, "an array of objects")),
         }
     }
+}
+
+fn check_len(name: &str, len: usize, max: usize, code: &'static str) -> Result<(), ApiError> {
+    if len > max {
+        return Err(ApiError::new(code, format!("`{name}` holds 1 to {max} elements, got {len}")));
+    }
+    Ok(())
 }
 
 fn uin_of(name: &str, value: &Value) -> Result<Uin, ApiError> {
@@ -185,6 +205,11 @@ fn uin_of(name: &str, value: &Value) -> Result<Uin, ApiError> {
 /// writes small floats) are accepted.
 fn money_of(name: &str, text: &str) -> Result<Money, ApiError> {
     let parsed = if text.contains(['e', 'E']) {
+        let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+        let significant = mantissa.trim_start_matches(['-', '+']).replace('.', "");
+        if significant.trim_matches('0').len() > 20 {
+            return Err(ApiError::value(name, format!("{text} has more digits than an amount can")));
+        }
         Decimal::from_scientific(text)
             .map_err(|error| ApiError::value(name, format!("{text} is not a decimal amount: {error}")))
             .and_then(|decimal| Money::from_decimal(decimal).map_err(|error| ApiError::value(name, error)))
@@ -258,7 +283,17 @@ mod tests {
         let mut p = params(r#"{"Page": 0, "Limit": 2.5, "List": [1, "x"]}"#);
         assert_eq!(p.bounded("Page", 1, 10, 1).unwrap_err().code, "InvalidParameterValue");
         assert_eq!(p.integer("Limit").unwrap_err().code, "InvalidParameter");
-        assert_eq!(p.uins("List").unwrap_err().message, "`List.1` must be an integer UIN");
+        assert_eq!(p.uins("List", 5, "X").unwrap_err().message, "`List.1` must be an integer UIN");
+        let mut p = params(r#"{"List": [1, 2, 3], "Items": [{}, {}]}"#);
+        let error = p.uins("List", 2, "InvalidParameterValue.UinList").unwrap_err();
+        assert_eq!(
+            (error.code.as_ref(), error.message.as_str()),
+            ("InvalidParameterValue.UinList", "`List` holds 1 to 2 elements, got 3")
+        );
+        assert_eq!(
+            p.objects("Items", 1, "InvalidParameterValue.Items").err().unwrap().code,
+            "InvalidParameterValue.Items"
+        );
         assert_eq!(params("{}").bounded("Page", 1, 10, 3).unwrap(), 3);
     }
 }

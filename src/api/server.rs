@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix_web::http::header::{HeaderMap, CONTENT_TYPE};
@@ -20,6 +21,7 @@ use super::errors::ApiError;
 use super::params::Params;
 use super::sign::{
     self, canonical_request, parse_authorization, sha256_hex, signature, signing_key, string_to_sign,
+    Authorization,
 };
 use super::{own, upstream, VERSION};
 use crate::domain::{Action, Caller, Uin};
@@ -31,6 +33,8 @@ pub struct Api {
     pub engine: Arc<Engine>,
     keys: HashMap<String, KeyEntry>,
     settings: HttpSettings,
+    /// Bytes of request bodies being read or held, on all connections.
+    buffered: AtomicUsize,
 }
 
 struct KeyEntry {
@@ -52,7 +56,7 @@ impl Api {
         for key in &config.keys {
             keys.insert(key.secret_id.clone(), entry(&key.secret_key, Caller::Uin(Uin(key.uin))));
         }
-        Api { engine, keys, settings: config.http.clone() }
+        Api { engine, keys, settings: config.http.clone(), buffered: AtomicUsize::new(0) }
     }
 
     /// Answers one request: the `Response` object's fields, or an error.
@@ -92,8 +96,12 @@ impl Api {
         }
     }
 
-    /// The caller a correctly signed, timely request comes from.
-    fn authenticate(&self, headers: &HeaderMap, body: &[u8]) -> Result<Caller, ApiError> {
+    /// The checks that need only the headers (Authorization well formed, timestamp within
+    /// the skew, a known SecretId, our service): made before the body is read, too.
+    fn credentials<'h>(
+        &self,
+        headers: &'h HeaderMap,
+    ) -> Result<(Authorization<'h>, i64, &KeyEntry), ApiError> {
         let invalid = |message: &str| ApiError::new("AuthFailure.InvalidAuthorization", message.to_owned());
         let authorization = header(headers, "authorization")
             .ok_or_else(|| invalid("the request has no Authorization header"))?;
@@ -104,7 +112,7 @@ impl Api {
         let timestamp: i64 =
             timestamp.parse().map_err(|_| ApiError::wrong_type("X-TC-Timestamp", "Unix seconds"))?;
         let now = self.engine.now().0.div_euclid(1000);
-        if (now - timestamp).abs() > self.settings.timestamp_skew_secs {
+        if now.abs_diff(timestamp) > self.settings.timestamp_skew_secs.unsigned_abs() {
             return Err(ApiError::new(
                 "AuthFailure.SignatureExpire",
                 format!(
@@ -126,6 +134,13 @@ impl Api {
                 sign::SERVICE
             )));
         }
+        Ok((parsed, timestamp, key))
+    }
+
+    /// The caller a correctly signed, timely request comes from.
+    fn authenticate(&self, headers: &HeaderMap, body: &[u8]) -> Result<Caller, ApiError> {
+        let invalid = |message: &str| ApiError::new("AuthFailure.InvalidAuthorization", message.to_owned());
+        let (parsed, timestamp, key) = self.credentials(headers)?;
         let signature_failure = |message: String| ApiError::new("AuthFailure.SignatureFailure", message);
         if parsed.date != sign::utc_date(timestamp) {
             return Err(signature_failure(format!(
@@ -171,8 +186,80 @@ impl Api {
         Ok(key.caller)
     }
 
-    pub fn body_limit(&self) -> usize {
-        self.settings.body_limit
+    /// What can be refused before the body is read: the method and path, a declared length
+    /// over the limit, and credentials that cannot be right whatever the body.
+    fn before_body(&self, request: &HttpRequest) -> Result<(), ApiError> {
+        if request.method() != actix_web::http::Method::POST || request.path() != "/" {
+            return Err(ApiError::new(
+                "UnsupportedOperation",
+                format!("the API takes POST / with a JSON body, not {} {}", request.method(), request.path()),
+            ));
+        }
+        let declared =
+            header(request.headers(), "content-length").and_then(|length| length.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > self.settings.body_limit) {
+            return Err(too_large(self.settings.body_limit));
+        }
+        self.credentials(request.headers()).map(drop)
+    }
+
+    /// Reads the body up to the limit, within the body deadline, and within the bytes all
+    /// connections may hold at once.
+    async fn read_body(&self, mut payload: web::Payload) -> Result<BufferedBody<'_>, ApiError> {
+        let mut body = BufferedBody { bytes: web::BytesMut::new(), counted: 0, api: self };
+        let deadline = std::time::Duration::from_secs(self.settings.body_timeout_secs);
+        let read = async {
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|error| {
+                    ApiError::new("InvalidParameter", format!("reading the body: {error}"))
+                })?;
+                if body.bytes.len() + chunk.len() > self.settings.body_limit {
+                    return Err(too_large(self.settings.body_limit));
+                }
+                body.count(chunk.len())?;
+                body.bytes.extend_from_slice(&chunk);
+            }
+            Ok(())
+        };
+        match actix_web::rt::time::timeout(deadline, read).await {
+            Ok(result) => result.map(|()| body),
+            Err(_) => Err(ApiError::new(
+                "RequestTimeout",
+                format!("the request body did not arrive within {} s", self.settings.body_timeout_secs),
+            )),
+        }
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new("RequestSizeLimitExceeded", format!("the request body is larger than {limit} bytes"))
+}
+
+/// A body being read, counted in [`Api::buffered`] until dropped.
+struct BufferedBody<'a> {
+    bytes: web::BytesMut,
+    counted: usize,
+    api: &'a Api,
+}
+
+impl BufferedBody<'_> {
+    fn count(&mut self, more: usize) -> Result<(), ApiError> {
+        let max = self.api.settings.buffered_bytes_max;
+        let before = self.api.buffered.fetch_add(more, Ordering::Relaxed);
+        self.counted += more;
+        if before + more > max {
+            return Err(ApiError::new(
+                "RequestLimitExceeded",
+                format!("the server holds {max} bytes of request bodies at most; retry later"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BufferedBody<'_> {
+    fn drop(&mut self) {
+        self.api.buffered.fetch_sub(self.counted, Ordering::Relaxed);
     }
 }
 
@@ -224,35 +311,25 @@ pub fn response_body(answer: Result<Answer, ApiError>) -> Vec<u8> {
     serde_json::to_vec(&Value::Object(response)).expect("JSON values serialize")
 }
 
-/// Reads the body up to the limit. `Err` when it is larger (the rest is not read; the
-/// connection is closed after the answer).
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|error| ApiError::new("InvalidParameter", format!("reading the body: {error}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                "RequestSizeLimitExceeded",
-                format!("the request body is larger than {limit} bytes"),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 async fn entry(request: HttpRequest, payload: web::Payload, api: web::Data<Api>) -> HttpResponse {
-    let answer = match read_body(payload, api.body_limit()).await {
-        Ok(body) => api.answer(request.method().as_str(), request.path(), request.headers(), &body).await,
+    let mut read_whole_body = false;
+    let answer = match api.before_body(&request) {
         Err(error) => Err(error),
+        Ok(()) => match api.read_body(payload).await {
+            Err(error) => Err(error),
+            Ok(body) => {
+                read_whole_body = true;
+                api.answer(request.method().as_str(), request.path(), request.headers(), &body.bytes).await
+            }
+        },
     };
     if let Err(error) = &answer {
         tracing::debug!(code = %error.code, message = %error.message, "refused");
     }
     let mut response = HttpResponse::Ok();
     response.insert_header((CONTENT_TYPE, "application/json"));
-    if matches!(&answer, Err(error) if error.code == "RequestSizeLimitExceeded") {
+    if !read_whole_body {
+        // What is left of the body would be read as the next request.
         response.force_close();
     }
     response.body(response_body(answer))

@@ -51,6 +51,16 @@ impl Money {
         if !valid_chars {
             return Err(MoneyError::NotANumber(text.to_string()));
         }
+        // Judge the text, not the decimal: `Decimal` rounds what is past its 28 digits, so
+        // "1.000…0001" would otherwise come out as exactly 1.
+        let digits = trimmed.trim_start_matches(['-', '+']);
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        if fraction.trim_end_matches('0').len() > Self::SCALE_MAX as usize {
+            return Err(MoneyError::TooManyDecimals(text.to_string()));
+        }
+        if whole.trim_start_matches('0').len() > 13 {
+            return Err(MoneyError::OutOfRange(text.to_string()));
+        }
         let decimal = Decimal::from_str(trimmed).map_err(|_| MoneyError::NotANumber(text.to_string()))?;
         Money::from_decimal(decimal).map_err(|error| match error {
             // Report the text the caller wrote, not the normalised decimal.
@@ -222,6 +232,12 @@ mod tests {
         check("NaN", Err("not a number"));
         check("1.2.3", Err("not a number"));
         check("--1", Err("not a number"));
+        // Past Decimal's 28 digits: refused, not rounded.
+        check("1.000000000000000000000000000001", Err("too many decimals"));
+        check("0.99999999999999999999999999999", Err("too many decimals"));
+        check("0.000000000000000000000000000001", Err("too many decimals"));
+        check("99999999999999999999999999999999", Err("out of range"));
+        check("00000000000000000001.5000000000000000000000000", Ok("1.5"));
     }
 
     #[test]

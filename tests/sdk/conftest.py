@@ -89,8 +89,7 @@ def toml_config(
         for action, value in quotas.items():
             lines.append(f'{action} = "none"' if value is None else f"{action} = {value}")
         lines.append("")
-    # Every [http] setting is written out: the server wants the table whole (see
-    # test_server.py::test_a_partial_http_table_takes_the_defaults).
+    # Every [http] setting the tests care about is written out.
     lines.append("[http]")
     for name, value in {**HTTP_DEFAULTS, **(http or {})}.items():
         lines.append(f"{name} = {value}")

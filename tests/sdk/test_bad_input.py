@@ -83,7 +83,7 @@ def test_bad_parameters_through_the_sdk(world):
     assert error_code(op.call_json, "CreatePurchase", {**purchase, "Shop": "x"}) == "UnknownParameter"
     assert error_code(op.call_json, "CreatePurchase", {"ClientUin": C_RES, "Amount": 1}) == "MissingParameter"
     assert error_code(op.call_json, "CreatePurchases", {"Purchases": [{**purchase, "Amount": "1"}]}) == "InvalidParameter"
-    assert error_code(op.call_json, "CreatePurchases", {"Purchases": []}) == "InvalidParameterValue"
+    assert error_code(op.call_json, "CreatePurchases", {"Purchases": []}) == "InvalidParameterValue.Purchases"
     assert error_code(op.call_json, "GrantPartnerCredit", {"PartnerUin": RES, "Credit": 1.123456789}) == "InvalidParameterValue"
     assert world.snapshot() == before
     # None of the refused purchase ids was taken.

@@ -101,3 +101,24 @@ def test_the_operator_key_is_the_one_configured(start_server):
     api = Api(server)
     assert api.own((OPERATOR[0], OPERATOR[1]), "Ping") == {}
     assert error_code(api.own, (OPERATOR[0], OPERATOR[1] + "x"), "Ping") == "AuthFailure.SignatureFailure"
+
+
+def test_a_body_that_does_not_arrive_in_time_is_refused_and_the_connection_closed(start_server):
+    """A client that declares a body and sends it a byte at a time gets no more than
+    body_timeout_secs of the server's attention (and memory)."""
+    server = start_server(toml_config(http={"body_timeout_secs": 1}))
+    api = Api(server)
+    body = json.dumps({"Kind": "Reseller", "Uin": 7_000_002}).encode()
+    headers = api.signed_headers("CreatePartner", body)
+    head = "POST / HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(head.encode() + body[:3])
+        answer = b""
+        while chunk := connection.recv(65536):  # the server answers, then closes
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["Response"]["Error"]["Code"] == "RequestTimeout"
+    # Nothing was created: the same partner can be created now.
+    assert api.own("operator", "CreatePartner", {"Kind": "Reseller", "Uin": 7_000_002}) == {"Uin": 7_000_002}
+    assert server.stop() == 0
