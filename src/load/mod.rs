@@ -1,184 +1,653 @@
-//! `partner-credit load`: purchases from many concurrent tasks against an embedded engine,
-//! then a report and an audit of the books.
+//! `partner-credit load`: the purchase load generator, against an embedded engine (the
+//! default) or a running server over HTTP, with a report, thresholds and an audit of the
+//! books against the load generator's own model.
 //!
-//! The load generator keeps its own record of what was acknowledged (the number of committed
-//! purchases and their amount) and checks the engine's books against it at the end.
+//! - Targets ([`target`]): a new embedded engine (the default; with `--hot-partner` on the
+//!   sharded runtime the hot partner is escrowed, as a deployment would), or a server
+//!   (`--target`, [`http`]) over keep-alive connections, one per task, every request signed.
+//!   `--world FILE` uses the server's world file; otherwise a world is generated.
+//!   Purchase ids carry a random per-run prefix, so runs against one server never collide
+//!   (a repeated id would be answered as a repeat and charge nothing).
+//! - Models: the **closed loop** (`--concurrency` tasks, each with one request in flight,
+//!   latency from send to answer) and the **open loop** (`--rate`: requests are due on a
+//!   fixed schedule, spread over the tasks as wrk2 spreads them over connections; latency
+//!   counts from the due time, so a stall is measured, not hidden). In the open loop the
+//!   tasks cap what is in flight; a request due while every task is busy is sent late (and
+//!   counted as late), and one still unsent when the time is up is counted as unsent.
+//!   Tokio's timer has millisecond granularity, so a request leaves up to 1 ms after its due
+//!   time and that wait is part of its latency (wrk2's timer is no finer).
+//! - Scenarios ([`scenario`]): uniform customers, `--hot-partner` (every purchase charges one
+//!   partner), `--zipf S` (skewed customers); `--batch N` uses the batch action; `--mix`
+//!   ([`mix`]) adds reserve-then-commit, reserve-then-cancel, reservations left to expire and
+//!   allocations by partners at their quota. Customers running out of credit are part of the
+//!   load: refusals are counted by code.
+//! - Recording ([`recorder`]): per-task HDR histograms and counts by outcome, handed to a
+//!   per-second timeline once a second, never under a lock per request.
+//! - The report ([`report`]): throughput, latency percentiles, outcomes by code, the audit,
+//!   `--json`, `--html` ([`html`]), `--threshold` ([`threshold`]) for the exit code.
+//! - The audit ([`model`]): every account (or, over HTTP without an unlimited
+//!   QueryCreditByUinList, a labelled sample) is read back and compared with what the
+//!   acknowledged requests did; on the embedded target the engine's own conservation audit
+//!   runs too.
+//! - Repeatable: task `i` draws from a generator seeded by `--seed` and `i`, so the same seed
+//!   gives the same sequence of requests (the report's `requests_digest`), and in a closed
+//!   loop bounded by `--purchases-max` the same outcome counts.
 //!
-//! Invariant: every loop is bounded by the duration and by `purchases_max`.
+//! Exit codes (in `main.rs`): 0 when the audit and every threshold hold, 1 when one does
+//! not, 2 when the load could not run (bad options, a malformed threshold, an unreachable
+//! server, a server without the world).
+//!
+//! Invariant: every loop is bounded by the duration and by `purchases_max`; what is in
+//! flight is bounded by the number of tasks.
+//! Invariant: the hot loop allocates nothing per purchase beyond what the engine call does
+//! (ids fit inline, outcome names are counted without allocating).
 
-use std::collections::BTreeMap;
-use std::fmt;
+pub mod html;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod mix;
+pub mod model;
+pub mod progress;
+pub mod recorder;
+pub mod report;
+pub mod scenario;
+pub mod target;
+pub mod threshold;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
-use crate::audit::Audit;
 use crate::coordinator::PurchaseRequest;
-use crate::domain::{Caller, Money, PurchaseId, Uin};
-use crate::engine::{Engine, EngineConfig, Error};
+use crate::domain::{Caller, Money, PurchaseId, Timestamp, Uin};
+use crate::engine::{Engine, EngineConfig};
 use crate::runtime::RuntimeKind;
 use crate::world::{World, WorldSpec};
+
+use mix::{Flow, Mix, Pacer, EXPIRE_TIMEOUT_MS};
+use model::{snapshot_of, Book, Snapshot};
+use recorder::{Class, Recorder, Timeline};
+use report::{AuditReport, EngineAudit, LoadReport, OpenLoop};
+use scenario::Picker;
+use target::{Answer, Driver};
+use threshold::Threshold;
+
+/// What an `allocate` flow repossesses and gives back: 1.00.
+pub fn allocation_amount() -> Money {
+    Money::from_units(1)
+}
+
+/// A request that waited longer than this past its due time is counted as late.
+const LATE_US: u64 = 10_000;
+
+/// What the load runs against.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A new engine in this process.
+    Embedded { runtime: RuntimeKind },
+    /// A running server.
+    #[cfg(feature = "http")]
+    Http(http::HttpTarget),
+}
+
+/// Where the world comes from.
+#[derive(Clone, Debug)]
+pub enum WorldSource {
+    Generate(WorldSpec),
+    /// A world file, as `--write-world` writes it and `serve` imports it.
+    File(PathBuf),
+}
 
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    pub runtime: RuntimeKind,
+    pub target: Target,
     pub duration: Duration,
-    /// Tasks issuing purchases, each waiting for its answer before the next (closed loop).
+    /// Tasks, each with one request in flight: the closed loop's concurrency, and the open
+    /// loop's cap on what is in flight.
     pub concurrency: usize,
-    pub world: WorldSpec,
+    /// Purchases started per second (open loop); `None` for the closed loop.
+    pub rate_per_sec: Option<f64>,
+    /// Purchases per request of a one-shot flow (1: CreatePurchase; more: CreatePurchases).
+    pub batch: usize,
+    pub world: WorldSource,
     /// Each purchase's amount.
     pub amount: Money,
-    /// Stop after this many purchases even if time remains.
+    /// Stop after this many purchases (flows; a batch counts its purchases) even if time remains.
     pub purchases_max: u64,
     pub seed: u64,
+    /// Only the customers of the partner charged for the most customers.
+    pub hot_partner: bool,
+    /// Zipf exponent over the customers.
+    pub zipf: Option<f64>,
+    pub mix: Mix,
+    pub thresholds: Vec<Threshold>,
+    /// No progress line.
+    pub quiet: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> LoadOptions {
         LoadOptions {
-            runtime: RuntimeKind::default(),
+            target: Target::Embedded { runtime: RuntimeKind::default() },
             duration: Duration::from_secs(10),
             concurrency: 256,
-            world: WorldSpec::default(),
+            rate_per_sec: None,
+            batch: 1,
+            world: WorldSource::Generate(WorldSpec::default()),
             amount: Money::from_units(1),
             purchases_max: u64::MAX,
             seed: 1,
+            hot_partner: false,
+            zipf: None,
+            mix: Mix::default(),
+            thresholds: Vec::new(),
+            quiet: true,
         }
     }
 }
 
-/// What happened.
-#[derive(Clone, Debug)]
-pub struct LoadReport {
-    pub runtime: RuntimeKind,
-    pub accounts: usize,
-    pub import_secs: f64,
-    pub elapsed_secs: f64,
-    pub purchases: u64,
-    pub committed: u64,
-    pub purchases_per_sec: f64,
-    /// Outcome name to count: `Committed` or the rejection's name.
-    pub outcomes: BTreeMap<String, u64>,
-    pub audit: Audit,
-    /// What the load generator itself recorded as committed, in money.
-    pub expected_used: Money,
+/// Everything the tasks share; read-only but for the model's atomics and the pacer.
+struct Shared {
+    book: Book,
+    picker: Picker,
+    mix: Mix,
+    pacer: Pacer,
+    timeline: Arc<Timeline>,
+    deadline: Instant,
+    tasks: usize,
+    batch: usize,
+    amount: Money,
+    rate_per_sec: Option<f64>,
+    purchases_max: u64,
+    seed: u64,
+    /// Prefix of every purchase id: unique per run, so a server that saw earlier runs does
+    /// not take this run's purchases for repeats.
+    id_prefix: String,
+    /// Whether allocations are made by the operator (over HTTP) rather than the partner.
+    allocations_by_operator: bool,
+    /// The latest deadline of a reservation left to expire, in ms from the start.
+    expire_until_ms: AtomicU64,
+    /// Allocation flows run as one-shot purchases because the partner's quota was spent.
+    allocations_deferred: AtomicU64,
 }
 
-impl LoadReport {
-    /// The books balance and match what the load generator saw acknowledged.
-    pub fn audit_ok(&self) -> bool {
-        self.audit.ok() && self.audit.customer_used == self.expected_used
-    }
-}
-
-impl fmt::Display for LoadReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "runtime          {}", self.runtime.name())?;
-        writeln!(f, "world            {} accounts, imported in {:.3} s", self.accounts, self.import_secs)?;
-        writeln!(f, "duration         {:.2} s", self.elapsed_secs)?;
-        writeln!(f, "purchases        {}", self.purchases)?;
-        writeln!(f, "throughput       {:.0} purchases/s", self.purchases_per_sec)?;
-        writeln!(f, "outcomes")?;
-        for (name, count) in &self.outcomes {
-            writeln!(f, "  {name:<28} {count}")?;
-        }
-        let verdict = if self.audit_ok() { "ok" } else { "FAILED" };
-        writeln!(f, "audit            {verdict}")?;
-        writeln!(
-            f,
-            "  customers used {} (load generator recorded {})",
-            self.audit.customer_used, self.expected_used
-        )?;
-        writeln!(f, "  partners used  {}", self.audit.partner_used)?;
-        writeln!(
-            f,
-            "  reserved       {} customers, {} partners",
-            self.audit.customer_reserved, self.audit.partner_reserved
-        )?;
-        for violation in self.audit.violations.iter().take(20) {
-            writeln!(f, "  violation: {violation}")?;
-        }
-        Ok(())
-    }
-}
-
+/// What one task hands back besides its recorder's timeline.
 #[derive(Default)]
-struct TaskTally {
-    purchases: u64,
-    committed: u64,
-    outcomes: BTreeMap<String, u64>,
+struct TaskEnd {
+    digest: u64,
+    due: u64,
+    sent: u64,
+    late: u64,
+    unsent: u64,
+    lag_us_max: u64,
+    error_samples: Vec<String>,
 }
 
-/// Builds the world in a new embedded engine and runs the load.
+const ERROR_SAMPLES_MAX: usize = 5;
+
+/// A prepared target: drivers for the tasks, the world, and how to read accounts back.
+enum Prepared {
+    Embedded(Arc<Engine>),
+    #[cfg(feature = "http")]
+    Http(http::Prepared),
+}
+
+/// Runs the load and answers the report, thresholds checked. Fails only when the load
+/// could not be run (bad options, an unreachable target, a world that does not import).
 pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
     anyhow::ensure!(options.concurrency > 0, "--concurrency must be at least 1");
-    anyhow::ensure!(options.world.customers > 0, "the world needs at least one customer");
-    let config = EngineConfig { runtime: options.runtime, ..EngineConfig::default() };
-    let engine = Arc::new(Engine::start(config));
-    let world = World::generate(&options.world);
+    anyhow::ensure!(options.batch >= 1, "--batch must be at least 1");
+    anyhow::ensure!(options.amount.is_positive(), "--amount must be greater than 0");
+    if let Some(rate) = options.rate_per_sec {
+        anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be greater than 0");
+    }
+    let world = match &options.world {
+        WorldSource::Generate(spec) => {
+            anyhow::ensure!(spec.customers > 0, "the world needs at least one customer");
+            World::generate(&WorldSpec {
+                hot_partner: options.hot_partner || spec.hot_partner,
+                ..spec.clone()
+            })
+        }
+        WorldSource::File(path) => World::load(path)?,
+    };
+    anyhow::ensure!(!world.customers.is_empty(), "the world has no customers");
+    let book = Book::new(&world, options.amount, allocation_amount());
+    let (hot, candidates) = book.hot_partner();
+    let hot_partner = options.hot_partner.then_some(hot);
+    let picker = Picker::new(book.customers.len(), options.hot_partner.then_some(candidates), options.zipf)?;
+
+    let mut report = LoadReport {
+        concurrency: options.concurrency,
+        batch: options.batch,
+        seed: options.seed,
+        hot_partner: hot_partner.map(|uin| uin.0),
+        model: if options.rate_per_sec.is_some() { "open" } else { "closed" }.into(),
+        mix: (!options.mix.is_one_shot_only()).then(|| options.mix.to_string()),
+        scenario: scenario_text(options, hot_partner, picker.len()),
+        ..LoadReport::default()
+    };
     let started = Instant::now();
-    let accounts = engine.import(Caller::Operator, &world).await?;
-    let import_secs = started.elapsed().as_secs_f64();
-    let customers: Arc<Vec<Uin>> = Arc::new(world.customer_uins());
+    let (prepared, before, drivers) = match &options.target {
+        Target::Embedded { runtime } => {
+            let escrow_partners = match (hot_partner, runtime) {
+                (Some(hot), RuntimeKind::Sharded) => vec![hot],
+                _ => Vec::new(),
+            };
+            let config = EngineConfig { runtime: *runtime, escrow_partners, ..EngineConfig::default() };
+            let engine = Arc::new(Engine::start(config));
+            report.accounts = engine.import(Caller::Operator, &world).await?;
+            report.target = "embedded".into();
+            report.runtime = Some(runtime.name().to_string());
+            let before = snapshot_of(
+                &world.to_accounts(Timestamp(0))?.iter().map(|account| account.view()).collect::<Vec<_>>(),
+            );
+            let drivers: Vec<Driver> =
+                (0..options.concurrency).map(|_| Driver::Embedded(engine.clone())).collect();
+            (Prepared::Embedded(engine), before, drivers)
+        }
+        #[cfg(feature = "http")]
+        Target::Http(target) => {
+            let prepared = http::Prepared::connect(target, &world, &book).await?;
+            report.target = target.url.clone();
+            report.accounts = world.len();
+            let before = prepared.snapshot(&book).await?;
+            let drivers = prepared.drivers(options.concurrency).await?;
+            (Prepared::Http(prepared), before, drivers)
+        }
+    };
+    report.import_secs = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let deadline = started + options.duration;
-    let per_task_max = options.purchases_max.div_ceil(options.concurrency as u64);
-    let tasks = (0..options.concurrency).map(|task| {
-        let engine = engine.clone();
-        let customers = customers.clone();
-        let amount = options.amount;
-        let seed = options.seed;
-        tokio::spawn(async move {
-            let mut rng = SmallRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(task as u64));
-            let mut tally = TaskTally::default();
-            while tally.purchases < per_task_max && Instant::now() < deadline {
-                let customer = customers[rng.gen_range(0..customers.len())];
-                let id = PurchaseId::numbered("load-", task as u64, tally.purchases).expect("short id");
-                let request = PurchaseRequest::new(id, customer, amount);
-                tally.purchases += 1;
-                let name = match engine.purchase(Caller::Operator, request).await {
-                    Ok(_) => {
-                        tally.committed += 1;
-                        "Committed"
-                    }
-                    Err(Error::Rejected(rejection)) => rejection.name(),
-                    Err(Error::Failed(failure)) => return Err(failure),
-                };
-                *tally.outcomes.entry(name.to_string()).or_default() += 1;
-            }
-            Ok(tally)
-        })
+    let timeline = Timeline::new(started);
+    let shared = Arc::new(Shared {
+        book,
+        picker,
+        mix: options.mix.clone(),
+        pacer: Pacer::default(),
+        timeline: timeline.clone(),
+        deadline: started + options.duration,
+        tasks: options.concurrency,
+        batch: options.batch,
+        amount: options.amount,
+        rate_per_sec: options.rate_per_sec,
+        purchases_max: options.purchases_max,
+        seed: options.seed,
+        id_prefix: id_prefix(),
+        allocations_by_operator: !matches!(prepared, Prepared::Embedded(_)),
+        expire_until_ms: AtomicU64::new(0),
+        allocations_deferred: AtomicU64::new(0),
     });
-    let tallies = futures::future::join_all(tasks).await;
-    let elapsed_secs = started.elapsed().as_secs_f64();
-    let mut total = TaskTally::default();
-    for tally in tallies {
-        let tally = tally??;
-        total.purchases += tally.purchases;
-        total.committed += tally.committed;
-        for (name, count) in tally.outcomes {
-            *total.outcomes.entry(name).or_default() += count;
+    let progress = progress::Progress::start(timeline.clone(), options.duration, options.quiet);
+    let tasks: Vec<_> = drivers
+        .into_iter()
+        .enumerate()
+        .map(|(task, driver)| tokio::spawn(run_task(shared.clone(), task, driver)))
+        .collect();
+    let ends = futures::future::join_all(tasks).await;
+    report.elapsed_secs = started.elapsed().as_secs_f64();
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut open = OpenLoop { rate_per_sec: options.rate_per_sec.unwrap_or(0.0), ..OpenLoop::default() };
+    for end in ends {
+        let end = end?;
+        digest = (digest ^ end.digest).wrapping_mul(0x0100_0000_01b3);
+        open.due += end.due;
+        open.sent += end.sent;
+        open.late += end.late;
+        open.unsent += end.unsent;
+        open.lag_us_max = open.lag_us_max.max(end.lag_us_max);
+        for sample in end.error_samples {
+            if report.error_samples.len() < ERROR_SAMPLES_MAX {
+                report.error_samples.push(sample);
+            }
         }
     }
-    let audit = engine.audit().await?;
-    engine.shutdown();
-    let committed_units = i64::try_from(total.committed).unwrap_or(i64::MAX);
-    let expected_used =
-        Money::from_decimal(options.amount.as_decimal() * rust_decimal::Decimal::from(committed_units))?;
-    Ok(LoadReport {
-        runtime: options.runtime,
-        accounts,
-        import_secs,
-        elapsed_secs,
-        purchases: total.purchases,
-        committed: total.committed,
-        purchases_per_sec: total.purchases as f64 / elapsed_secs.max(f64::EPSILON),
-        outcomes: total.outcomes,
-        audit,
-        expected_used,
-    })
+    report.requests_digest = format!("{digest:016x}");
+    if options.rate_per_sec.is_some() {
+        report.open_loop = Some(open);
+    }
+    report.record(&timeline.seconds());
+    let deferred = shared.allocations_deferred.load(Ordering::Relaxed);
+    if deferred > 0 {
+        if let Some(mix) = &mut report.mix {
+            mix.push_str(&format!(
+                " ({deferred} allocation flows ran as one-shot purchases: the partner's quota was spent)"
+            ));
+        }
+    }
+
+    // Reservations left to expire must be gone before the books are read.
+    let expire_until = started + Duration::from_millis(shared.expire_until_ms.load(Ordering::Relaxed));
+    if shared.mix.weight(Flow::ReserveExpire) > 0 {
+        tokio::time::sleep_until((expire_until + Duration::from_millis(50)).into()).await;
+    }
+    report.audit = match &prepared {
+        Prepared::Embedded(engine) => {
+            if shared.mix.weight(Flow::ReserveExpire) > 0 {
+                engine.expire_due().await?;
+            }
+            let views = engine.all_accounts().await?;
+            let audit = crate::audit::Audit::of(&views);
+            let after = snapshot_of(&views);
+            engine.shutdown();
+            let mut report = audit_report(&shared.book, &before, &after, "full", None);
+            report.accounts_read = views.len();
+            report.ok &= audit.ok();
+            report.engine = Some(EngineAudit {
+                ok: audit.ok(),
+                accounts: audit.accounts,
+                customer_used: audit.customer_used.to_string(),
+                partner_used: audit.partner_used.to_string(),
+                customer_reserved: audit.customer_reserved.to_string(),
+                partner_reserved: audit.partner_reserved.to_string(),
+                violations: audit.violations.iter().take(100).cloned().collect(),
+            });
+            report
+        }
+        #[cfg(feature = "http")]
+        Prepared::Http(prepared) => {
+            if shared.mix.weight(Flow::ReserveExpire) > 0 {
+                // The server's sweep releases due reservations every 100 ms by default.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            let after = prepared.snapshot(&shared.book).await?;
+            let mut audit = audit_report(&shared.book, &before, &after, prepared.scope(), prepared.note());
+            audit.accounts_read = after.len();
+            audit
+        }
+    };
+    report.check(&options.thresholds);
+    Ok(report)
+}
+
+fn audit_report(
+    book: &Book,
+    before: &Snapshot,
+    after: &Snapshot,
+    scope: &str,
+    note: Option<String>,
+) -> AuditReport {
+    let model = book.check(before, after);
+    AuditReport {
+        ok: model.violations_count == 0,
+        scope: scope.into(),
+        note,
+        accounts_read: after.len(),
+        committed: book.committed_total(),
+        used: book.used_total().to_string(),
+        model,
+        engine: None,
+    }
+}
+
+fn scenario_text(options: &LoadOptions, hot_partner: Option<Uin>, customers: usize) -> String {
+    let who = match hot_partner {
+        Some(hot) => format!("hot partner {hot} ({customers} customers)"),
+        None => format!("{customers} customers"),
+    };
+    match options.zipf {
+        Some(exponent) => format!("{who}, Zipf s={exponent}"),
+        None => format!("{who}, uniform"),
+    }
+}
+
+/// A prefix unique to this run: 8 random base-36 digits (41 bits), short enough that ids
+/// stay inline. Not from the seed: two runs with the same seed against one server must not
+/// share ids, or the second run's purchases would be answered as repeats of the first's.
+fn id_prefix() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let digits: String =
+        (0..8).map(|_| char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.gen_range(0..36)])).collect();
+    format!("L{digits}-")
+}
+
+/// How many purchases task `task` of `tasks` may start: `purchases_max` split evenly.
+fn task_budget(purchases_max: u64, tasks: usize, task: usize) -> u64 {
+    if purchases_max == u64::MAX {
+        return u64::MAX;
+    }
+    let tasks = tasks as u64;
+    purchases_max / tasks + u64::from((task as u64) < purchases_max % tasks)
+}
+
+async fn run_task(shared: Arc<Shared>, task: usize, mut driver: Driver) -> TaskEnd {
+    let mut rng = SmallRng::seed_from_u64(shared.seed.wrapping_mul(1_000_003).wrapping_add(task as u64));
+    let mut recorder = Recorder::new(shared.timeline.clone());
+    let mut end = TaskEnd { digest: 0xcbf2_9ce4_8422_2325, ..TaskEnd::default() };
+    let mut budget = task_budget(shared.purchases_max, shared.tasks, task);
+    let started = shared.timeline.started;
+    // Seconds between this task's due times, and its offset: slot k of task i is due at
+    // (i + k * tasks) * batch / rate.
+    let schedule = shared.rate_per_sec.map(|rate| shared.batch as f64 / rate);
+    let mut sequence: u64 = 0;
+    let mut slot: u64 = 0;
+    let mut batch_requests: Vec<PurchaseRequest> = Vec::new();
+    let mut batch_customers: Vec<usize> = Vec::new();
+    let mut answers: Vec<Answer> = Vec::new();
+    while budget > 0 {
+        let due = match schedule {
+            Some(spacing) => {
+                let due_of = |slot: u64| {
+                    started
+                        + Duration::from_secs_f64((task as f64 + slot as f64 * shared.tasks as f64) * spacing)
+                };
+                let due = due_of(slot);
+                if due >= shared.deadline {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= shared.deadline {
+                    // Behind when the time ran out: what was due and never sent is counted.
+                    // An estimate, then settled with the same `due_of` the loop uses, so
+                    // `sent + unsent == due` holds exactly.
+                    let behind =
+                        shared.deadline.duration_since(due).as_secs_f64() / (shared.tasks as f64 * spacing);
+                    let mut end_slot = slot + behind.ceil() as u64;
+                    while due_of(end_slot) < shared.deadline {
+                        end_slot += 1;
+                    }
+                    while end_slot > slot + 1 && due_of(end_slot - 1) >= shared.deadline {
+                        end_slot -= 1;
+                    }
+                    let unsent = (end_slot - slot).min(budget);
+                    end.unsent += unsent;
+                    end.due += unsent;
+                    break;
+                }
+                if now < due {
+                    tokio::time::sleep_until(due.into()).await;
+                } else {
+                    let lag_us = now.duration_since(due).as_micros() as u64;
+                    end.lag_us_max = end.lag_us_max.max(lag_us);
+                    end.late += u64::from(lag_us > LATE_US);
+                }
+                end.due += 1;
+                end.sent += 1;
+                slot += 1;
+                due
+            }
+            None => {
+                let now = Instant::now();
+                if now >= shared.deadline {
+                    break;
+                }
+                now
+            }
+        };
+        let mut flow = shared.mix.pick(&mut rng);
+        let customer = shared.picker.pick(&mut rng);
+        end.digest = (end.digest ^ (customer as u64) ^ ((flow as u64) << 40)).wrapping_mul(0x0100_0000_01b3);
+        if flow == Flow::Allocate {
+            let caller = (!shared.allocations_by_operator).then(|| shared.book.parent[customer]);
+            if !shared.pacer.try_take(caller, Instant::now()) {
+                shared.allocations_deferred.fetch_add(1, Ordering::Relaxed);
+                flow = Flow::OneShot;
+            }
+        }
+        let uin = shared.book.customers[customer];
+        match flow {
+            Flow::OneShot if shared.batch > 1 => {
+                let count = shared.batch.min(usize::try_from(budget).unwrap_or(usize::MAX));
+                batch_requests.clear();
+                batch_customers.clear();
+                shared.book.prefetch(customer);
+                batch_requests.push(PurchaseRequest::new(
+                    next_id(&shared, task, &mut sequence),
+                    uin,
+                    shared.amount,
+                ));
+                batch_customers.push(customer);
+                for _ in 1..count {
+                    let customer = shared.picker.pick(&mut rng);
+                    shared.book.prefetch(customer);
+                    end.digest = (end.digest ^ customer as u64).wrapping_mul(0x0100_0000_01b3);
+                    let uin = shared.book.customers[customer];
+                    batch_requests.push(PurchaseRequest::new(
+                        next_id(&shared, task, &mut sequence),
+                        uin,
+                        shared.amount,
+                    ));
+                    batch_customers.push(customer);
+                }
+                budget -= count as u64;
+                driver.purchase_batch(std::mem::take(&mut batch_requests), &mut answers).await;
+                let answered = Instant::now();
+                recorder.request(answered, micros(due, answered));
+                for (answer, &customer) in answers.iter_mut().zip(&batch_customers) {
+                    note(
+                        &shared,
+                        &mut recorder,
+                        &mut end,
+                        customer,
+                        std::mem::replace(answer, Answer::Done),
+                        "Committed",
+                        1,
+                    );
+                }
+            }
+            Flow::OneShot => {
+                budget -= 1;
+                shared.book.prefetch(customer);
+                let answer = driver.purchase(next_id(&shared, task, &mut sequence), uin, shared.amount).await;
+                let answered = Instant::now();
+                recorder.request(answered, micros(due, answered));
+                note(&shared, &mut recorder, &mut end, customer, answer, "Committed", 1);
+            }
+            Flow::ReserveCommit | Flow::ReserveCancel | Flow::ReserveExpire => {
+                budget -= 1;
+                let id = next_id(&shared, task, &mut sequence);
+                let answer = driver.reserve(id.clone(), uin, shared.amount, EXPIRE_TIMEOUT_MS).await;
+                let answered = Instant::now();
+                recorder.request(answered, micros(due, answered));
+                let reserved = matches!(answer, Answer::Done);
+                note(&shared, &mut recorder, &mut end, customer, answer, "Reserved", 0);
+                if !reserved {
+                    continue;
+                }
+                if flow == Flow::ReserveExpire {
+                    let until =
+                        answered.duration_since(started) + Duration::from_millis(EXPIRE_TIMEOUT_MS as u64);
+                    shared.expire_until_ms.fetch_max(until.as_millis() as u64, Ordering::Relaxed);
+                    continue;
+                }
+                let sent = Instant::now();
+                let (answer, name, committed) = if flow == Flow::ReserveCommit {
+                    (driver.commit(id).await, "Committed", 1)
+                } else {
+                    (driver.cancel(id).await, "Cancelled", 0)
+                };
+                let answered = Instant::now();
+                recorder.request(answered, micros(sent, answered));
+                note(&shared, &mut recorder, &mut end, customer, answer, name, committed);
+            }
+            Flow::Allocate => {
+                budget -= 1;
+                let partner = shared.book.parent[customer];
+                let taken = -shared.book.allocation_amount;
+                let answer = driver.allocate(partner, uin, taken).await;
+                let answered = Instant::now();
+                recorder.request(answered, micros(due, answered));
+                let repossessed = matches!(answer, Answer::Done);
+                if repossessed {
+                    shared.book.allocated(customer, -1);
+                }
+                note(&shared, &mut recorder, &mut end, customer, answer, "Repossessed", 0);
+                if !repossessed {
+                    continue;
+                }
+                let sent = Instant::now();
+                let answer = driver.allocate(partner, uin, shared.book.allocation_amount).await;
+                let answered = Instant::now();
+                recorder.request(answered, micros(sent, answered));
+                if matches!(answer, Answer::Done) {
+                    shared.book.allocated(customer, 1);
+                }
+                note(&shared, &mut recorder, &mut end, customer, answer, "Allocated", 0);
+            }
+        }
+    }
+    recorder.flush();
+    end
+}
+
+/// Counts an answer, and tells the model what an acknowledged one did: `committed`
+/// purchases of the customer.
+fn note(
+    shared: &Shared,
+    recorder: &mut Recorder,
+    end: &mut TaskEnd,
+    customer: usize,
+    answer: Answer,
+    done_name: &str,
+    committed: u64,
+) {
+    match answer {
+        Answer::Done => {
+            if committed > 0 {
+                shared.book.committed(customer, committed);
+            }
+            recorder.outcome(done_name, Class::Done);
+        }
+        Answer::Refused(code) => recorder.outcome(code, Class::Refused),
+        Answer::Failed(code, message) => {
+            shared.book.uncertain(customer);
+            recorder.outcome(code, Class::Failed);
+            if end.error_samples.len() < ERROR_SAMPLES_MAX {
+                end.error_samples.push(format!("{code}: {message}"));
+            }
+        }
+    }
+}
+
+fn next_id(shared: &Shared, task: usize, sequence: &mut u64) -> PurchaseId {
+    let id = PurchaseId::numbered(&shared.id_prefix, task as u64, *sequence).expect("ids are short");
+    *sequence += 1;
+    id
+}
+
+fn micros(from: Instant, to: Instant) -> u64 {
+    to.saturating_duration_since(from).as_micros() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_split_purchases_max_exactly() {
+        for (max, tasks) in [(100, 7), (5, 8), (0, 3), (256, 256)] {
+            let total: u64 = (0..tasks).map(|task| task_budget(max, tasks, task)).sum();
+            assert_eq!(total, max);
+        }
+        assert_eq!(task_budget(u64::MAX, 4, 0), u64::MAX);
+    }
 }

@@ -1,0 +1,255 @@
+//! What each load task records, and the per-second timeline the tasks hand it to.
+//!
+//! A task records every answer into its own [`Recorder`]: a latency histogram (HDR, 3
+//! significant digits) of the current second and counts by outcome. When its second rolls
+//! over it adds what it holds into the shared [`Timeline`] under one lock, so the lock is
+//! taken about once per task per second, never per request. The live progress line and the
+//! HTML charts read the timeline; the report merges it whole.
+//!
+//! Invariant: a recorder allocates only when it sees an outcome code for the first time or
+//! its histogram grows to a latency range it has not seen; recording an answer is a few
+//! additions.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+
+/// A latency histogram in microseconds. It starts covering 1 us to 4 ms and grows when a
+/// larger latency arrives, so the hundreds of per-task histograms stay small (tens of KB).
+pub fn latency_histogram() -> Histogram<u64> {
+    let mut histogram = Histogram::new_with_bounds(1, 4_096, 3).expect("valid HDR bounds");
+    histogram.auto(true);
+    histogram
+}
+
+/// What an answer was, for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// The request did what it asked (`Committed`, `Reserved`, ...).
+    Done,
+    /// An expected refusal (insufficient credit, rate limited, ...): part of the load.
+    Refused,
+    /// The system failed, or the answer never came: a transport error, `InternalError`.
+    Failed,
+}
+
+/// Counts by outcome name, in first-seen order. A handful of names at most, so a linear
+/// search beats hashing, and a name already seen costs no allocation.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    pub counts: Vec<(String, Class, u64)>,
+}
+
+impl Tally {
+    pub fn add(&mut self, name: &str, class: Class, count: u64) {
+        match self.counts.iter_mut().find(|(seen, _, _)| seen == name) {
+            Some((_, _, total)) => *total += count,
+            None => self.counts.push((name.to_owned(), class, count)),
+        }
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        for (name, class, count) in &other.counts {
+            self.add(name, *class, *count);
+        }
+    }
+
+    pub fn of_class(&self, class: Class) -> u64 {
+        self.counts.iter().filter(|(_, seen, _)| *seen == class).map(|(_, _, count)| count).sum()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|(_, _, count)| count).sum()
+    }
+
+    pub fn clear(&mut self) {
+        for (_, _, count) in &mut self.counts {
+            *count = 0;
+        }
+    }
+}
+
+/// One second of the run, from every task.
+#[derive(Clone, Debug)]
+pub struct Second {
+    /// Latency of the requests answered in this second.
+    pub latency_us: Histogram<u64>,
+    /// Requests answered (a batch is one request).
+    pub requests: u64,
+    /// Outcomes of the operations answered (each purchase of a batch is one).
+    pub outcomes: Tally,
+}
+
+impl Second {
+    fn new() -> Second {
+        Second { latency_us: latency_histogram(), requests: 0, outcomes: Tally::default() }
+    }
+}
+
+/// Every second of the run so far; seconds count from the start of the run.
+pub struct Timeline {
+    pub started: Instant,
+    seconds: Mutex<Vec<Second>>,
+}
+
+impl Timeline {
+    pub fn new(started: Instant) -> Arc<Timeline> {
+        Arc::new(Timeline { started, seconds: Mutex::new(Vec::new()) })
+    }
+
+    fn add(&self, index: usize, latency_us: &Histogram<u64>, requests: u64, outcomes: &Tally) {
+        let mut seconds = self.seconds.lock();
+        while seconds.len() <= index {
+            seconds.push(Second::new());
+        }
+        let second = &mut seconds[index];
+        second.latency_us.add(latency_us).expect("auto-resizing histograms merge");
+        second.requests += requests;
+        second.outcomes.merge(outcomes);
+    }
+
+    /// A copy of the seconds so far (for the live line, the report and the charts).
+    pub fn seconds(&self) -> Vec<Second> {
+        self.seconds.lock().clone()
+    }
+
+    /// The requests, operations by class and the p99 of one second, if it has any.
+    pub fn second_summary(&self, index: usize) -> Option<(u64, u64, u64, u64, u64)> {
+        let seconds = self.seconds.lock();
+        let second = seconds.get(index)?;
+        Some((
+            second.requests,
+            second.outcomes.total(),
+            second.outcomes.of_class(Class::Refused),
+            second.outcomes.of_class(Class::Failed),
+            second.latency_us.value_at_quantile(0.99),
+        ))
+    }
+
+    /// Operations refused and failed over every second handed in so far.
+    pub fn refused_and_failed(&self) -> (u64, u64) {
+        let seconds = self.seconds.lock();
+        seconds.iter().fold((0, 0), |(refused, failed), second| {
+            (
+                refused + second.outcomes.of_class(Class::Refused),
+                failed + second.outcomes.of_class(Class::Failed),
+            )
+        })
+    }
+}
+
+/// Latencies a recorder holds before it writes them into its histogram.
+const PENDING_MAX: usize = 64;
+
+/// One task's recording of the current second.
+pub struct Recorder {
+    timeline: Arc<Timeline>,
+    second: usize,
+    latency_us: Histogram<u64>,
+    /// Latencies not yet in the histogram. Hundreds of tasks' histograms do not stay in
+    /// cache, so a latency written at once costs a cache miss; written 64 at a time, mostly
+    /// into the same few bins, they cost a few.
+    pending_us: [u64; PENDING_MAX],
+    pending_len: usize,
+    requests: u64,
+    outcomes: Tally,
+}
+
+impl Recorder {
+    pub fn new(timeline: Arc<Timeline>) -> Recorder {
+        Recorder {
+            timeline,
+            second: 0,
+            latency_us: latency_histogram(),
+            pending_us: [0; PENDING_MAX],
+            pending_len: 0,
+            requests: 0,
+            outcomes: Tally::default(),
+        }
+    }
+
+    /// A request answered at `answered`, `latency_us` after it was due (open loop) or sent
+    /// (closed loop).
+    pub fn request(&mut self, answered: Instant, latency_us: u64) {
+        let second = answered.saturating_duration_since(self.timeline.started).as_secs() as usize;
+        if second != self.second {
+            self.flush();
+            self.second = second;
+        }
+        if self.pending_len == PENDING_MAX {
+            self.drain();
+        }
+        self.pending_us[self.pending_len] = latency_us.max(1);
+        self.pending_len += 1;
+        self.requests += 1;
+    }
+
+    fn drain(&mut self) {
+        for &latency_us in &self.pending_us[..self.pending_len] {
+            // `record` grows the histogram; `saturating_record` would clamp at its current top.
+            if self.latency_us.record(latency_us).is_err() {
+                self.latency_us.saturating_record(latency_us);
+            }
+        }
+        self.pending_len = 0;
+    }
+
+    /// The outcome of one operation of the last request.
+    pub fn outcome(&mut self, name: &str, class: Class) {
+        self.outcomes.add(name, class, 1);
+    }
+
+    /// Hands the current second to the timeline.
+    pub fn flush(&mut self) {
+        if self.requests == 0 && self.outcomes.total() == 0 {
+            return;
+        }
+        self.drain();
+        self.timeline.add(self.second, &self.latency_us, self.requests, &self.outcomes);
+        self.latency_us.reset();
+        self.requests = 0;
+        self.outcomes.clear();
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn seconds_are_merged_across_recorders() {
+        let started = Instant::now();
+        let timeline = Timeline::new(started);
+        let mut first = Recorder::new(timeline.clone());
+        let mut second = Recorder::new(timeline.clone());
+        first.request(started, 100);
+        first.outcome("Committed", Class::Done);
+        second.request(started + Duration::from_millis(1500), 300);
+        second.outcome("FailedOperation.InsufficientClientCredit", Class::Refused);
+        first.request(started + Duration::from_millis(1200), 200);
+        first.outcome("Committed", Class::Done);
+        drop(first);
+        drop(second);
+        let seconds = timeline.seconds();
+        assert_eq!(seconds.len(), 2);
+        assert_eq!((seconds[0].requests, seconds[1].requests), (1, 2));
+        assert_eq!(seconds[1].outcomes.of_class(Class::Refused), 1);
+        assert_eq!(seconds[1].latency_us.max(), 300);
+        // Past the histogram's first range it grows instead of clamping.
+        let mut third = Recorder::new(timeline.clone());
+        third.request(started, 250_000);
+        drop(third);
+        let max = timeline.seconds()[0].latency_us.max();
+        assert!((249_000..=251_000).contains(&max), "{max}");
+        assert_eq!(timeline.refused_and_failed(), (1, 0));
+    }
+}
