@@ -161,50 +161,10 @@ struct PendingExpiry {
     reply: oneshot::Sender<usize>,
 }
 
-/// A shard's accounts: dense, in creation order, with an index by UIN. Denser than a map
-/// of accounts (a map's power-of-two slack then costs 17 bytes a UIN, not 130), and an
-/// import reserves exactly what it brings.
-#[derive(Default)]
-struct Accounts {
-    index: FxHashMap<Uin, u32>,
-    dense: Vec<Account>,
-}
-
-impl Accounts {
-    /// Room for `additional` more: exactly, for an addition as large as what is there (an
-    /// import), amortized otherwise (creations one by one must not copy every time).
-    fn reserve_for(&mut self, additional: usize) {
-        self.index.reserve(additional);
-        if additional >= self.dense.len() {
-            self.dense.reserve_exact(additional);
-        } else {
-            self.dense.reserve(additional);
-        }
-    }
-
-    fn insert(&mut self, account: Account) {
-        match self.index.entry(account.uin) {
-            std::collections::hash_map::Entry::Occupied(slot) => self.dense[*slot.get() as usize] = account,
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(u32::try_from(self.dense.len()).expect("fewer than 2^32 accounts a shard"));
-                self.dense.push(account);
-            }
-        }
-    }
-
-    fn get(&self, uin: Uin) -> Option<&Account> {
-        self.index.get(&uin).map(|&at| &self.dense[at as usize])
-    }
-
-    fn get_mut(&mut self, uin: Uin) -> Option<&mut Account> {
-        self.index.get(&uin).map(|&at| &mut self.dense[at as usize])
-    }
-}
-
 /// The state one shard thread owns.
 struct Shard {
     index: u32,
-    accounts: Accounts,
+    accounts: FxHashMap<Uin, Account>,
     ledger: Ledger,
     sagas: Slab<(Saga, Origin)>,
     batches: Slab<PendingBatch>,
@@ -313,9 +273,9 @@ impl Shard {
                 let _ = reply.send(self.account(uin, command));
             }
             Message::Spawn { accounts, reply } => {
-                self.accounts.reserve_for(accounts.len());
+                self.accounts.reserve(accounts.len());
                 for account in accounts {
-                    self.accounts.insert(account);
+                    self.accounts.insert(account.uin, account);
                 }
                 let _ = reply.send(());
             }
@@ -534,14 +494,14 @@ impl Shard {
     }
 
     fn partner_available(&self, partner: Uin) -> Money {
-        match self.accounts.get(partner).map(|account| &account.role) {
+        match self.accounts.get(&partner).map(|account| &account.role) {
             Some(Role::Distributor { credit } | Role::Reseller { credit }) => credit.available(),
             _ => Money::ZERO,
         }
     }
 
     fn account(&mut self, uin: Uin, command: Command) -> Result<Reply, Rejection> {
-        match self.accounts.get_mut(uin) {
+        match self.accounts.get_mut(&uin) {
             Some(account) => account.handle(command),
             None => Err(Rejection::UnknownUin(uin)),
         }
@@ -706,7 +666,7 @@ impl ShardedRuntime {
             .map(|(index, inbox)| {
                 let shard = Shard {
                     index: index as u32,
-                    accounts: Accounts::default(),
+                    accounts: FxHashMap::default(),
                     ledger: Ledger::new(settings.ledger_limits),
                     sagas: Slab::new(),
                     batches: Slab::new(),
