@@ -1,14 +1,25 @@
 //! `--html`: the report page rendered by a real browser (headless Chromium, Debian's
 //! `chromium` package), checked for its two charts.
 //!
-//! The test installs `chromium` with apt-get when it is missing and the test runs as root;
-//! only when that is impossible does it skip, saying why on stderr.
+//! The test installs `chromium` with apt-get when it is missing and the test runs as root.
+//! When that is impossible it skips, saying why on stderr, unless
+//! `PARTNER_CREDIT_REQUIRE_BROWSER=1` (as `scripts/test`, the suite CI runs, sets it): then
+//! a missing browser fails the test, so the suite cannot pass without rendering the page.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The browser's command, installing Debian's package if needed; `None` when impossible.
+/// The browser's command, installing Debian's package if needed; `None` when impossible
+/// and allowed.
 fn chromium() -> Option<PathBuf> {
+    let found = find_or_install();
+    if found.is_none() && std::env::var("PARTNER_CREDIT_REQUIRE_BROWSER").is_ok_and(|value| value == "1") {
+        panic!("chromium is required (PARTNER_CREDIT_REQUIRE_BROWSER=1) and could not be found or installed");
+    }
+    found
+}
+
+fn find_or_install() -> Option<PathBuf> {
     let found = || {
         ["chromium", "chromium-browser"].iter().find_map(|name| {
             let output = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().ok()?;

@@ -37,6 +37,9 @@ use crate::coordinator::PurchaseRequest;
 use crate::domain::{Money, PurchaseId, Uin};
 use crate::world::World;
 
+/// How long one request may wait for its answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// UINs per QueryCreditByUinList call.
 const UIN_LIST_MAX: usize = 50;
 /// Customers read back in a partial audit.
@@ -383,7 +386,12 @@ impl Connection {
                 }
             }
         }
-        let answer = self.client.call(action, body).await;
+        // A server that stops answering must not hold the run past its duration: after
+        // REQUEST_TIMEOUT the request is a failure (Transport) and the connection is replaced.
+        let answer = match tokio::time::timeout(REQUEST_TIMEOUT, self.client.call(action, body)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(anyhow::anyhow!("no answer within {} s", REQUEST_TIMEOUT.as_secs())),
+        };
         self.broken = answer.is_err();
         answer
     }

@@ -161,6 +161,11 @@ impl Book {
         self.uncertain[customer].store(true, Ordering::Relaxed);
     }
 
+    /// Customers in the world.
+    pub fn customer_count(&self) -> usize {
+        self.customers.len()
+    }
+
     /// Purchases acknowledged as committed, in total.
     pub fn committed_total(&self) -> u64 {
         self.committed.iter().map(|count| count.load(Ordering::Relaxed)).sum()

@@ -186,6 +186,14 @@ impl Recorder {
         self.requests += 1;
     }
 
+    /// A request due but never sent before the time ran out: it would have waited at least
+    /// `latency_us`, which goes into the percentiles (as wrk2 counts it) though no answer
+    /// was counted.
+    pub fn unsent(&mut self, now: Instant, latency_us: u64) {
+        self.request(now, latency_us);
+        self.requests -= 1;
+    }
+
     fn drain(&mut self) {
         for &latency_us in &self.pending_us[..self.pending_len] {
             // `record` grows the histogram; `saturating_record` would clamp at its current top.

@@ -122,8 +122,12 @@ impl Threshold {
         Ok(Threshold { text: text.to_owned(), metric, comparison, bound })
     }
 
-    /// Whether `value` (and `operations`, for a fraction) keeps this threshold.
+    /// Whether `value` (and `operations`, for a fraction) keeps this threshold. A run that
+    /// measured nothing keeps none: an empty histogram's p99 of 0 proves nothing.
     pub fn holds(&self, value: f64, operations: u64) -> bool {
+        if operations == 0 {
+            return false;
+        }
         let bound = match self.bound {
             Bound::Value(bound) => bound,
             Bound::Fraction(fraction) => {
@@ -192,14 +196,17 @@ mod tests {
     #[test]
     fn thresholds_hold_or_break() {
         let p99 = Threshold::parse("p99<5ms").unwrap();
-        assert!(p99.holds(4_999.0, 0));
-        assert!(!p99.holds(5_000.0, 0));
+        assert!(p99.holds(4_999.0, 10));
+        assert!(!p99.holds(5_000.0, 10));
         let refused = Threshold::parse("refused<1%").unwrap();
         assert!(refused.holds(9.0, 1_000));
         assert!(!refused.holds(10.0, 1_000));
-        assert!(refused.holds(0.0, 0));
         let throughput = Threshold::parse("throughput>100").unwrap();
-        assert!(throughput.holds(101.0, 0));
-        assert!(!throughput.holds(100.0, 0));
+        assert!(throughput.holds(101.0, 10));
+        assert!(!throughput.holds(100.0, 10));
+        // A run that measured nothing keeps no threshold.
+        for threshold in [p99, refused, throughput] {
+            assert!(!threshold.holds(0.0, 0), "{}", threshold.text);
+        }
     }
 }
