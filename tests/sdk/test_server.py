@@ -10,6 +10,13 @@ import requests
 from conftest import OPERATOR, Api, Server, binary, error_code, toml_config
 
 
+def raw_head(api, action: str, body: bytes, extra: str = "") -> bytes:
+    """The head of a signed request for `body`, to send by hand over a socket."""
+    headers = api.signed_headers(action, body)
+    head = "POST / HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (head + f"Content-Length: {len(body)}\r\n{extra}\r\n").encode()
+
+
 def test_ping_and_the_listening_line(start_server):
     server = start_server(toml_config())
     assert server.url == f"http://127.0.0.1:{server.port}"
@@ -43,11 +50,9 @@ def test_ctrl_c_lets_a_request_in_flight_finish(start_server):
     api = Api(server)
     assert api.own("operator", "Ping") == {}  # serving, Ctrl-C handler in place
     body = json.dumps({"Kind": "Reseller", "Uin": 7_000_001}).encode()
-    headers = api.signed_headers("CreatePartner", body)
-    head = "POST / HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    head = raw_head(api, "CreatePartner", body, "Connection: close\r\n")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
-        connection.sendall(head.encode() + body[:5])
+        connection.sendall(head + body[:5])
         # Connections are accepted in order: once a later one is served, this one is in.
         assert api.own("operator", "Ping") == {}
         server.interrupt()
@@ -109,11 +114,9 @@ def test_a_body_that_does_not_arrive_in_time_is_refused_and_the_connection_close
     server = start_server(toml_config(http={"body_timeout_secs": 1}))
     api = Api(server)
     body = json.dumps({"Kind": "Reseller", "Uin": 7_000_002}).encode()
-    headers = api.signed_headers("CreatePartner", body)
-    head = "POST / HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    head += f"Content-Length: {len(body)}\r\n\r\n"
+    head = raw_head(api, "CreatePartner", body)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
-        connection.sendall(head.encode() + body[:3])
+        connection.sendall(head + body[:3])
         answer = b""
         while chunk := connection.recv(65536):  # the server answers, then closes
             answer += chunk
