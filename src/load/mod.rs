@@ -317,7 +317,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
     if options.rate_per_sec.is_some() {
         report.open_loop = Some(open);
     }
-    report.record(&timeline.seconds());
+    report.record(&timeline.seconds(), &timeline.latency_us());
     let deferred = shared.allocations_deferred.load(Ordering::Relaxed);
     if deferred > 0 {
         if let Some(mix) = &mut report.mix {

@@ -74,64 +74,135 @@ impl Tally {
 /// One second of the run, from every task.
 #[derive(Clone, Debug)]
 pub struct Second {
-    /// Latency of the requests answered in this second.
-    pub latency_us: Histogram<u64>,
+    /// Latency of the requests answered in this second, while the second is recent; once
+    /// it is [`SETTLE_SECS`] old only its summary is kept, so a long run's memory stays
+    /// small (a histogram is tens of KB, a summary 24 bytes).
+    latency_us: Option<Histogram<u64>>,
+    summary: LatencySummary,
     /// Requests answered (a batch is one request).
     pub requests: u64,
     /// Outcomes of the operations answered (each purchase of a batch is one).
     pub outcomes: Tally,
 }
 
+/// The latency figures of one second the report and the charts show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencySummary {
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+impl LatencySummary {
+    fn of(histogram: &Histogram<u64>) -> LatencySummary {
+        if histogram.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            p50_us: histogram.value_at_quantile(0.50),
+            p99_us: histogram.value_at_quantile(0.99),
+            max_us: histogram.max(),
+        }
+    }
+}
+
+/// Seconds after which a second's histogram is folded into its summary: every task hands
+/// in its numbers at least once a second, so by then the second is complete.
+pub const SETTLE_SECS: usize = 3;
+
 impl Second {
     fn new() -> Second {
-        Second { latency_us: latency_histogram(), requests: 0, outcomes: Tally::default() }
+        Second {
+            latency_us: Some(latency_histogram()),
+            summary: LatencySummary::default(),
+            requests: 0,
+            outcomes: Tally::default(),
+        }
+    }
+
+    /// p50, p99 and max of the second.
+    pub fn latency(&self) -> LatencySummary {
+        match &self.latency_us {
+            Some(histogram) => LatencySummary::of(histogram),
+            None => self.summary,
+        }
+    }
+
+    fn settle(&mut self) {
+        if let Some(histogram) = self.latency_us.take() {
+            self.summary = LatencySummary::of(&histogram);
+        }
     }
 }
 
 /// Every second of the run so far; seconds count from the start of the run.
 pub struct Timeline {
     pub started: Instant,
-    seconds: Mutex<Vec<Second>>,
+    inner: Mutex<TimelineInner>,
+}
+
+struct TimelineInner {
+    seconds: Vec<Second>,
+    /// Every latency of the run, for its percentiles.
+    latency_us: Histogram<u64>,
 }
 
 impl Timeline {
     pub fn new(started: Instant) -> Arc<Timeline> {
-        Arc::new(Timeline { started, seconds: Mutex::new(Vec::new()) })
+        Arc::new(Timeline {
+            started,
+            inner: Mutex::new(TimelineInner { seconds: Vec::new(), latency_us: latency_histogram() }),
+        })
     }
 
     fn add(&self, index: usize, latency_us: &Histogram<u64>, requests: u64, outcomes: &Tally) {
-        let mut seconds = self.seconds.lock();
-        while seconds.len() <= index {
-            seconds.push(Second::new());
+        let mut inner = self.inner.lock();
+        inner.latency_us.add(latency_us).expect("auto-resizing histograms merge");
+        while inner.seconds.len() <= index {
+            let settled = inner.seconds.len().checked_sub(SETTLE_SECS);
+            if let Some(settled) = settled {
+                inner.seconds[settled].settle();
+            }
+            inner.seconds.push(Second::new());
         }
-        let second = &mut seconds[index];
-        second.latency_us.add(latency_us).expect("auto-resizing histograms merge");
+        let second = &mut inner.seconds[index];
+        match &mut second.latency_us {
+            Some(histogram) => histogram.add(latency_us).expect("auto-resizing histograms merge"),
+            // A straggler for a settled second: its latencies count in the run's
+            // percentiles, and raise the second's max.
+            None => second.summary.max_us = second.summary.max_us.max(latency_us.max()),
+        }
         second.requests += requests;
         second.outcomes.merge(outcomes);
     }
 
     /// A copy of the seconds so far (for the live line, the report and the charts).
     pub fn seconds(&self) -> Vec<Second> {
-        self.seconds.lock().clone()
+        self.inner.lock().seconds.clone()
+    }
+
+    /// Every latency of the run so far.
+    pub fn latency_us(&self) -> Histogram<u64> {
+        self.inner.lock().latency_us.clone()
     }
 
     /// The requests, operations by class and the p99 of one second, if it has any.
     pub fn second_summary(&self, index: usize) -> Option<(u64, u64, u64, u64, u64)> {
-        let seconds = self.seconds.lock();
-        let second = seconds.get(index)?;
+        let inner = self.inner.lock();
+        let second = inner.seconds.get(index)?;
         Some((
             second.requests,
             second.outcomes.total(),
             second.outcomes.of_class(Class::Refused),
             second.outcomes.of_class(Class::Failed),
-            second.latency_us.value_at_quantile(0.99),
+            second.latency().p99_us,
         ))
     }
 
     /// Operations refused and failed over every second handed in so far.
     pub fn refused_and_failed(&self) -> (u64, u64) {
-        let seconds = self.seconds.lock();
-        seconds.iter().fold((0, 0), |(refused, failed), second| {
+        let inner = self.inner.lock();
+        inner.seconds.iter().fold((0, 0), |(refused, failed), second| {
             (
                 refused + second.outcomes.of_class(Class::Refused),
                 failed + second.outcomes.of_class(Class::Failed),
@@ -251,13 +322,44 @@ mod tests {
         assert_eq!(seconds.len(), 2);
         assert_eq!((seconds[0].requests, seconds[1].requests), (1, 2));
         assert_eq!(seconds[1].outcomes.of_class(Class::Refused), 1);
-        assert_eq!(seconds[1].latency_us.max(), 300);
+        assert_eq!(seconds[1].latency().max_us, 300);
         // Past the histogram's first range it grows instead of clamping.
         let mut third = Recorder::new(timeline.clone());
         third.request(started, 250_000);
         drop(third);
-        let max = timeline.seconds()[0].latency_us.max();
+        let max = timeline.seconds()[0].latency().max_us;
         assert!((249_000..=251_000).contains(&max), "{max}");
         assert_eq!(timeline.refused_and_failed(), (1, 0));
+        assert_eq!(timeline.latency_us().len(), 4);
+    }
+
+    #[test]
+    fn old_seconds_keep_only_their_summary_and_the_run_keeps_every_latency() {
+        let started = Instant::now();
+        let timeline = Timeline::new(started);
+        let mut recorder = Recorder::new(timeline.clone());
+        for second in 0..10u64 {
+            for latency in 1..=100 {
+                recorder.request(started + Duration::from_millis(second * 1000 + 10), latency * (second + 1));
+            }
+        }
+        recorder.flush();
+        let seconds = timeline.seconds();
+        assert_eq!(seconds.len(), 10);
+        let settled = seconds.iter().filter(|second| second.latency_us.is_none()).count();
+        assert_eq!(settled, 10 - SETTLE_SECS);
+        // Settled or not, a second answers the same figures.
+        for (index, second) in seconds.iter().enumerate() {
+            let factor = index as u64 + 1;
+            assert_eq!(second.latency().max_us, 100 * factor, "second {index}");
+            assert_eq!(second.latency().p50_us, 50 * factor, "second {index}");
+        }
+        // A straggler for a settled second counts in the run and raises that second's max.
+        let mut late = Recorder::new(timeline.clone());
+        late.request(started + Duration::from_millis(500), 7_000);
+        drop(late);
+        let max = timeline.seconds()[0].latency().max_us;
+        assert!((7_000..=7_010).contains(&max), "{max}: the histogram's precision is 3 digits");
+        assert_eq!(timeline.latency_us().len(), 1001);
     }
 }

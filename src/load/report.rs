@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::model::ModelCheck;
-use super::recorder::{latency_histogram, Class, Second, Tally};
+use super::recorder::{Class, Second, Tally};
 use super::threshold::{Metric, Percentile, Threshold};
 
 /// Percentiles of the latency of every request, in microseconds.
@@ -156,16 +156,15 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// Fills the counts, latency and series from the timeline.
-    pub fn record(&mut self, seconds: &[Second]) {
-        let mut latency = latency_histogram();
+    /// Fills the counts, latency and series from the timeline's seconds and the run's
+    /// latency histogram.
+    pub fn record(&mut self, seconds: &[Second], latency: &Histogram<u64>) {
         let mut outcomes = Tally::default();
         for second in seconds {
-            latency.add(&second.latency_us).expect("auto-resizing histograms merge");
             outcomes.merge(&second.outcomes);
             self.requests += second.requests;
         }
-        self.latency_us = Latency::of(&latency);
+        self.latency_us = Latency::of(latency);
         self.operations = outcomes.total();
         self.refused = outcomes.of_class(Class::Refused);
         self.errors = outcomes.of_class(Class::Failed);
@@ -182,9 +181,9 @@ impl LoadReport {
                 operations: second.outcomes.total(),
                 refused: second.outcomes.of_class(Class::Refused),
                 errors: second.outcomes.of_class(Class::Failed),
-                p50_us: quantile(&second.latency_us, 0.50),
-                p99_us: quantile(&second.latency_us, 0.99),
-                max_us: second.latency_us.max(),
+                p50_us: second.latency().p50_us,
+                p99_us: second.latency().p99_us,
+                max_us: second.latency().max_us,
             })
             .collect();
     }
@@ -220,14 +219,6 @@ impl LoadReport {
     /// The audit holds and every threshold holds: the exit code is 0.
     pub fn ok(&self) -> bool {
         self.audit.ok && self.thresholds.iter().all(|result| result.ok)
-    }
-}
-
-fn quantile(histogram: &Histogram<u64>, quantile: f64) -> u64 {
-    if histogram.is_empty() {
-        0
-    } else {
-        histogram.value_at_quantile(quantile)
     }
 }
 
