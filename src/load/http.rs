@@ -531,9 +531,15 @@ fn error_code(body: &[u8]) -> Option<&str> {
 
 /// Codes that mean the system (or the load generator's request) is broken, not a refusal a
 /// valid purchase can get.
+/// Whether an error code means the request itself was wrong or the system failed (an
+/// error of the run), rather than an expected refusal. The load generator sends valid
+/// parameters, so a parameter error is its own mistake; only the allocation bound
+/// (`InvalidParameterValue.CreditAmountOutOfRange`) is a refusal the load expects.
 fn is_failure(code: &str) -> bool {
     code == "InternalError"
         || code.starts_with("AuthFailure")
+        || (code.starts_with("InvalidParameterValue")
+            && code != "InvalidParameterValue.CreditAmountOutOfRange")
         || matches!(
             code,
             "InvalidAction"
@@ -541,8 +547,10 @@ fn is_failure(code: &str) -> bool {
                 | "MissingParameter"
                 | "InvalidParameter"
                 | "UnknownParameter"
+                | "NoSuchVersion"
+                | "RequestTimeout"
+                | "RequestSizeLimitExceeded"
         )
-        || code == "RequestSizeLimitExceeded"
 }
 
 #[cfg(test)]
@@ -555,6 +563,8 @@ mod tests {
         assert_eq!(error_code(refused), Some("FailedOperation.InsufficientClientCredit"));
         assert_eq!(error_code(br#"{"Response":{"Status":"Committed","RequestId":"r"}}"#), None);
         assert!(is_failure("InternalError") && is_failure("AuthFailure.SignatureFailure"));
+        assert!(is_failure("InvalidParameterValue.Amount") && is_failure("InvalidParameterValue"));
+        assert!(!is_failure("InvalidParameterValue.CreditAmountOutOfRange"));
         assert!(
             !is_failure("RequestLimitExceeded") && !is_failure("FailedOperation.InsufficientClientCredit")
         );
