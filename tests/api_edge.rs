@@ -161,6 +161,20 @@ async fn signed_header_sets_and_unsigned_payload() {
 }
 
 #[actix_web::test]
+async fn the_action_can_be_required_in_the_signature() {
+    let (engine, _clock, api) = api(&format!("{CONFIG}require_signed_action = true\n"));
+    let app = app!(api);
+    let now = engine.now().0;
+    // As the Python SDK signs: content-type;host only.
+    let plain = Call::new("op", "Ping", &json!({})).request(now);
+    let response = send!(app, plain);
+    assert_eq!(code(&response), "AuthFailure.InvalidAuthorization");
+    assert!(response["Error"]["Message"].as_str().unwrap().contains("x-tc-action"));
+    let with_action = hand_signed(now, "Ping", "{}", &[("x-tc-action", "Ping")], false);
+    assert_eq!(code(&send!(app, with_action)), "");
+}
+
+#[actix_web::test]
 async fn protocol_headers_and_bodies() {
     let (engine, _clock, app) = world!();
     let before = books(&engine).await;

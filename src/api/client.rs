@@ -1,5 +1,6 @@
 //! A client of the API over one keep-alive HTTP/1.1 connection (hyper), signing every
-//! request with TC3-HMAC-SHA256 as the official SDKs do. For the benches and the load
+//! request with TC3-HMAC-SHA256, over `x-tc-action` too (so it works with servers that set
+//! `require_signed_action`). For the benches and the load
 //! generator: one client per task, no pool to contend on.
 
 use std::net::SocketAddr;
@@ -59,7 +60,15 @@ impl ApiClient {
             self.day_key = signing_key(&self.secret_key, &date, sign::SERVICE);
             self.day = date;
         }
-        let signed = sign_request(&self.secret_id, &self.day_key, &self.host, &body, timestamp, &self.day);
+        let signed = sign_request(
+            &self.secret_id,
+            &self.day_key,
+            &self.host,
+            Some(action),
+            &body,
+            timestamp,
+            &self.day,
+        );
         let request = hyper::Request::post("/")
             .header("host", &self.host)
             .header("content-type", signed.content_type)

@@ -124,6 +124,10 @@ pub struct HttpSettings {
     pub keep_alive_secs: u64,
     /// Connections open at once per worker (25,000).
     pub max_connections: usize,
+    /// Refuse requests whose signature does not cover `X-TC-Action` (off: the official
+    /// SDKs sign only `content-type;host`, so within the timestamp window a captured body
+    /// could be replayed under another action; newer SDKs and our own clients can sign it).
+    pub require_signed_action: bool,
 }
 
 impl Default for HttpSettings {
@@ -136,6 +140,7 @@ impl Default for HttpSettings {
             timestamp_skew_secs: 300,
             keep_alive_secs: 75,
             max_connections: 25_000,
+            require_signed_action: false,
         }
     }
 }

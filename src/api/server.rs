@@ -152,6 +152,9 @@ impl Api {
         if !names.contains(&"content-type") || !names.contains(&"host") {
             return Err(invalid("SignedHeaders must include content-type and host"));
         }
+        if self.settings.require_signed_action && !names.contains(&"x-tc-action") {
+            return Err(invalid("this server requires x-tc-action among the SignedHeaders"));
+        }
         let mut signed = Vec::with_capacity(names.len());
         for name in &names {
             if name.is_empty() || name.bytes().any(|byte| byte.is_ascii_uppercase()) {

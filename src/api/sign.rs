@@ -148,27 +148,28 @@ pub struct SignedRequest {
     pub content_type: &'static str,
 }
 
-/// Signs a JSON `POST /` to `host` for `action`, the way the official SDKs do.
+/// Signs a JSON `POST /` to `host`: with `action` `None` the way the official Python SDK
+/// does (signed headers `content-type;host`), with `Some(action)` also over `x-tc-action`
+/// (as newer SDKs do), so that the body cannot be replayed under another action.
 pub fn sign_request(
     secret_id: &str,
     signing_key: &[u8; 32],
     host: &str,
+    action: Option<&str>,
     body: &[u8],
     timestamp: i64,
     date: &str,
 ) -> SignedRequest {
     let content_type = "application/json";
-    let canonical = canonical_request(
-        "POST",
-        "/",
-        "",
-        &[("content-type", content_type), ("host", host)],
-        "content-type;host",
-        &sha256_hex(body),
-    );
+    let mut headers = vec![("content-type", content_type), ("host", host)];
+    if let Some(action) = action {
+        headers.push(("x-tc-action", action));
+    }
+    let signed_headers = if action.is_some() { "content-type;host;x-tc-action" } else { "content-type;host" };
+    let canonical = canonical_request("POST", "/", "", &headers, signed_headers, &sha256_hex(body));
     let to_sign = string_to_sign(timestamp, date, SERVICE, &canonical);
     let authorization = format!(
-        "{ALGORITHM} Credential={secret_id}/{date}/{SERVICE}/tc3_request, SignedHeaders=content-type;host, Signature={}",
+        "{ALGORITHM} Credential={secret_id}/{date}/{SERVICE}/tc3_request, SignedHeaders={signed_headers}, Signature={}",
         signature(signing_key, &to_sign)
     );
     SignedRequest { authorization, timestamp, content_type }

@@ -44,7 +44,7 @@ impl<'a> Call<'a> {
         let timestamp = now_ms.div_euclid(1000) + self.skew_secs;
         let date = utc_date(timestamp);
         let key = signing_key(self.secret_key, &date, SERVICE);
-        let signed = sign_request(self.secret_id, &key, HOST, &self.body, timestamp, &date);
+        let signed = sign_request(self.secret_id, &key, HOST, None, &self.body, timestamp, &date);
         TestRequest::post()
             .uri("/")
             .insert_header(("Host", HOST))
