@@ -742,18 +742,14 @@ impl Engine {
         query: &CustomerQuery,
     ) -> EngineResult<(usize, Vec<AccountView>)> {
         self.admit(caller, Action::QueryCustomersCredit)?;
-        check_page(query.page, query.page_size)?;
+        check_page(query.page, query.page_size, PAGE_SIZE_MAX)?;
         let mut customers = self.customers_of(caller, partner).await?;
         if let Some((field, needle)) = &query.filter {
             customers.retain(|view| customer_matches(view, *field, needle));
         }
-        customers.sort_by_key(|view| (view.created, view.uin));
-        if !query.ascending {
-            customers.reverse();
-        }
+        sort_by_association(&mut customers, query.ascending);
         let total = customers.len();
-        let skip = (query.page - 1).saturating_mul(query.page_size);
-        Ok((total, customers.into_iter().skip(skip).take(query.page_size).collect()))
+        Ok((total, page_of(customers, query.page, query.page_size)))
     }
 
     async fn customers_of(&self, caller: Caller, partner: Uin) -> EngineResult<Vec<AccountView>> {
@@ -779,7 +775,7 @@ impl Engine {
         page_size: usize,
     ) -> EngineResult<(usize, Vec<AllocationRecord>)> {
         self.admit(caller, Action::QueryCreditAllocationHistory)?;
-        check_page(page, page_size)?;
+        check_page(page, page_size, PAGE_SIZE_MAX)?;
         let view = self.snapshot(receiver).await?;
         authorize_child(caller, &view)?;
         match self.call(receiver, Command::History { page, page_size }).await? {
@@ -798,7 +794,7 @@ impl Engine {
         page_size: usize,
     ) -> EngineResult<(usize, Vec<Uin>)> {
         self.admit(caller, Action::DescribeCustomerUin)?;
-        check_page(page, page_size)?;
+        check_page(page, page_size, PAGE_SIZE_MAX)?;
         let mut customers = self.customers_of(caller, partner).await?;
         sort_by_association(&mut customers, false);
         let total = customers.len();
@@ -840,7 +836,7 @@ impl Engine {
         query: &SubAgentQuery,
     ) -> EngineResult<(usize, Vec<AccountView>)> {
         self.admit(caller, Action::QuerySubAgentsDetailV2)?;
-        check_page_max(query.page, query.page_size, SUB_AGENT_PAGE_SIZE_MAX)?;
+        check_page(query.page, query.page_size, SUB_AGENT_PAGE_SIZE_MAX)?;
         let view = self.snapshot(distributor).await?;
         if !(caller == Caller::Operator || caller.is(distributor)) {
             return Err(not_authorized(caller, distributor));
@@ -884,7 +880,7 @@ impl Engine {
         page_size: usize,
     ) -> EngineResult<IndirectCustomers> {
         self.admit(caller, Action::QueryT1IndirectCustomersDetail)?;
-        check_page_max(page, page_size, SUB_AGENT_PAGE_SIZE_MAX)?;
+        check_page(page, page_size, SUB_AGENT_PAGE_SIZE_MAX)?;
         let view = self.snapshot(sub_agent).await?;
         authorize_child(caller, &view)?;
         if view.kind() != AccountKind::SecondLevelReseller {
@@ -1057,19 +1053,11 @@ fn require_nonzero(amount: Money) -> Result<(), Error> {
     }
 }
 
-fn check_page(page: usize, page_size: usize) -> Result<(), Error> {
+/// Pages count from 1 and hold 1 to `page_size_max` items.
+fn check_page(page: usize, page_size: usize, page_size_max: usize) -> Result<(), Error> {
     if page == 0 {
         return Err(invalid("Page", "pages count from 1".into()));
     }
-    if !(1..=PAGE_SIZE_MAX).contains(&page_size) {
-        return Err(invalid("PageSize", format!("{page_size} is outside 1 to {PAGE_SIZE_MAX}")));
-    }
-    Ok(())
-}
-
-/// [`check_page`] with a smaller largest page.
-fn check_page_max(page: usize, page_size: usize, page_size_max: usize) -> Result<(), Error> {
-    check_page(page, page_size.min(page_size_max))?;
     if !(1..=page_size_max).contains(&page_size) {
         return Err(invalid("PageSize", format!("{page_size} is outside 1 to {page_size_max}")));
     }

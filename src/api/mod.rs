@@ -19,7 +19,7 @@ pub mod sign;
 pub mod tls;
 pub mod upstream;
 
-use serde_json::{Number, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::domain::{Money, Timestamp, Uin};
 
@@ -29,6 +29,14 @@ pub const VERSION: &str = "2022-09-28";
 /// An amount as a JSON number, exactly (no float on the way).
 pub fn money(amount: Money) -> Value {
     Value::Number(amount.to_string().parse::<Number>().expect("a decimal is a JSON number"))
+}
+
+/// The fields of an answer built with `json!({...})`.
+pub fn object(fields: Value) -> Map<String, Value> {
+    match fields {
+        Value::Object(fields) => fields,
+        other => unreachable!("an answer is an object, not {other}"),
+    }
 }
 
 pub fn uin(uin: Uin) -> Value {

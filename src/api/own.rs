@@ -164,10 +164,7 @@ pub async fn handle(
         }
         other => return Err(ApiError::internal(format!("{other} is not one of the engine's own actions"))),
     };
-    match fields {
-        Value::Object(fields) => Ok(fields),
-        _ => unreachable!("every answer is an object"),
-    }
+    Ok(super::object(fields))
 }
 
 fn purchase_request(params: &mut Params) -> Result<PurchaseRequest, ApiError> {

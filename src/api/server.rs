@@ -59,21 +59,15 @@ impl Api {
         Api { engine, keys, settings: config.http.clone(), buffered: AtomicUsize::new(0) }
     }
 
-    /// Answers one request: the `Response` object's fields, or an error.
-    pub async fn answer(
+    /// Answers a request that passed [`Api::before_body`], with its credentials and body:
+    /// the `Response` object's fields, or an error.
+    async fn answer(
         &self,
-        method: &str,
-        path: &str,
+        credentials: Credentials<'_>,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Answer, ApiError> {
-        if method != "POST" || path != "/" {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                format!("the API takes POST / with a JSON body, not {method} {path}"),
-            ));
-        }
-        let caller = self.authenticate(headers, body)?;
+        let caller = self.authenticate(credentials, headers, body)?;
         let action_name = header(headers, "x-tc-action").ok_or_else(|| ApiError::missing("X-TC-Action"))?;
         let action = Action::from_name(action_name).ok_or_else(|| {
             ApiError::new("InvalidAction", format!("{action_name} is not an action of this service"))
@@ -97,11 +91,8 @@ impl Api {
     }
 
     /// The checks that need only the headers (Authorization well formed, timestamp within
-    /// the skew, a known SecretId, our service): made before the body is read, too.
-    fn credentials<'h>(
-        &self,
-        headers: &'h HeaderMap,
-    ) -> Result<(Authorization<'h>, i64, &KeyEntry), ApiError> {
+    /// the skew, a known SecretId, our service), made before the body is read.
+    fn credentials<'h>(&'h self, headers: &'h HeaderMap) -> Result<Credentials<'h>, ApiError> {
         let invalid = |message: &str| ApiError::new("AuthFailure.InvalidAuthorization", message.to_owned());
         let authorization = header(headers, "authorization")
             .ok_or_else(|| invalid("the request has no Authorization header"))?;
@@ -134,13 +125,19 @@ impl Api {
                 sign::SERVICE
             )));
         }
-        Ok((parsed, timestamp, key))
+        Ok(Credentials { parsed, timestamp, key })
     }
 
-    /// The caller a correctly signed, timely request comes from.
-    fn authenticate(&self, headers: &HeaderMap, body: &[u8]) -> Result<Caller, ApiError> {
+    /// The caller a correctly signed request comes from: the signature over the headers it
+    /// names and the body.
+    fn authenticate(
+        &self,
+        credentials: Credentials<'_>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Caller, ApiError> {
         let invalid = |message: &str| ApiError::new("AuthFailure.InvalidAuthorization", message.to_owned());
-        let (parsed, timestamp, key) = self.credentials(headers)?;
+        let Credentials { parsed, timestamp, key } = credentials;
         let signature_failure = |message: String| ApiError::new("AuthFailure.SignatureFailure", message);
         if parsed.date != sign::utc_date(timestamp) {
             return Err(signature_failure(format!(
@@ -191,7 +188,7 @@ impl Api {
 
     /// What can be refused before the body is read: the method and path, a declared length
     /// over the limit, and credentials that cannot be right whatever the body.
-    fn before_body(&self, request: &HttpRequest) -> Result<(), ApiError> {
+    fn before_body<'h>(&'h self, request: &'h HttpRequest) -> Result<Credentials<'h>, ApiError> {
         if request.method() != actix_web::http::Method::POST || request.path() != "/" {
             return Err(ApiError::new(
                 "UnsupportedOperation",
@@ -203,7 +200,7 @@ impl Api {
         if declared.is_some_and(|length| length > self.settings.body_limit) {
             return Err(too_large(self.settings.body_limit));
         }
-        self.credentials(request.headers()).map(drop)
+        self.credentials(request.headers())
     }
 
     /// Reads the body up to the limit, within the body deadline, and within the bytes all
@@ -232,6 +229,13 @@ impl Api {
             )),
         }
     }
+}
+
+/// What [`Api::credentials`] found, for the signature check once the body is read.
+struct Credentials<'h> {
+    parsed: Authorization<'h>,
+    timestamp: i64,
+    key: &'h KeyEntry,
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -318,11 +322,11 @@ async fn entry(request: HttpRequest, payload: web::Payload, api: web::Data<Api>)
     let mut read_whole_body = false;
     let answer = match api.before_body(&request) {
         Err(error) => Err(error),
-        Ok(()) => match api.read_body(payload).await {
+        Ok(credentials) => match api.read_body(payload).await {
             Err(error) => Err(error),
             Ok(body) => {
                 read_whole_body = true;
-                api.answer(request.method().as_str(), request.path(), request.headers(), &body.bytes).await
+                api.answer(credentials, request.headers(), &body.bytes).await
             }
         },
     };

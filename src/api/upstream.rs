@@ -274,10 +274,7 @@ pub async fn handle(
             ));
         }
     };
-    match fields {
-        Value::Object(fields) => Ok(fields),
-        _ => unreachable!("every answer is an object"),
-    }
+    Ok(super::object(fields))
 }
 
 /// The account an action without a UIN parameter reads: the caller's own. The operator has
