@@ -164,11 +164,9 @@ impl Driver {
                 self.client.call(action, std::mem::replace(&mut body, Vec::with_capacity(128))).await?;
             made += count;
             if self.submission == Submission::HttpPing {
-                anyhow::ensure!(
-                    !contains(&answer, b"\"Error\""),
-                    "Ping failed: {}",
-                    String::from_utf8_lossy(&answer)
-                );
+                if let Some(code) = crate::load::http::error_code(&answer) {
+                    anyhow::bail!("Ping failed with {code}: {}", String::from_utf8_lossy(&answer));
+                }
             } else {
                 let ok = answer.windows(COMMITTED.len()).filter(|window| *window == COMMITTED).count();
                 self.committed.fetch_add(ok as u64, Ordering::Relaxed);
@@ -186,8 +184,4 @@ impl Driver {
             self.id, customer.0
         );
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
 }

@@ -522,7 +522,7 @@ impl Connection {
 
 /// The error code of an answer, if it is an error: `"Error":{"Code":"..."`, read without
 /// parsing the whole body (the server writes compact JSON).
-fn error_code(body: &[u8]) -> Option<&str> {
+pub(crate) fn error_code(body: &[u8]) -> Option<&str> {
     const MARK: &[u8] = br#""Error":{"Code":""#;
     let start = body.windows(MARK.len()).position(|window| window == MARK)? + MARK.len();
     let length = body[start..].iter().position(|&byte| byte == b'"')?;
