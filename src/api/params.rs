@@ -135,6 +135,15 @@ impl Params {
         }
     }
 
+    pub fn required_uins(
+        &mut self,
+        name: &str,
+        max: usize,
+        code: &'static str,
+    ) -> Result<Vec<Uin>, ApiError> {
+        self.uins(name, max, code)?.ok_or_else(|| ApiError::missing(&self.full(name)))
+    }
+
     /// An amount: a JSON number, exactly as written (at most 8 decimal places).
     pub fn money(&mut self, name: &str) -> Result<Option<Money>, ApiError> {
         match self.take(name) {

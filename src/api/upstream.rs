@@ -83,9 +83,11 @@ pub async fn handle(
             json!({ "TotalCredit": money(line.total), "RemainingCredit": money(line.available) })
         }
         Action::QueryCreditByUinList => {
-            let uins = params
-                .uins("UinList", crate::engine::UIN_LIST_MAX, "InvalidParameterValue.UinList")?
-                .ok_or_else(|| ApiError::missing("UinList"))?;
+            let uins = params.required_uins(
+                "UinList",
+                crate::engine::UIN_LIST_MAX,
+                "InvalidParameterValue.UinList",
+            )?;
             params.finish()?;
             let credits = engine.query_credit_by_uin_list(caller, &uins).await.map_err(engine_error)?;
             json!({ "Data": credits.iter().map(uin_credit).collect::<Vec<_>>() })
@@ -204,9 +206,11 @@ pub async fn handle(
             json!({ "Data": data, "Total": total.to_string() })
         }
         Action::DescribeCustomerInfo => {
-            let uins = params
-                .uins("CustomerUin", crate::engine::CUSTOMER_INFO_MAX, "InvalidParameterValue")?
-                .ok_or_else(|| ApiError::missing("CustomerUin"))?;
+            let uins = params.required_uins(
+                "CustomerUin",
+                crate::engine::CUSTOMER_INFO_MAX,
+                "InvalidParameterValue",
+            )?;
             params.finish()?;
             let customers = engine.describe_customer_info(caller, &uins).await.map_err(engine_error)?;
             json!({ "Data": customers.iter().map(customer_info).collect::<Vec<_>>() })
