@@ -3,11 +3,14 @@
 //!
 //! Checked, for a quiescent engine (no operation in flight):
 //! - no account's available credit (or any counter) is negative;
-//! - every chargeable partner's `used` and `reserved` equal the sums over the customers it
-//!   is charged for: each committed or reserved purchase counted once on each side;
+//! - every chargeable partner's consumption equals the sum over the customers it is charged
+//!   for, where an account's consumption is what it was charged (`used`), plus what bill
+//!   confirmations returned of it, plus the deductions made final on its vouchers: both are
+//!   the amounts of the committed purchases, each counted once on each side;
+//! - likewise its `reserved` plus the deductions its vouchers hold equals its customers';
 //! - every partner's `allocated` (a pool's `allocated`) equals the sum of what its children
 //!   hold: customers' totals, second-level resellers' pools;
-//! - customers' used equals partners' used in total.
+//! - customers' consumption equals partners' consumption in total.
 //!
 //! Invariant: pure; it reads views and does no I/O.
 
@@ -30,6 +33,11 @@ pub struct Audit {
     pub granted: Money,
     /// Sum of customers' totals.
     pub customer_total: Money,
+    /// Sums of the deductions made final on customers' and on partners' vouchers.
+    pub customer_deducted: Money,
+    pub partner_deducted: Money,
+    /// Sum of the credit bill confirmations returned (customers and partners).
+    pub returned: Money,
     /// Every broken invariant, as a sentence.
     pub violations: Vec<String>,
 }
@@ -39,6 +47,11 @@ struct Sums {
     used: Money,
     reserved: Money,
     given: Money,
+}
+
+/// What an account consumed of committed purchases: charged, returned since, or deducted.
+fn consumed(view: &AccountView, used: Money) -> Money {
+    used + view.bills_returned + view.vouchers_settled
 }
 
 impl Audit {
@@ -71,8 +84,8 @@ impl Audit {
                     negative("frozen", credit.frozen);
                     negative("available", credit.available());
                     let sums = charged_sums.entry(*charged).or_default();
-                    sums.used += credit.used;
-                    sums.reserved += credit.reserved;
+                    sums.used += consumed(view, credit.used);
+                    sums.reserved += credit.reserved + view.vouchers_held;
                     given_sums.entry(*parent).or_default().given += credit.total;
                 }
             }
@@ -84,18 +97,22 @@ impl Audit {
                 Role::Distributor { credit } | Role::Reseller { credit } => {
                     audit.partner_used += credit.used;
                     audit.partner_reserved += credit.reserved;
+                    audit.partner_deducted += view.vouchers_settled;
+                    audit.returned += view.bills_returned;
                     audit.granted += credit.total;
                     let charged = charged_sums.remove(&uin).unwrap_or_default();
-                    if credit.used != charged.used {
+                    let consumed = consumed(view, credit.used);
+                    if consumed != charged.used {
                         audit.violations.push(format!(
-                            "{uin}: used {} but its customers used {}",
-                            credit.used, charged.used
+                            "{uin}: consumed {consumed} (used, returned, deducted) but its customers consumed {}",
+                            charged.used
                         ));
                     }
-                    if credit.reserved != charged.reserved {
+                    let held = credit.reserved + view.vouchers_held;
+                    if held != charged.reserved {
                         audit.violations.push(format!(
-                            "{uin}: reserved {} but its customers reserved {}",
-                            credit.reserved, charged.reserved
+                            "{uin}: holds {held} (reserved, voucher holds) but its customers hold {}",
+                            charged.reserved
                         ));
                     }
                     if credit.allocated != given {
@@ -116,6 +133,8 @@ impl Audit {
                 Role::Customer { credit, .. } => {
                     audit.customers += 1;
                     audit.customer_used += credit.used;
+                    audit.customer_deducted += view.vouchers_settled;
+                    audit.returned += view.bills_returned;
                     audit.customer_reserved += credit.reserved;
                     audit.customer_total += credit.total;
                 }
@@ -126,10 +145,23 @@ impl Audit {
                 audit.violations.push(format!("customers charge {uin}, which is not a chargeable partner"));
             }
         }
-        if audit.customer_used != audit.partner_used {
+        let customers_consumed: Money = views
+            .iter()
+            .filter_map(|view| match &view.role {
+                Role::Customer { credit, .. } => Some(consumed(view, credit.used)),
+                _ => None,
+            })
+            .sum();
+        let partners_consumed: Money = views
+            .iter()
+            .filter_map(|view| match &view.role {
+                Role::Distributor { credit } | Role::Reseller { credit } => Some(consumed(view, credit.used)),
+                _ => None,
+            })
+            .sum();
+        if customers_consumed != partners_consumed {
             audit.violations.push(format!(
-                "customers used {} in total but partners were charged {}",
-                audit.customer_used, audit.partner_used
+                "customers consumed {customers_consumed} in total but partners {partners_consumed}"
             ));
         }
         audit

@@ -61,3 +61,36 @@ impl Clock for ManualClock {
         Timestamp(self.0.load(Ordering::SeqCst))
     }
 }
+
+/// The system clock moved forward by an offset that only grows: for rehearsing month ends
+/// and expiries on a running server (`[engine] adjustable_clock`). Its monotonic clock is
+/// the system's, so rate limits are not affected.
+#[derive(Clone, Debug, Default)]
+pub struct OffsetClock(Arc<AtomicI64>);
+
+impl OffsetClock {
+    pub fn new() -> OffsetClock {
+        OffsetClock::default()
+    }
+
+    /// Moves the clock forward by `ms` (at least 0); answers the new time.
+    pub fn advance_ms(&self, ms: i64) -> Timestamp {
+        self.0.fetch_add(ms.max(0), Ordering::SeqCst);
+        self.now()
+    }
+
+    /// How far ahead of the system clock it is.
+    pub fn offset_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        SystemClock.now().plus_ms(self.offset_ms())
+    }
+
+    fn monotonic_nanos(&self) -> u64 {
+        SystemClock.monotonic_nanos()
+    }
+}

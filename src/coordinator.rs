@@ -30,10 +30,13 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use compact_str::CompactString;
 
-use crate::domain::{Caller, Command, Money, PurchaseId, Rejection, Reply, Timestamp, Uin};
+use crate::domain::account::{Goods, Settlement};
+use crate::domain::voucher::{Deductions, PayMode};
+use crate::domain::{Caller, Command, Money, Month, PurchaseId, Rejection, Reply, Timestamp, Uin};
 
 /// A purchase as a client asks for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,13 +44,40 @@ pub struct PurchaseRequest {
     pub id: PurchaseId,
     pub customer: Uin,
     pub amount: Money,
+    /// What is bought, for voucher scopes.
     pub product_code: Option<CompactString>,
+    /// How it is paid, for voucher payment modes.
+    pub pay: PayMode,
 }
 
 impl PurchaseRequest {
     pub fn new(id: PurchaseId, customer: Uin, amount: Money) -> PurchaseRequest {
-        PurchaseRequest { id, customer, amount, product_code: None }
+        PurchaseRequest { id, customer, amount, product_code: None, pay: PayMode::Prepaid }
     }
+}
+
+/// The voucher deductions a purchase holds on each side. Both empty (no allocation) for a
+/// purchase no voucher covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holds {
+    pub customer: Deductions,
+    pub partner: Deductions,
+}
+
+impl Holds {
+    fn is_empty(&self) -> bool {
+        self.customer.is_empty() && self.partner.is_empty()
+    }
+}
+
+/// What a purchase deducted from vouchers and charged to credit, on each side: for each,
+/// deduction + charge = the amount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Charges {
+    pub customer_deduction: Money,
+    pub partner_deduction: Money,
+    pub customer_charge: Money,
+    pub partner_charge: Money,
 }
 
 /// How a purchase is carried out.
@@ -76,6 +106,7 @@ pub struct PurchaseReceipt {
     pub charged: Uin,
     pub customer_available: Money,
     pub partner_available: Money,
+    pub charges: Charges,
 }
 
 /// An open reservation.
@@ -85,6 +116,7 @@ pub struct ReservationReceipt {
     pub charged: Uin,
     /// After this instant the engine releases the reservation.
     pub deadline: Timestamp,
+    pub charges: Charges,
 }
 
 /// Limits of one ledger partition.
@@ -103,13 +135,31 @@ struct Content {
     customer: Uin,
     amount: Money,
     product_code: Option<CompactString>,
+    pay: PayMode,
     mode: Mode,
+}
+
+impl Content {
+    /// What vouchers need to know of the purchase: nothing (no allocation) for the plain one.
+    fn goods(&self) -> Option<Arc<Goods>> {
+        if self.product_code.is_none() && self.pay == PayMode::Prepaid {
+            return None;
+        }
+        Some(Arc::new(Goods { product: self.product_code.clone(), pay: self.pay }))
+    }
 }
 
 #[derive(Clone, Debug)]
 enum State {
     InFlight,
-    Reserved { charged: Uin, deadline: Timestamp },
+    Reserved {
+        charged: Uin,
+        deadline: Timestamp,
+        /// The bill month its charges are booked to: the month it was reserved in.
+        month: Month,
+        /// Boxed: most reservations hold no voucher deduction.
+        holds: Option<Box<Holds>>,
+    },
     Committed,
     Cancelled,
     Expired,
@@ -146,11 +196,31 @@ pub struct Ledger {
     /// Open reservations by deadline, for expiry.
     deadlines: BTreeSet<(Timestamp, PurchaseId)>,
     open_reservations: usize,
+    /// The last month computed and its bounds, so that most purchases compute none.
+    month: (Timestamp, Timestamp, Month),
 }
 
 impl Ledger {
     pub fn new(limits: LedgerLimits) -> Ledger {
-        Ledger { limits, records: Records::default(), deadlines: BTreeSet::new(), open_reservations: 0 }
+        let month = Month::of(Timestamp(0));
+        Ledger {
+            limits,
+            records: Records::default(),
+            deadlines: BTreeSet::new(),
+            open_reservations: 0,
+            month: (month.start(), month.end(), month),
+        }
+    }
+
+    /// The bill month of `now`.
+    fn month_of(&mut self, now: Timestamp) -> Month {
+        let (start, end, month) = self.month;
+        if start <= now && now < end {
+            return month;
+        }
+        let month = Month::of(now);
+        self.month = (month.start(), month.end(), month);
+        month
     }
 
     /// A one-shot purchase or a reservation by `caller`.
@@ -159,6 +229,7 @@ impl Ledger {
             customer: request.customer,
             amount: request.amount,
             product_code: request.product_code,
+            pay: request.pay,
             mode,
         };
         // Authorize before anything is recorded, so that nobody can claim another customer's
@@ -193,6 +264,8 @@ impl Ledger {
             content.customer,
             None,
             content.amount,
+            Stamp { now, month: self.month_of(now), goods: content.goods() },
+            Holds::default(),
         );
         if matches!(mode, Mode::Reserve { .. }) {
             self.open_reservations += 1;
@@ -228,10 +301,12 @@ impl Ledger {
         if record.settling {
             return Next::Answer(Err(Rejection::PurchaseInProgress(id)));
         }
-        let answer = match (&record.state, commit) {
+        let answer = match (&mut record.state, commit) {
             (State::InFlight, _) => Err(Rejection::PurchaseInProgress(id.clone())),
-            (State::Reserved { charged, deadline }, _) => {
-                let (charged, deadline) = (*charged, *deadline);
+            (State::Reserved { charged, deadline, month, holds }, _) => {
+                let (charged, deadline, month) = (*charged, *deadline, *month);
+                let holds = holds.take().map_or_else(Holds::default, |holds| *holds);
+                let goods = if holds.is_empty() { None } else { record.content.goods() };
                 let amount = record.content.amount;
                 let (kind, state) = if now >= deadline {
                     (SagaKind::Release { expired: true }, State::Expired)
@@ -246,7 +321,8 @@ impl Ledger {
                 self.records.unresolved -= 1;
                 self.deadlines.remove(&(deadline, id.clone()));
                 self.open_reservations -= 1;
-                let saga = Saga::start(id, kind, caller, customer, Some(charged), amount);
+                let stamp = Stamp { now, month, goods };
+                let saga = Saga::start(id, kind, caller, customer, Some(charged), amount, stamp, holds);
                 return Next::Run(saga);
             }
             (State::Committed, true) => Ok(Outcome::Committed(id)),
@@ -263,7 +339,10 @@ impl Ledger {
     }
 
     /// Records the end of a saga and gives the answer for the request that started it.
-    pub fn finish(&mut self, saga: Saga, end: SagaEnd, now: Timestamp) -> Result<Outcome, Rejection> {
+    pub fn finish(&mut self, mut saga: Saga, end: SagaEnd, now: Timestamp) -> Result<Outcome, Rejection> {
+        let charges = saga.charges();
+        let holds = saga.holds.take().map_or_else(Holds::default, |holds| *holds);
+        let month = saga.stamp.month;
         let id = saga.id;
         if end == SagaEnd::Settled {
             // The record may have been forgotten meanwhile (capacity); then nobody waits.
@@ -288,6 +367,7 @@ impl Ledger {
                     charged,
                     customer_available,
                     partner_available,
+                    charges,
                 });
                 record.state = State::Committed;
                 record.first = Some(Ok(outcome.clone()));
@@ -300,8 +380,10 @@ impl Ledger {
                 };
                 // The deadline counts from the moment the reservation holds on both sides.
                 let deadline = now.plus_ms(timeout_ms);
-                let outcome = Outcome::Reserved(ReservationReceipt { id: id.clone(), charged, deadline });
-                record.state = State::Reserved { charged, deadline };
+                let outcome =
+                    Outcome::Reserved(ReservationReceipt { id: id.clone(), charged, deadline, charges });
+                let holds = if holds.is_empty() { None } else { Some(Box::new(holds)) };
+                record.state = State::Reserved { charged, deadline, month, holds };
                 record.first = Some(Ok(outcome.clone()));
                 self.deadlines.insert((deadline, id));
                 Ok(outcome)
@@ -323,16 +405,27 @@ impl Ledger {
             }
             let (_, id) = self.deadlines.pop_first().expect("first exists");
             let record = self.records.resolve_mut(&id, now);
-            let State::Reserved { charged, .. } = record.state else {
+            let State::Reserved { charged, month, ref mut holds, .. } = record.state else {
                 unreachable!("only reserved records have deadlines")
             };
+            let holds = holds.take().map_or_else(Holds::default, |holds| *holds);
             record.state = State::Expired;
             record.settling = true;
             self.open_reservations -= 1;
             let customer = record.content.customer;
             let amount = record.content.amount;
             let kind = SagaKind::Release { expired: true };
-            sagas.push(Saga::start(id, kind, Caller::Operator, customer, Some(charged), amount));
+            let stamp = Stamp { now, month, goods: None };
+            sagas.push(Saga::start(
+                id,
+                kind,
+                Caller::Operator,
+                customer,
+                Some(charged),
+                amount,
+                stamp,
+                holds,
+            ));
         }
         self.evict(now);
         sagas
@@ -390,6 +483,17 @@ pub enum Step {
     Done(SagaEnd),
 }
 
+/// When a saga runs and what it concerns, beyond the amount.
+#[derive(Debug)]
+struct Stamp {
+    /// When the saga started: vouchers are valid or not at this instant, usage is recorded
+    /// at it.
+    now: Timestamp,
+    /// The bill month the purchase's charges are booked to.
+    month: Month,
+    goods: Option<Arc<Goods>>,
+}
+
 /// A purchase-protocol operation in progress across the customer and the charged partner.
 #[derive(Debug)]
 pub struct Saga {
@@ -402,12 +506,21 @@ pub struct Saga {
     phase: Phase,
     customer_available: Money,
     partner_available: Money,
+    stamp: Stamp,
+    /// The deductions held and not yet made final or given back; boxed, and absent when
+    /// there are none, so that a plain purchase's saga stays small.
+    holds: Option<Box<Holds>>,
+    /// What the customer's and the partner's vouchers deducted, once known.
+    deducted: (Money, Money),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Phase {
     Start,
     CustomerReserved,
+    /// A one-shot purchase's partner charge is done and its voucher deductions are being
+    /// made final.
+    PartnerSettling,
     PartnerDone,
     /// Undoing the customer's reservation after the partner refused. Boxed: refusals are
     /// rare and every saga is as large as its largest phase.
@@ -416,6 +529,7 @@ enum Phase {
 }
 
 impl Saga {
+    #[allow(clippy::too_many_arguments)]
     fn start(
         id: PurchaseId,
         kind: SagaKind,
@@ -423,6 +537,8 @@ impl Saga {
         customer: Uin,
         charged: Option<Uin>,
         amount: Money,
+        stamp: Stamp,
+        holds: Holds,
     ) -> Saga {
         Saga {
             id,
@@ -434,6 +550,73 @@ impl Saga {
             phase: Phase::Start,
             customer_available: Money::ZERO,
             partner_available: Money::ZERO,
+            deducted: (holds.customer.total(), holds.partner.total()),
+            stamp,
+            holds: if holds.is_empty() { None } else { Some(Box::new(holds)) },
+        }
+    }
+
+    /// What each side deducted and was charged.
+    fn charges(&self) -> Charges {
+        let (customer_deduction, partner_deduction) = self.deducted;
+        Charges {
+            customer_deduction,
+            partner_deduction,
+            customer_charge: self.amount - customer_deduction,
+            partner_charge: self.amount - partner_deduction,
+        }
+    }
+
+    /// Takes one side's held deductions (`customer` or the partner's).
+    fn take_holds(&mut self, customer: bool) -> Deductions {
+        match self.holds.as_deref_mut() {
+            Some(holds) if customer => std::mem::take(&mut holds.customer),
+            Some(holds) => std::mem::take(&mut holds.partner),
+            None => Deductions::default(),
+        }
+    }
+
+    /// Keeps one side's held deductions; nothing is stored for none.
+    fn keep_holds(&mut self, customer: bool, deductions: Deductions) {
+        if deductions.is_empty() {
+            return;
+        }
+        let holds = self.holds.get_or_insert_with(Default::default);
+        if customer {
+            holds.customer = deductions;
+        } else {
+            holds.partner = deductions;
+        }
+    }
+
+    /// What a commit records on the vouchers of one side; nothing when it deducted none.
+    fn settlement(&self, deductions: Deductions) -> Option<Box<Settlement>> {
+        if deductions.is_empty() {
+            return None;
+        }
+        Some(Box::new(Settlement {
+            deductions,
+            purchase: self.id.clone(),
+            goods: self.stamp.goods.clone(),
+            time: self.stamp.now,
+            customer: self.customer,
+        }))
+    }
+
+    fn commit_customer(&mut self) -> Command {
+        let deductions = self.take_holds(true);
+        Command::Commit {
+            amount: self.amount - deductions.total(),
+            month: self.stamp.month,
+            vouchers: self.settlement(deductions),
+        }
+    }
+
+    fn release_customer(&mut self) -> Command {
+        let deductions = self.take_holds(true);
+        Command::Release {
+            amount: self.amount - deductions.total(),
+            vouchers: (!deductions.is_empty()).then(|| Box::new(deductions)),
         }
     }
 
@@ -443,14 +626,20 @@ impl Saga {
     }
 
     /// The first step.
-    pub fn first_step(&self) -> Step {
+    pub fn first_step(&mut self) -> Step {
         let amount = self.amount;
         match self.kind {
-            SagaKind::OneShot | SagaKind::Reserve => {
-                Step::Call(self.customer, Command::ReserveCustomer { caller: self.caller, amount })
-            }
-            SagaKind::Commit => Step::Call(self.customer, Command::Commit { amount }),
-            SagaKind::Release { .. } => Step::Call(self.customer, Command::Release { amount }),
+            SagaKind::OneShot | SagaKind::Reserve => Step::Call(
+                self.customer,
+                Command::ReserveCustomer {
+                    caller: self.caller,
+                    amount,
+                    now: self.stamp.now,
+                    goods: self.stamp.goods.clone(),
+                },
+            ),
+            SagaKind::Commit => Step::Call(self.customer, self.commit_customer()),
+            SagaKind::Release { .. } => Step::Call(self.customer, self.release_customer()),
         }
     }
 
@@ -460,32 +649,58 @@ impl Saga {
         let phase = std::mem::replace(&mut self.phase, Phase::Start);
         match (&self.kind, phase, reply) {
             (SagaKind::OneShot | SagaKind::Reserve, Phase::Start, Ok(reply)) => {
-                let Reply::CustomerReserved { charged, available } = reply else {
+                let Reply::CustomerReserved { charged, available, deductions } = reply else {
                     unreachable!("a customer reservation answers CustomerReserved")
                 };
                 self.charged = Some(charged);
                 self.customer_available = available;
+                self.deducted.0 = deductions.total();
+                self.keep_holds(true, deductions);
                 self.phase = Phase::CustomerReserved;
                 let commit = self.kind == SagaKind::OneShot;
-                Step::Call(charged, Command::ReservePartner { amount, commit })
+                let command = Command::ReservePartner {
+                    amount,
+                    commit,
+                    customer: self.customer,
+                    now: self.stamp.now,
+                    month: self.stamp.month,
+                    goods: self.stamp.goods.clone(),
+                };
+                Step::Call(charged, command)
             }
             (SagaKind::OneShot | SagaKind::Reserve, Phase::Start, Err(rejection)) => {
                 Step::Done(SagaEnd::Refused(rejection))
             }
             (SagaKind::OneShot | SagaKind::Reserve, Phase::CustomerReserved, Err(rejection)) => {
                 self.phase = Phase::Undoing(Box::new(rejection));
-                Step::Call(self.customer, Command::Release { amount })
+                Step::Call(self.customer, self.release_customer())
             }
-            (SagaKind::Reserve, Phase::CustomerReserved, Ok(_)) => {
-                Step::Done(SagaEnd::Reserved { charged: self.charged.expect("charged known") })
-            }
-            (SagaKind::OneShot, Phase::CustomerReserved, Ok(reply)) => {
-                let Reply::Available(available) = reply else {
-                    unreachable!("a partner reservation answers Available")
+            (SagaKind::OneShot | SagaKind::Reserve, Phase::CustomerReserved, Ok(reply)) => {
+                let Reply::PartnerReserved { available, deductions } = reply else {
+                    unreachable!("a partner reservation answers PartnerReserved")
                 };
                 self.partner_available = available;
+                self.deducted.1 = deductions.total();
+                let charged = self.charged.expect("charged known");
+                if self.kind == SagaKind::Reserve {
+                    self.keep_holds(false, deductions);
+                    return Step::Done(SagaEnd::Reserved { charged });
+                }
+                match self.settlement(deductions) {
+                    Some(settlement) => {
+                        self.phase = Phase::PartnerSettling;
+                        Step::Call(charged, Command::SettleVouchers(settlement))
+                    }
+                    None => {
+                        self.phase = Phase::PartnerDone;
+                        Step::Call(self.customer, self.commit_customer())
+                    }
+                }
+            }
+            (SagaKind::OneShot, Phase::PartnerSettling, reply) => {
+                expect_settled(reply, self.charged.expect("charged known"));
                 self.phase = Phase::PartnerDone;
-                Step::Call(self.customer, Command::Commit { amount })
+                Step::Call(self.customer, self.commit_customer())
             }
             (SagaKind::OneShot, Phase::PartnerDone, reply) => {
                 expect_settled(reply, self.customer);
@@ -503,10 +718,19 @@ impl Saga {
                 expect_settled(reply, self.customer);
                 self.phase = Phase::CustomerSettled;
                 let charged = self.charged.expect("a reservation knows its partner");
+                let deductions = self.take_holds(false);
+                let charge = amount - deductions.total();
                 let command = if self.kind == SagaKind::Commit {
-                    Command::Commit { amount }
+                    Command::Commit {
+                        amount: charge,
+                        month: self.stamp.month,
+                        vouchers: self.settlement(deductions),
+                    }
                 } else {
-                    Command::Release { amount }
+                    Command::Release {
+                        amount: charge,
+                        vouchers: (!deductions.is_empty()).then(|| Box::new(deductions)),
+                    }
                 };
                 Step::Call(charged, command)
             }

@@ -23,14 +23,7 @@ fn world(limits: LedgerLimits) -> World {
     let customer = CustomerCredit { total: Money::from_units(50), ..Default::default() };
     let mut accounts = HashMap::new();
     accounts.insert(R, Account::new(R, Role::Reseller { credit: partner }, Timestamp(0)));
-    accounts.insert(
-        C,
-        Account::new(
-            C,
-            Role::Customer { parent: R, charged: R, credit: customer, suspended: false },
-            Timestamp(0),
-        ),
-    );
+    accounts.insert(C, Account::new(C, Role::customer(R, R, customer), Timestamp(0)));
     World { ledger: Ledger::new(limits), accounts, now: Timestamp(1_000) }
 }
 
@@ -152,13 +145,9 @@ fn refusals_are_recorded_and_release_the_customer() {
     let mut w = world(limits());
     assert_eq!(name(w.purchase("big", 51)), "InsufficientCustomerCredit");
     // The partner refuses after the customer reserved: the customer's hold is undone.
-    w.accounts
-        .get_mut(&R)
-        .unwrap()
-        .handle(Command::ReservePartner { amount: Money::from_units(95), commit: true })
-        .unwrap();
+    w.accounts.get_mut(&R).unwrap().handle(Command::HoldEscrow { amount: Money::from_units(95) }).unwrap();
     assert_eq!(name(w.purchase("p2", 10)), "InsufficientPartnerCredit");
-    assert_eq!(w.books(), units((0, 0, 95, 0)));
+    assert_eq!(w.books(), units((0, 0, 0, 95)));
     assert_eq!(name(w.purchase("p2", 10)), "InsufficientPartnerCredit", "a repeat returns the refusal");
     assert_eq!(name(w.cancel("p2")), "NotAReservation");
 }

@@ -6,8 +6,9 @@
 //! bounds, the operator-only actions) and leaves every rule that reads state to the actors.
 //!
 //! Invariants:
-//! - the engine holds no account or purchase state; it holds the runtime, the clock and
-//!   its configuration;
+//! - the engine holds no account or purchase state; it holds the runtime, the clock, its
+//!   configuration, the event bus, and two indexes (voucher -> owner, postpaid resource ->
+//!   customer) so that an operation naming only a voucher or a resource finds its actor;
 //! - a refusal ([`Error::Rejected`]) changes nothing; a [`Error::Failed`] means the outcome is
 //!   unknown because the runtime stopped.
 
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use dashmap::DashMap;
 use futures::future::join_all;
 
 use crate::audit::Audit;
@@ -22,11 +24,20 @@ use crate::clock::{Clock, SystemClock};
 use crate::coordinator::{LedgerLimits, Mode, Outcome, PurchaseReceipt, PurchaseRequest, ReservationReceipt};
 use crate::domain::{
     Account, AccountKind, AccountView, Action, AllocationRecord, Caller, Command, CreditLine, KindRequired,
-    Money, Profile, PurchaseId, QuotaTable, RecordInfo, Rejection, Reply, Role, Uin,
+    Money, Profile, PurchaseId, QuotaTable, RecordInfo, Rejection, Reply, Role, Uin, VoucherId, VoucherPool,
 };
+use crate::events::EventBus;
 use crate::limits::RateLimits;
 use crate::runtime::{CoordinatorOp, Failure, Runtime, RuntimeKind, RuntimeSettings};
 use crate::world::World;
+
+#[path = "engine_rules.rs"]
+mod rules;
+pub use rules::{
+    check_coefficient, usage_of, NewCustomerVoucher, NewPartnerVoucher, PartnerVoucherType, VoucherAmount,
+    VoucherFilter, VoucherListStatus, VoucherPage, VoucherPoolView, VoucherUsage, RESOURCE_ID_MAX,
+    VOUCHER_PAGE_SIZE_MAX, VOUCHER_UIN_LIST_MAX,
+};
 
 /// The engine's settings, with the documented defaults.
 #[derive(Clone, Debug)]
@@ -63,6 +74,9 @@ pub struct EngineConfig {
     /// How often callers with a full budget again are forgotten by the rate limiter (10 s;
     /// at least 100 ms).
     pub rate_limit_sweep_interval_ms: u64,
+    /// The freezing coefficient of ActivatePostpaid when a request names none (1: the whole
+    /// amount is frozen).
+    pub freezing_coefficient_default: rust_decimal::Decimal,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +95,7 @@ impl Default for EngineConfig {
             escrow_partners: Vec::new(),
             quotas: QuotaTable::documented(),
             rate_limit_sweep_interval_ms: 10_000,
+            freezing_coefficient_default: rust_decimal::Decimal::ONE,
         }
     }
 }
@@ -150,6 +165,8 @@ pub struct BillingQuota {
     pub total: Money,
     pub remaining: Money,
     pub postpay_frozen: Money,
+    /// What its vouchers can still deduct.
+    pub remaining_voucher: Money,
     /// 0 normal, 2 forced suspension.
     pub force: u8,
 }
@@ -244,6 +261,16 @@ pub struct Engine {
     config: EngineConfig,
     /// The next UIN to try when a creation names none.
     next_uin: AtomicU64,
+    /// Where credit warnings go (see [`crate::events`]).
+    events: Arc<EventBus>,
+    /// The next voucher id.
+    next_voucher: AtomicU64,
+    /// Which account owns each voucher.
+    vouchers: Arc<DashMap<VoucherId, Uin>>,
+    /// Which customer each active postpaid resource freezes credit of.
+    resources: Arc<DashMap<Box<str>, Uin>>,
+    /// Held by a trial-voucher priority switch and by a customer's creation, which reads it.
+    switching: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
@@ -254,6 +281,7 @@ impl Engine {
 
     pub fn start_with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
         let partitions = config.workers.max(1);
+        let events = Arc::new(EventBus::new());
         let settings = RuntimeSettings {
             workers: config.workers.max(1),
             mailbox_capacity: config.mailbox_capacity,
@@ -264,13 +292,26 @@ impl Engine {
             },
             expiry_sweep_interval_ms: config.expiry_sweep_interval_ms,
             escrow_partners: config.escrow_partners.clone(),
+            events: events.clone(),
         };
         let runtime = Arc::new(Runtime::start(config.runtime, settings, clock.clone()));
         let limits = Arc::new(RateLimits::new(&config.quotas, clock.clone()));
         let sweeper = limits
             .any()
             .then(|| spawn_rate_limit_sweeper(Arc::downgrade(&limits), config.rate_limit_sweep_interval_ms));
-        Engine { runtime, limits, sweeper, clock, config, next_uin: AtomicU64::new(100_000_000_001) }
+        Engine {
+            runtime,
+            limits,
+            sweeper,
+            clock,
+            config,
+            next_uin: AtomicU64::new(100_000_000_001),
+            events,
+            next_voucher: AtomicU64::new(1),
+            vouchers: Arc::new(DashMap::new()),
+            resources: Arc::new(DashMap::new()),
+            switching: Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -351,13 +392,9 @@ impl Engine {
     pub async fn create_customer(&self, caller: Caller, customer: NewCustomer) -> EngineResult<Uin> {
         self.admit(caller, Action::CreateClient)?;
         require_operator(caller, "create customers")?;
-        let role = Role::Customer {
-            parent: customer.parent,
-            // Replaced by the partner the parent names when it adopts the customer.
-            charged: customer.parent,
-            credit: Default::default(),
-            suspended: false,
-        };
+        // The charged partner is replaced by the one the parent names when it adopts the
+        // customer.
+        let role = Role::customer(customer.parent, customer.parent, Default::default());
         let profile = profile(customer.name, customer.email);
         self.create(customer.uin, role, profile, Some((customer.parent, AccountKind::Customer))).await
     }
@@ -376,14 +413,31 @@ impl Engine {
         };
         let runtime = self.runtime.clone();
         let created = self.clock.now();
+        // A customer copies its partner's trial-voucher priority switch: no switch may run
+        // between that read and the customer's registration.
+        let switching = match role {
+            Role::Customer { .. } => Some(self.switching.clone().lock_owned().await),
+            _ => None,
+        };
         // Adopt, then spawn (or disown): run to the end even if the caller stops waiting, so
         // no parent is left listing a child that was never created.
         run_to_end(async move {
+            let _switching = switching;
             if let Some((parent, child_kind)) = parent {
                 let reply = call(&runtime, parent, Command::AdoptChild { child: uin, child_kind }).await?;
-                if let (Reply::Adopted { charged }, Role::Customer { charged: slot, .. }) = (reply, &mut role)
+                if let (Reply::Adopted { charged }, Role::Customer { charged: slot, trial_first, .. }) =
+                    (reply, &mut role)
                 {
                     *slot = charged;
+                    // The charged partner's trial-voucher priority switch.
+                    let details = Command::Details {
+                        now: created,
+                        vouchers: false,
+                        usage: crate::domain::account::UsageOf::None,
+                    };
+                    if let Reply::Details(details) = call(&runtime, charged, details).await? {
+                        *trial_first = details.trial_first;
+                    }
                 }
             }
             let mut account = Account::new(uin, role, created);
@@ -696,10 +750,15 @@ impl Engine {
         let Role::Customer { credit, suspended, .. } = view.role else {
             return Err(wrong_kind(customer, KindRequired::Customer));
         };
+        let remaining_voucher = self
+            .details_with(customer, false, crate::domain::account::UsageOf::None)
+            .await?
+            .vouchers_remaining;
         Ok(BillingQuota {
             total: credit.total,
             remaining: credit.available(),
             postpay_frozen: credit.frozen,
+            remaining_voucher,
             force: if suspended { 2 } else { 0 },
         })
     }

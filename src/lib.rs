@@ -9,6 +9,7 @@
 //! - [`coordinator`]: the purchase ledger and the two-phase saga, as state machines;
 //! - [`runtime`]: how actors map to threads (`actix`: one actix actor per UIN);
 //! - [`engine`]: the async API that everything else calls; [`limits`]: its rate limits;
+//! - [`events`]: the in-process event bus the engine publishes credit warnings on;
 //! - [`api`]: the HTTP API server (feature `http`, on by default);
 //! - [`world`]: hierarchies to import, from a file or generated; [`audit`]: the books' check;
 //! - [`load`]: the `partner-credit load` job; [`bench`]: the runtimes side by side.
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod coordinator;
 pub mod domain;
 pub mod engine;
+pub mod events;
 pub mod limits;
 pub mod load;
 pub mod runtime;

@@ -240,12 +240,7 @@ impl World {
         for entry in &self.customers {
             let credit = CustomerCredit { total: money(entry.uin, entry.credit)?, ..Default::default() };
             // The charged partner is settled below, once every parent is known.
-            let role = Role::Customer {
-                parent: Uin(entry.parent),
-                charged: Uin(entry.parent),
-                credit,
-                suspended: false,
-            };
+            let role = Role::customer(Uin(entry.parent), Uin(entry.parent), credit);
             add(Account::new(Uin(entry.uin), role, now), &entry.name, &mut accounts)?;
         }
         // Link children to parents, count what each parent gave, settle charged partners.

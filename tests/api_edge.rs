@@ -387,10 +387,12 @@ async fn purchase_protocol() {
     assert_eq!(
         results,
         json!([
-            {"PurchaseId": "k1", "Status": "Committed"},
+            {"PurchaseId": "k1", "Status": "Committed", "ClientVoucherDeduction": 0,
+             "PartnerVoucherDeduction": 0, "ClientCharge": 1, "PartnerCharge": 1},
             {"PurchaseId": "k2", "Status": "Refused", "ErrorCode": "FailedOperation.InsufficientClientCredit",
              "ErrorMessage": "customer 10 has 177.5 available, the purchase needs 10000"},
-            {"PurchaseId": "k3", "Status": "Committed"},
+            {"PurchaseId": "k3", "Status": "Committed", "ClientVoucherDeduction": 0,
+             "PartnerVoucherDeduction": 0, "ClientCharge": 2, "PartnerCharge": 2},
         ])
     );
     // One bad element refuses the whole batch, naming it.
@@ -439,4 +441,436 @@ async fn rate_limits_and_unsupported_actions() {
     let mut forged = Call::new("r", "DescribeBillSummary", &json!({}));
     forged.secret_key = "guess";
     assert_eq!(code(&send!(app, forged.request(now()))), "AuthFailure.SignatureFailure");
+}
+
+/// The books of R, C and R2 with their vouchers, bills, frozen credit and thresholds.
+async fn all_books(engine: &partner_credit::Engine) -> Vec<String> {
+    let mut books = vec![format!("{:?}", books(engine).await)];
+    for uin in [3, 4, 10] {
+        let details = engine.account_details(OP, Uin(uin)).await.unwrap();
+        books.push(format!("{:?} {details:?}", engine.account(OP, Uin(uin)).await.unwrap().role));
+    }
+    books
+}
+
+/// Every parameter error of the voucher, postpaid, bill, warning and clock actions has its
+/// code and names what is wrong, and changes nothing.
+#[actix_web::test]
+async fn voucher_bill_warning_and_clock_parameters() {
+    let (engine, _clock, app) = world!();
+    let before = all_books(&engine).await;
+    let now = engine.now().0;
+    let expire = "2026-12-31 23:59:59";
+    let issue = |fields: Value| {
+        let mut body = json!({"CustomerUin": 10, "Amount": 1, "ExpireTime": expire});
+        for (name, value) in fields.as_object().unwrap() {
+            if value.is_null() {
+                body.as_object_mut().unwrap().remove(name);
+            } else {
+                body[name] = value.clone();
+            }
+        }
+        Call::new("r", "IssueCustomerVoucher", &body)
+    };
+    let apply = |key, fields: Value| {
+        let mut body = json!({"Type": "General", "Amount": 1, "ExpireTime": expire});
+        for (name, value) in fields.as_object().unwrap() {
+            if value.is_null() {
+                body.as_object_mut().unwrap().remove(name);
+            } else {
+                body[name] = value.clone();
+            }
+        }
+        Call::new(key, "ApplyPartnerVoucher", &body)
+    };
+    let codes: Vec<String> = (0..51).map(|index| format!("p{index}")).collect();
+    let cases = [
+        // GrantVoucherQuota
+        (Call::new("op", "GrantVoucherQuota", &json!({"Quota": 5})), "MissingParameter", "PartnerUin"),
+        (
+            Call::new("op", "GrantVoucherQuota", &json!({"PartnerUin": 3, "Quota": "5"})),
+            "InvalidParameter",
+            "Quota",
+        ),
+        (
+            Call::new("op", "GrantVoucherQuota", &json!({"PartnerUin": 3, "Quota": 0})),
+            "InvalidParameterValue.Amount",
+            "changes nothing",
+        ),
+        (
+            Call::new("op", "GrantVoucherQuota", &json!({"PartnerUin": 3, "Quota": -1})),
+            "FailedOperation.InsufficientVoucherQuota",
+            "voucher quota left",
+        ),
+        (
+            Call::new("op", "GrantVoucherQuota", &json!({"PartnerUin": 99, "Quota": 5})),
+            "ResourceNotFound.PartnerUin",
+            "99",
+        ),
+        (
+            Call::new("r", "GrantVoucherQuota", &json!({"PartnerUin": 3, "Quota": 5})),
+            "UnauthorizedOperation.UinNoAuth",
+            "operator",
+        ),
+        // IssueCustomerVoucher
+        (issue(json!({"CustomerUin": null})), "MissingParameter", "CustomerUin"),
+        (issue(json!({"CustomerUin": "10"})), "InvalidParameter", "CustomerUin"),
+        (issue(json!({"Amount": null})), "MissingParameter", "Amount"),
+        (issue(json!({"Amount": 1000000.01})), "InvalidParameterValue.VoucherAmountOutOfRange", "1000000"),
+        (issue(json!({"Amount": -1})), "InvalidParameterValue.VoucherAmountOutOfRange", "-1"),
+        (issue(json!({"Amount": -0.01})), "InvalidParameterValue.VoucherAmountOutOfRange", "from 0"),
+        (issue(json!({"Amount": 0.000000001})), "InvalidParameterValue", "decimal places"),
+        (issue(json!({"ExpireTime": null})), "MissingParameter", "ExpireTime"),
+        (issue(json!({"ExpireTime": 1798761599})), "InvalidParameter", "ExpireTime"),
+        (
+            issue(json!({"ExpireTime": "2026-12-31T23:59:59Z"})),
+            "InvalidParameterValue",
+            "YYYY-MM-DD hh:mm:ss",
+        ),
+        (issue(json!({"ExpireTime": "2026-13-01 00:00:00"})), "InvalidParameterValue", "no month 13"),
+        (issue(json!({"ExpireTime": "2026-02-29 00:00:00"})), "InvalidParameterValue", "no day 29"),
+        (issue(json!({"EffectiveTime": "2026-01-01 25:00:00"})), "InvalidParameterValue", "EffectiveTime"),
+        (
+            issue(json!({"EffectiveTime": "2027-01-01 00:00:00"})),
+            "InvalidParameterValue",
+            "must be after the effective time",
+        ),
+        (issue(json!({"ProductScope": "Everything"})), "InvalidParameterValue", "ProductScope"),
+        (issue(json!({"ProductScope": "SpecifyProducts"})), "MissingParameter", "ProductCodes"),
+        (
+            issue(json!({"ProductScope": "SpecifyProductsBlacklist", "ProductCodes": []})),
+            "InvalidParameterValue",
+            "1 to 50 product codes",
+        ),
+        (
+            issue(json!({"ProductCodes": ["cvm"]})),
+            "InvalidParameterValue",
+            "AllProducts takes no product codes",
+        ),
+        (
+            issue(json!({"ProductScope": "SpecifyProducts", "ProductCodes": "cvm"})),
+            "InvalidParameter",
+            "ProductCodes",
+        ),
+        (
+            issue(json!({"ProductScope": "SpecifyProducts", "ProductCodes": ["cvm", 7]})),
+            "InvalidParameter",
+            "ProductCodes.1",
+        ),
+        (
+            issue(json!({"ProductScope": "SpecifyProducts", "ProductCodes": codes})),
+            "InvalidParameterValue",
+            "got 51",
+        ),
+        (
+            issue(json!({"ProductScope": "SpecifyProducts", "ProductCodes": ["cvm", "cvm"]})),
+            "InvalidParameterValue",
+            "listed twice",
+        ),
+        (issue(json!({"PaymentMode": "Credit"})), "InvalidParameterValue", "AllPayment, Prepaid or Postpaid"),
+        (issue(json!({"Usage": "CustomerOffer"})), "UnknownParameter", "Usage"),
+        (
+            Call::new(
+                "r2",
+                "IssueCustomerVoucher",
+                &json!({"CustomerUin": 10, "Amount": 1, "ExpireTime": expire}),
+            ),
+            "UnauthorizedOperation.NotCustomerUin",
+            "may not act",
+        ),
+        (issue(json!({})), "FailedOperation.InsufficientVoucherQuota", "0 of voucher quota left"),
+        // ApplyPartnerVoucher
+        (apply("r", json!({"Type": null})), "MissingParameter", "Type"),
+        (apply("r", json!({"Type": "Trial"})), "InvalidParameterValue", "General or ProductTrial"),
+        (apply("r", json!({"CustomerUin": 10})), "InvalidParameterValue", "only a ProductTrial"),
+        (apply("r", json!({"Type": "ProductTrial"})), "MissingParameter", "CustomerUin"),
+        (apply("op", json!({})), "MissingParameter", "PartnerUin"),
+        (apply("r", json!({"Amount": 2000000})), "InvalidParameterValue.VoucherAmountOutOfRange", "2000000"),
+        (apply("r", json!({"ExpireTime": "2025-12-31 00:00:00"})), "InvalidParameterValue", "after now"),
+        (apply("r", json!({"ExpireTime": "31/12/2026"})), "InvalidParameterValue", "YYYY-MM-DD hh:mm:ss"),
+        (apply("r", json!({"EffectiveTime": expire})), "UnknownParameter", "EffectiveTime"),
+        (apply("r", json!({"PartnerUin": 4})), "UnauthorizedOperation.UinNoAuth", "may not act"),
+        (apply("c", json!({})), "FailedOperation.UinNotAgent", "distributor or reseller"),
+        (
+            apply("r2", json!({"Type": "ProductTrial", "CustomerUin": 10})),
+            "InvalidParameterValue",
+            "charge 3, not 4",
+        ),
+        // ApprovePartnerVoucher, WithdrawCustomerVoucher, InvalidatePartnerVoucher
+        (Call::new("op", "ApprovePartnerVoucher", &json!({})), "MissingParameter", "VoucherId"),
+        (
+            Call::new("op", "ApprovePartnerVoucher", &json!({"VoucherId": "1"})),
+            "InvalidParameter",
+            "VoucherId",
+        ),
+        (
+            Call::new("op", "ApprovePartnerVoucher", &json!({"VoucherId": 0})),
+            "InvalidParameterValue",
+            "VoucherId",
+        ),
+        (
+            Call::new("op", "ApprovePartnerVoucher", &json!({"VoucherId": 99})),
+            "ResourceNotFound.VoucherId",
+            "99",
+        ),
+        (
+            Call::new("r", "ApprovePartnerVoucher", &json!({"VoucherId": 99})),
+            "UnauthorizedOperation.UinNoAuth",
+            "operator",
+        ),
+        (Call::new("r", "WithdrawCustomerVoucher", &json!({})), "MissingParameter", "VoucherId"),
+        (
+            Call::new("r", "WithdrawCustomerVoucher", &json!({"VoucherId": 99})),
+            "ResourceNotFound.VoucherId",
+            "99",
+        ),
+        (
+            Call::new("r", "InvalidatePartnerVoucher", &json!({"VoucherId": -2})),
+            "InvalidParameterValue",
+            "VoucherId",
+        ),
+        (
+            Call::new("r", "InvalidatePartnerVoucher", &json!({"VoucherId": 99})),
+            "ResourceNotFound.VoucherId",
+            "99",
+        ),
+        // SetTrialVoucherPriority
+        (Call::new("r", "SetTrialVoucherPriority", &json!({})), "MissingParameter", "Enabled"),
+        (
+            Call::new("r", "SetTrialVoucherPriority", &json!({"Enabled": "no"})),
+            "InvalidParameter",
+            "true or false",
+        ),
+        (
+            Call::new("op", "SetTrialVoucherPriority", &json!({"Enabled": true})),
+            "MissingParameter",
+            "PartnerUin",
+        ),
+        (
+            Call::new("r", "SetTrialVoucherPriority", &json!({"Enabled": false, "PartnerUin": 4})),
+            "UnauthorizedOperation.UinNoAuth",
+            "may not act",
+        ),
+        (
+            Call::new("c", "SetTrialVoucherPriority", &json!({"Enabled": false})),
+            "FailedOperation.UinNotAgent",
+            "10",
+        ),
+        // ActivatePostpaid, TerminatePostpaid
+        (
+            Call::new("c", "ActivatePostpaid", &json!({"ClientUin": 10, "Amount": 1})),
+            "MissingParameter",
+            "ResourceId",
+        ),
+        (
+            Call::new("c", "ActivatePostpaid", &json!({"ResourceId": "", "ClientUin": 10, "Amount": 1})),
+            "InvalidParameterValue",
+            "ResourceId",
+        ),
+        (
+            Call::new(
+                "c",
+                "ActivatePostpaid",
+                &json!({"ResourceId": "x".repeat(65), "ClientUin": 10, "Amount": 1}),
+            ),
+            "InvalidParameterValue",
+            "1 to 64 characters",
+        ),
+        (
+            Call::new(
+                "c",
+                "ActivatePostpaid",
+                &json!({"ResourceId": "vm", "ClientUin": 10, "Amount": 1, "FreezingCoefficient": 1.5}),
+            ),
+            "InvalidParameterValue",
+            "outside 0 to 1",
+        ),
+        (
+            Call::new(
+                "c",
+                "ActivatePostpaid",
+                &json!({"ResourceId": "vm", "ClientUin": 10, "Amount": 1, "FreezingCoefficient": "0.5"}),
+            ),
+            "InvalidParameter",
+            "FreezingCoefficient",
+        ),
+        (
+            Call::new("c", "ActivatePostpaid", &json!({"ResourceId": "vm", "ClientUin": 10, "Amount": 0})),
+            "InvalidParameterValue.Amount",
+            "0",
+        ),
+        (
+            Call::new(
+                "c",
+                "ActivatePostpaid",
+                &json!({"ResourceId": "vm", "ClientUin": 10, "Amount": 200.01}),
+            ),
+            "FailedOperation.InsufficientClientCredit",
+            "needs 200.01",
+        ),
+        (
+            Call::new("r2", "ActivatePostpaid", &json!({"ResourceId": "vm", "ClientUin": 10, "Amount": 1})),
+            "UnauthorizedOperation.NotCustomerUin",
+            "may not act",
+        ),
+        (
+            Call::new("c", "TerminatePostpaid", &json!({"ResourceId": "vm"})),
+            "ResourceNotFound.ResourceId",
+            "vm",
+        ),
+        (Call::new("c", "TerminatePostpaid", &json!({"ResourceId": 5})), "InvalidParameter", "ResourceId"),
+        // ConfirmBill, SettlePartnerBill
+        (Call::new("r", "ConfirmBill", &json!({"ClientUin": 10})), "MissingParameter", "Month"),
+        (
+            Call::new("r", "ConfirmBill", &json!({"ClientUin": 10, "Month": "2026-1"})),
+            "InvalidParameterValue",
+            "YYYY-MM",
+        ),
+        (
+            Call::new("r", "ConfirmBill", &json!({"ClientUin": 10, "Month": "2026-13"})),
+            "InvalidParameterValue",
+            "2026-13",
+        ),
+        (
+            Call::new("r", "ConfirmBill", &json!({"ClientUin": 10, "Month": 202601})),
+            "InvalidParameter",
+            "Month",
+        ),
+        (
+            Call::new("r", "ConfirmBill", &json!({"ClientUin": 10, "Month": "2026-01"})),
+            "FailedOperation.BillNotFinal",
+            "not final",
+        ),
+        (
+            Call::new("r", "ConfirmBill", &json!({"ClientUin": 10, "Month": "2025-11"})),
+            "ResourceNotFound.Bill",
+            "2025-11",
+        ),
+        (
+            Call::new("r2", "ConfirmBill", &json!({"ClientUin": 10, "Month": "2025-11"})),
+            "UnauthorizedOperation.NotCustomerUin",
+            "may not act",
+        ),
+        (
+            Call::new("r", "SettlePartnerBill", &json!({"PartnerUin": 3, "Month": "2025-11"})),
+            "UnauthorizedOperation.UinNoAuth",
+            "operator",
+        ),
+        (
+            Call::new("op", "SettlePartnerBill", &json!({"PartnerUin": 10, "Month": "2025-11"})),
+            "FailedOperation.UinNotAgent",
+            "10",
+        ),
+        (
+            Call::new("op", "SettlePartnerBill", &json!({"PartnerUin": 99, "Month": "2025-11"})),
+            "ResourceNotFound.PartnerUin",
+            "99",
+        ),
+        (
+            Call::new("op", "SettlePartnerBill", &json!({"PartnerUin": 3, "Month": "Jan"})),
+            "InvalidParameterValue",
+            "YYYY-MM",
+        ),
+        // SetCreditWarning
+        (
+            Call::new("r", "SetCreditWarning", &json!({"RemainingPercent": 10})),
+            "MissingParameter",
+            "ClientUin",
+        ),
+        (
+            Call::new(
+                "r",
+                "SetCreditWarning",
+                &json!({"ClientUin": 10, "RemainingPercent": 10, "RemainingAmount": 5}),
+            ),
+            "InvalidParameterValue",
+            "not both",
+        ),
+        (
+            Call::new("r", "SetCreditWarning", &json!({"ClientUin": 10, "RemainingPercent": 100.5})),
+            "InvalidParameterValue",
+            "between 0 and 100",
+        ),
+        (
+            Call::new("r", "SetCreditWarning", &json!({"ClientUin": 10, "RemainingPercent": 10.555})),
+            "InvalidParameterValue",
+            "2 decimal places",
+        ),
+        (
+            Call::new("r", "SetCreditWarning", &json!({"ClientUin": 10, "RemainingPercent": "10"})),
+            "InvalidParameter",
+            "RemainingPercent",
+        ),
+        (
+            Call::new("r", "SetCreditWarning", &json!({"ClientUin": 10, "RemainingAmount": -1})),
+            "InvalidParameterValue",
+            "RemainingAmount",
+        ),
+        (
+            Call::new("r2", "SetCreditWarning", &json!({"ClientUin": 10, "RemainingAmount": 1})),
+            "UnauthorizedOperation.NotCustomerUin",
+            "may not act",
+        ),
+        // AdvanceClock, on a server without the setting
+        (
+            Call::new("op", "AdvanceClock", &json!({"Seconds": 60})),
+            "UnsupportedOperation",
+            "adjustable_clock = true",
+        ),
+        (Call::new("op", "AdvanceClock", &json!({})), "MissingParameter", "Seconds"),
+        (
+            Call::new("op", "AdvanceClock", &json!({"Seconds": 0})),
+            "InvalidParameterValue",
+            "outside 1 to 31536000",
+        ),
+        (Call::new("op", "AdvanceClock", &json!({"Seconds": 31536001})), "InvalidParameterValue", "one year"),
+        (Call::new("op", "AdvanceClock", &json!({"Seconds": 1.5})), "InvalidParameter", "Seconds"),
+        (
+            Call::new("r", "AdvanceClock", &json!({"Seconds": 60})),
+            "UnauthorizedOperation.UinNoAuth",
+            "operator",
+        ),
+    ];
+    for (call, expected, mentions) in cases {
+        let response = send!(app, call.request(now));
+        let message = response["Error"]["Message"].as_str().unwrap_or_default();
+        assert_eq!(
+            code(&response),
+            expected,
+            "{} {}: {message}",
+            call.action,
+            String::from_utf8_lossy(&call.body)
+        );
+        assert!(message.contains(mentions), "{expected}: {message:?} does not mention {mentions:?}");
+    }
+    assert_eq!(engine.now().0, now, "the clock did not move");
+    assert_eq!(all_books(&engine).await, before);
+}
+
+/// With `[engine] adjustable_clock`, the operator moves the engine's clock forward, and
+/// requests are still signed and checked with the real time.
+#[actix_web::test]
+async fn the_adjustable_clock_moves_forward_and_signatures_keep_real_time() {
+    let (engine, clock, api) =
+        common::http::adjustable_api(&format!("{CONFIG}[engine]\nadjustable_clock = true\n"));
+    let app = app!(api);
+    let real = || partner_credit::SystemClock.now().0;
+    use partner_credit::Clock;
+    let before = engine.now().0;
+    let answer = send!(app, Call::new("op", "AdvanceClock", &json!({"Seconds": 86_400})).request(real()));
+    assert_eq!(code(&answer), "");
+    assert_eq!(clock.offset_ms(), 86_400_000);
+    let now = partner_credit::api::parse_time(answer["Now"].as_str().unwrap()).unwrap();
+    assert!((now.0 - before - 86_400_000).abs() < 5_000, "{answer}");
+    assert!(engine.now().0 - real() >= 86_399_000);
+    // Signed with the real time: accepted. Signed with the engine's time: a day off.
+    assert_eq!(code(&send!(app, Call::new("op", "Ping", &json!({})).request(real()))), "");
+    let ahead = Call::new("op", "Ping", &json!({})).request(engine.now().0);
+    assert_eq!(code(&send!(app, ahead)), "AuthFailure.SignatureExpire");
+    // Only the operator, and only forward, at most a year at once.
+    let refused = send!(app, Call::new("r", "AdvanceClock", &json!({"Seconds": 1})).request(real()));
+    assert_eq!(code(&refused), "UnauthorizedOperation.UinNoAuth");
+    let refused = send!(app, Call::new("op", "AdvanceClock", &json!({"Seconds": -5})).request(real()));
+    assert_eq!(code(&refused), "InvalidParameterValue");
+    assert_eq!(clock.offset_ms(), 86_400_000);
 }

@@ -142,6 +142,13 @@ impl Fixture {
         Call::new(key, action, body).request(self.engine.now().0)
     }
 
+    /// The same, with the body's bytes exactly as given.
+    fn raw_request(&self, key: &str, action: &str, body: &str) -> TestRequest {
+        self.clock.advance_ms(1000);
+        Call { body: body.as_bytes().to_vec(), ..Call::new(key, action, &json!({})) }
+            .request(self.engine.now().0)
+    }
+
     async fn view(&self, uin: Uin) -> partner_credit::domain::AccountView {
         self.engine.account(OP, uin).await.unwrap()
     }
@@ -805,7 +812,7 @@ async fn query_t1_indirect_customers_detail() {
 async fn other_upstream_actions_are_unsupported() {
     let fx = fixture().await;
     let app = app!(fx);
-    for action in ["QueryVoucherPool", "DescribeBillSummary", "QueryAccountVerificationStatus"] {
+    for action in ["DescribeBillSummary", "QueryAccountVerificationStatus", "GetCountryCodes"] {
         assert_eq!(code(&call!(app, fx, "r", action, json!({}))), "UnsupportedOperation", "{action}");
     }
 }
@@ -836,5 +843,497 @@ async fn each_new_query_is_admitted_once() {
                 assert!(limited(result), "query {index}: call 21 should be over the quota");
             }
         }
+    }
+}
+
+/// A time as the API writes it.
+fn at(time: partner_credit::Timestamp) -> Value {
+    partner_credit::api::time(time)
+}
+
+/// The voucher actions end to end with exact fields: the operator grants R a voucher quota,
+/// R issues two customer vouchers to C and applies for a General and a ProductTrial partner
+/// voucher, the operator approves them; purchases deduct them in order (trial first, then
+/// the earliest expiry) on both sides; the upstream queries show them; withdraw and
+/// invalidate end them.
+#[actix_web::test]
+async fn vouchers() {
+    let fx = fixture().await;
+    let app = app!(fx);
+    let expire = "2026-12-31 23:59:59";
+    let grant = json!({ "PartnerUin": 3, "Quota": 100 });
+    assert_eq!(ok(call!(app, fx, "op", "GrantVoucherQuota", grant)), json!({ "TotalQuota": 100 }));
+    let pool = |total: u32, remaining: u32, issued: u32| json!({ "AgentName": "", "AccountType": 1, "TotalQuota": total, "RemainingQuota": remaining, "IssuedNum": issued });
+    assert_eq!(ok(call!(app, fx, "r", "QueryVoucherPool", json!({}))), pool(100, 100, 0));
+    let distributor = ok(call!(app, fx, "d", "QueryVoucherPool", json!({})));
+    assert_eq!((&distributor["AccountType"], &distributor["TotalQuota"]), (&json!(2), &json!(0)));
+    assert_eq!(ok(call!(app, fx, "s", "QueryVoucherPool", json!({})))["AccountType"], 3);
+    assert_eq!(code(&call!(app, fx, "c", "QueryVoucherPool", json!({}))), "FailedOperation.UinNotAgent");
+    assert_eq!(code(&call!(app, fx, "op", "QueryVoucherPool", json!({}))), "UnauthorizedOperation.UinNoAuth");
+
+    // Customer vouchers 1 (cvm only, from the start of the year) and 2 (postpaid only).
+    let body = json!({
+        "CustomerUin": 10, "Amount": 10, "ProductScope": "SpecifyProducts", "ProductCodes": ["cvm"],
+        "EffectiveTime": "2026-01-01 00:00:00", "ExpireTime": expire,
+    });
+    assert_eq!(ok(call!(app, fx, "r", "IssueCustomerVoucher", body)), json!({ "VoucherId": 1 }));
+    let body = json!({ "CustomerUin": 10, "Amount": 5, "PaymentMode": "Postpaid", "ExpireTime": "2026-06-30 00:00:00" });
+    assert_eq!(ok(call!(app, fx, "r", "IssueCustomerVoucher", body)), json!({ "VoucherId": 2 }));
+    let issued_2 = fx.engine.now();
+    assert_eq!(ok(call!(app, fx, "r", "QueryVoucherPool", json!({}))), pool(100, 85, 2));
+
+    // Partner vouchers 3 (General) and 4 (ProductTrial for C, cvm only): pending, then
+    // approved; 4 comes with customer voucher 5 (created pending with it), approved with it.
+    let body = json!({ "Type": "General", "Amount": 5, "ExpireTime": expire });
+    let general = ok(call!(app, fx, "r", "ApplyPartnerVoucher", body));
+    assert_eq!(general, json!({ "VoucherId": 3, "VoucherStatus": "PendingApproval" }));
+    let body = json!({
+        "Type": "ProductTrial", "CustomerUin": 10, "Amount": 4, "ProductScope": "SpecifyProducts",
+        "ProductCodes": ["cvm"], "ExpireTime": expire,
+    });
+    let trial = ok(call!(app, fx, "r", "ApplyPartnerVoucher", body));
+    assert_eq!(trial, json!({ "VoucherId": 4, "VoucherStatus": "PendingApproval" }));
+    assert_eq!(
+        code(&call!(app, fx, "r", "ApprovePartnerVoucher", json!({ "VoucherId": 3 }))),
+        "UnauthorizedOperation.UinNoAuth"
+    );
+    let approved = ok(call!(app, fx, "op", "ApprovePartnerVoucher", json!({ "VoucherId": 3 })));
+    assert_eq!(approved, json!({ "VoucherId": 3, "AssociatedVoucherId": null }));
+    let approved = ok(call!(app, fx, "op", "ApprovePartnerVoucher", json!({ "VoucherId": 4 })));
+    assert_eq!(approved, json!({ "VoucherId": 4, "AssociatedVoucherId": 5 }));
+    let approved_4 = fx.engine.now();
+    assert_eq!(
+        code(&call!(app, fx, "op", "ApprovePartnerVoucher", json!({ "VoucherId": 4 }))),
+        "FailedOperation.VoucherStatus"
+    );
+
+    // The customer's own list, newest first, and its partner's, with Usage.
+    let item = |id: u64,
+                status: &str,
+                remaining: &str,
+                total: u32,
+                payment: &str,
+                scope: &str,
+                effective,
+                expire: &str| {
+        json!({
+            "VoucherId": id, "CustomerUin": 10, "VoucherStatus": status, "RemainingAmount": number(remaining),
+            "TotalAmount": total, "PaymentMode": payment, "ProductScope": scope, "EffectiveTime": effective,
+            "ExpireTime": expire,
+        })
+    };
+    let five = item(5, "Issued", "4", 4, "AllPayment", "SpecifyProducts", at(approved_4), expire);
+    let two = item(2, "Issued", "5", 5, "Postpaid", "AllProducts", at(issued_2), "2026-06-30 00:00:00");
+    let one =
+        item(1, "Issued", "10", 10, "AllPayment", "SpecifyProducts", json!("2026-01-01 00:00:00"), expire);
+    let page = json!({ "Page": 1, "PageSize": 10 });
+    let own = ok(call!(app, fx, "c", "DescribeCustomerOwnVoucherList", page));
+    assert_eq!(own, json!({ "TotalCount": 3, "Data": [five, two, one] }));
+    let with_usage = |mut item: Value, usage: &str| {
+        item["Usage"] = json!(usage);
+        item["ApplyReason"] = json!("");
+        item
+    };
+    let listed = ok(call!(app, fx, "r", "DescribeCustomerVoucherList", page));
+    assert_eq!(
+        listed,
+        json!({ "TotalCount": 3, "Data": [
+            with_usage(five.clone(), "ProductTrial"),
+            with_usage(two.clone(), "CustomerOffer"),
+            with_usage(one.clone(), "CustomerOffer"),
+        ] })
+    );
+    let body = json!({ "Page": 1, "PageSize": 10, "CustomerUin": 10, "Usage": "ProductTrial" });
+    let trials = ok(call!(app, fx, "r", "DescribeCustomerVoucherList", body));
+    assert_eq!(trials, json!({ "TotalCount": 1, "Data": [with_usage(five.clone(), "ProductTrial")] }));
+    let body =
+        json!({ "Page": 2, "PageSize": 2, "PaymentMode": "AllPayment", "ProductScope": "SpecifyProducts" });
+    let second_page = ok(call!(app, fx, "c", "DescribeCustomerOwnVoucherList", body));
+    assert_eq!(second_page, json!({ "TotalCount": 2, "Data": [] }));
+    let amounts = json!({ "ClientUins": [10, 13] });
+    assert_eq!(
+        ok(call!(app, fx, "r", "QueryVoucherAmountByUin", amounts)),
+        json!({ "Data": [
+            { "ClientUin": 10, "TotalAmount": 19, "RemainAmount": 19 },
+            { "ClientUin": 13, "TotalAmount": 0, "RemainAmount": 0 },
+        ] })
+    );
+
+    // Not in any voucher's scope on the customer's side; the General voucher on R's side.
+    let body = json!({ "PurchaseId": "v-0", "ClientUin": 10, "Amount": 3, "ProductCode": "cos" });
+    assert_eq!(
+        ok(call!(app, fx, "c", "CreatePurchase", body)),
+        json!({
+            "PurchaseId": "v-0", "Status": "Committed", "ChargedUin": 3, "ClientRemainingCredit": 197,
+            "PartnerRemainingCredit": number("480.1"), "ClientVoucherDeduction": 0,
+            "PartnerVoucherDeduction": 3, "ClientCharge": 3, "PartnerCharge": 0,
+        })
+    );
+    // Trial vouchers first on both sides (5 and 4), then the rest (1; 3's last 2). The
+    // exponent sends it down the general path, which answers the same fields.
+    let body = r#"{"PurchaseId": "v-1", "ClientUin": 10, "Amount": 2e1, "ProductCode": "cvm"}"#;
+    let request = fx.raw_request("c", "CreatePurchase", body).to_request();
+    let answer: Value = test::call_and_read_body_json(&app, request).await;
+    let bought_at = fx.engine.now();
+    assert_eq!(
+        ok(answer["Response"].clone()),
+        json!({
+            "PurchaseId": "v-1", "Status": "Committed", "ChargedUin": 3, "ClientRemainingCredit": 191,
+            "PartnerRemainingCredit": number("466.1"), "ClientVoucherDeduction": 14,
+            "PartnerVoucherDeduction": 6, "ClientCharge": 6, "PartnerCharge": 14,
+        })
+    );
+    // A reservation holds deductions; the cancel gives them back.
+    let body = json!({
+        "PurchaseId": "v-2", "ClientUin": 10, "Amount": 1.5, "PaymentMode": "Postpaid", "TimeoutSeconds": 30,
+    });
+    let reserved = ok(call!(app, fx, "c", "ReservePurchase", body));
+    assert_eq!(
+        reserved,
+        json!({
+            "PurchaseId": "v-2", "Status": "Reserved", "ExpireTime": at(fx.engine.now().plus_ms(30_000)),
+            "ClientVoucherDeduction": number("1.5"), "PartnerVoucherDeduction": 0, "ClientCharge": 0,
+            "PartnerCharge": number("1.5"),
+        })
+    );
+    let cancelled = ok(call!(app, fx, "c", "CancelPurchase", json!({ "PurchaseId": "v-2" })));
+    assert_eq!(cancelled["Status"], "Cancelled");
+    // A batch answers each committed purchase's charges.
+    let batch = json!({ "Purchases": [
+        { "PurchaseId": "v-3", "ClientUin": 10, "Amount": 2, "PaymentMode": "Postpaid" },
+        { "PurchaseId": "v-4", "ClientUin": 10, "Amount": 100000 },
+    ] });
+    let results = ok(call!(app, fx, "c", "CreatePurchases", batch))["Results"].clone();
+    let paid_at = fx.engine.now();
+    assert_eq!(
+        results,
+        json!([
+            { "PurchaseId": "v-3", "Status": "Committed", "ClientVoucherDeduction": 2,
+              "PartnerVoucherDeduction": 0, "ClientCharge": 0, "PartnerCharge": 2 },
+            { "PurchaseId": "v-4", "Status": "Refused", "ErrorCode": "FailedOperation.InsufficientClientCredit",
+              "ErrorMessage": "customer 10 has 191 available, the purchase needs 100000" },
+        ])
+    );
+
+    // Usage details: by the partner for voucher 1, by the customer for voucher 2.
+    let detail = |id: u64, voucher: &str, purchase: &str, amount: u32, pay: &str, product: &str, time| {
+        json!({
+            "Id": id, "VoucherId": voucher, "DealName": purchase, "BillId": purchase, "Amount": amount,
+            "PayMode": pay, "ProductCode": product, "SubProductCode": "", "ProductCodeName": product,
+            "SubProductCodeName": "", "PayTime": time, "CompletionTime": time, "OwnerUin": 10,
+        })
+    };
+    let body = json!({ "Page": 1, "PageSize": 10, "CustomerUin": 10, "VoucherId": 1 });
+    assert_eq!(
+        ok(call!(app, fx, "r", "DescribeCustomerVoucherUsageDetails", body)),
+        json!({
+            "Data": [detail(2, "1", "v-1", 10, "Prepaid", "cvm", at(bought_at))], "CustomerUin": 10,
+            "VoucherId": 1, "TotalAmount": 10, "RemainAmount": 0, "TotalRecordsCount": 1, "Month": "",
+            "RecordsCountByMonth": 1,
+        })
+    );
+    let body = json!({ "Page": 1, "PageSize": 10, "CustomerUin": 10, "VoucherId": 1, "Month": "2026-02" });
+    let february = ok(call!(app, fx, "r", "DescribeCustomerVoucherUsageDetails", body));
+    assert_eq!(
+        (
+            &february["Data"],
+            &february["Month"],
+            &february["RecordsCountByMonth"],
+            &february["TotalRecordsCount"]
+        ),
+        (&json!([]), &json!("2026-02"), &json!(0), &json!(1))
+    );
+    let body = json!({ "Page": 1, "PageSize": 10, "VoucherId": 2, "Month": "2026-01" });
+    assert_eq!(
+        ok(call!(app, fx, "c", "DescribeCustomerOwnVoucherUsageDetails", body)),
+        json!({
+            "Data": [detail(3, "2", "v-3", 2, "Postpaid", "", at(paid_at))], "VoucherId": 2, "TotalAmount": 5,
+            "RemainAmount": 3, "TotalRecordsCount": 1, "Month": "2026-01", "RecordsCountByMonth": 1,
+        })
+    );
+    let body = json!({ "Page": 1, "PageSize": 10, "VoucherId": 3 });
+    assert_eq!(
+        code(&call!(app, fx, "c", "DescribeCustomerOwnVoucherUsageDetails", body)),
+        "ResourceNotFound.VoucherId",
+        "voucher 3 is R's, not C's"
+    );
+
+    // The amounts, the lists by UIN and the billing quota agree.
+    assert_eq!(
+        ok(call!(app, fx, "r", "QueryVoucherAmountByUin", json!({ "ClientUins": [10] }))),
+        json!({ "Data": [{ "ClientUin": 10, "TotalAmount": 19, "RemainAmount": 3 }] })
+    );
+    let voucher = |id: &str, status: &str, total: u32, remaining: u32| json!({ "VoucherId": id, "VoucherStatus": status, "TotalAmount": total, "RemainAmount": remaining });
+    assert_eq!(
+        ok(call!(app, fx, "r", "QueryVoucherListByUin", json!({ "ClientUins": [10] }))),
+        json!({ "Data": [{ "ClientUin": 10, "TotalCount": 3, "Data": [
+            voucher("1", "Used", 10, 0), voucher("2", "Unused", 5, 3), voucher("5", "Used", 4, 0),
+        ] }] })
+    );
+    let used =
+        ok(call!(app, fx, "r", "QueryVoucherListByUin", json!({ "ClientUins": [10], "Status": "Used" })));
+    assert_eq!(used["Data"][0]["TotalCount"], 2);
+    let unused =
+        ok(call!(app, fx, "r", "QueryVoucherListByUin", json!({ "ClientUins": [10], "Status": "Unused" })));
+    assert_eq!(unused["Data"][0]["Data"], json!([voucher("2", "Unused", 5, 3)]));
+    let quota = ok(call!(app, fx, "c", "QueryCustomerBillingQuota", json!({})))["Data"].clone();
+    assert_eq!((&quota["RemainingVoucher"], &quota["RemainingCredit"]), (&json!(3), &json!(191)));
+
+    // Over the quota: refused, and the pool is as it was.
+    let body = json!({ "CustomerUin": 10, "Amount": 86, "ExpireTime": expire });
+    assert_eq!(
+        code(&call!(app, fx, "r", "IssueCustomerVoucher", body)),
+        "FailedOperation.InsufficientVoucherQuota"
+    );
+    assert_eq!(ok(call!(app, fx, "r", "QueryVoucherPool", json!({}))), pool(100, 85, 2));
+
+    // Withdraw: an offer with something left; not a used-up one, nor a trial voucher.
+    assert_eq!(ok(call!(app, fx, "r", "WithdrawCustomerVoucher", json!({ "VoucherId": 2 }))), json!({}));
+    for id in [1, 5] {
+        let refused = call!(app, fx, "r", "WithdrawCustomerVoucher", json!({ "VoucherId": id }));
+        assert_eq!(code(&refused), "FailedOperation.VoucherStatus", "{id}");
+    }
+    assert_eq!(
+        ok(call!(app, fx, "r", "QueryVoucherAmountByUin", json!({ "ClientUins": [10] }))),
+        json!({ "Data": [{ "ClientUin": 10, "TotalAmount": 14, "RemainAmount": 0 }] })
+    );
+    // Invalidate: only by its partner (or the operator); its customer voucher goes too.
+    assert_eq!(
+        code(&call!(app, fx, "r2", "InvalidatePartnerVoucher", json!({ "VoucherId": 4 }))),
+        "UnauthorizedOperation.UinNoAuth"
+    );
+    assert_eq!(ok(call!(app, fx, "r", "InvalidatePartnerVoucher", json!({ "VoucherId": 4 }))), json!({}));
+    let body = json!({ "Page": 1, "PageSize": 10, "VoucherStatus": "Invalidated" });
+    let invalidated = ok(call!(app, fx, "c", "DescribeCustomerOwnVoucherList", body));
+    let ids: Vec<&Value> =
+        invalidated["Data"].as_array().unwrap().iter().map(|item| &item["VoucherId"]).collect();
+    assert_eq!((&invalidated["TotalCount"], ids), (&json!(2), vec![&json!(5), &json!(2)]));
+    let body = json!({ "Enabled": false });
+    assert_eq!(ok(call!(app, fx, "r", "SetTrialVoucherPriority", body)), json!({}));
+    let body = json!({ "Enabled": true, "PartnerUin": 3 });
+    assert_eq!(ok(call!(app, fx, "op", "SetTrialVoucherPriority", body)), json!({}));
+    // Each side's charge plus its deductions is the amount: C was charged 3 + 6 + 0 of
+    // 3 + 20 + 2, R 0 + 14 + 2 (besides `late`'s 19.9).
+    assert_eq!(fx.view(fx.t.c).await.available(), m("191"));
+    assert_eq!(fx.view(fx.t.r).await.available(), m("464.1"));
+}
+
+/// Bad input to the upstream voucher queries: each gets its code and names what is wrong.
+#[actix_web::test]
+async fn voucher_queries_refuse_bad_input() {
+    let fx = fixture().await;
+    let app = app!(fx);
+    let list = |extra: Value| {
+        let mut body = json!({ "Page": 1, "PageSize": 10 });
+        for (name, value) in extra.as_object().unwrap() {
+            body[name] = value.clone();
+        }
+        body
+    };
+    let cases = [
+        ("r", "QueryVoucherPool", json!({ "PartnerUin": 3 }), "UnknownParameter", "PartnerUin"),
+        ("r", "QueryVoucherAmountByUin", json!({}), "MissingParameter", "ClientUins"),
+        ("r", "QueryVoucherAmountByUin", json!({ "ClientUins": [] }), "InvalidParameterValue", "1 to 20"),
+        (
+            "r",
+            "QueryVoucherAmountByUin",
+            json!({ "ClientUins": vec![10; 21] }),
+            "InvalidParameterValue",
+            "got 21",
+        ),
+        ("r", "QueryVoucherAmountByUin", json!({ "ClientUins": ["10"] }), "InvalidParameter", "ClientUins.0"),
+        ("r", "QueryVoucherAmountByUin", json!({ "ClientUins": [999] }), "ResourceNotFound.ClientUin", "999"),
+        (
+            "r",
+            "QueryVoucherAmountByUin",
+            json!({ "ClientUins": [3] }),
+            "InvalidParameterValue.InvalidUin",
+            "3",
+        ),
+        (
+            "r2",
+            "QueryVoucherAmountByUin",
+            json!({ "ClientUins": [10] }),
+            "UnauthorizedOperation.NotCustomerUin",
+            "10",
+        ),
+        (
+            "r",
+            "QueryVoucherListByUin",
+            json!({ "ClientUins": [10], "Status": "Issued" }),
+            "InvalidParameterValue",
+            "Unused, Used or Expired",
+        ),
+        (
+            "r",
+            "QueryVoucherListByUin",
+            json!({ "ClientUins": [10], "Status": 1 }),
+            "InvalidParameter",
+            "Status",
+        ),
+        ("r", "DescribeCustomerVoucherList", json!({}), "MissingParameter", "Page"),
+        ("r", "DescribeCustomerVoucherList", json!({ "Page": 1 }), "MissingParameter", "PageSize"),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "PageSize": 0 })),
+            "InvalidParameter.Page",
+            "PageSize",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "PageSize": 101 })),
+            "InvalidParameter.Page",
+            "PageSize",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "Page": -1 })),
+            "InvalidParameter.Page",
+            "negative",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "VoucherStatus": "Issused" })),
+            "InvalidParameterValue",
+            "\"Issused\" is not Issued, Used, Expired or Invalidated",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "VoucherStatus": "PendingApproval" })),
+            "InvalidParameterValue",
+            "VoucherStatus",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "Usage": "Trial" })),
+            "InvalidParameterValue",
+            "ProductTrial or CustomerOffer",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "PaymentMode": "All" })),
+            "InvalidParameterValue",
+            "PaymentMode",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "ProductScope": "All" })),
+            "InvalidParameterValue",
+            "ProductScope",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "VoucherId": "1" })),
+            "InvalidParameter",
+            "VoucherId",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "CustomerUin": 12 })),
+            "UnauthorizedOperation.NotCustomerUin",
+            "12",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherList",
+            list(json!({ "CustomerUin": 2 })),
+            "InvalidParameterValue.InvalidUin",
+            "2",
+        ),
+        ("op", "DescribeCustomerVoucherList", list(json!({})), "InvalidParameterValue", "CustomerUin"),
+        (
+            "c",
+            "DescribeCustomerOwnVoucherList",
+            list(json!({ "CustomerUin": 10 })),
+            "UnknownParameter",
+            "CustomerUin",
+        ),
+        (
+            "c",
+            "DescribeCustomerOwnVoucherList",
+            list(json!({ "Usage": "ProductTrial" })),
+            "UnknownParameter",
+            "Usage",
+        ),
+        (
+            "c",
+            "DescribeCustomerOwnVoucherList",
+            list(json!({ "VoucherStatus": "Issused" })),
+            "InvalidParameterValue",
+            "Issused",
+        ),
+        (
+            "op",
+            "DescribeCustomerOwnVoucherList",
+            list(json!({})),
+            "UnauthorizedOperation.UinNoAuth",
+            "operator",
+        ),
+        ("r", "DescribeCustomerOwnVoucherList", list(json!({})), "InvalidParameterValue.InvalidUin", "3"),
+        (
+            "r",
+            "DescribeCustomerVoucherUsageDetails",
+            list(json!({ "CustomerUin": 10 })),
+            "MissingParameter",
+            "VoucherId",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherUsageDetails",
+            list(json!({ "VoucherId": 1 })),
+            "MissingParameter",
+            "CustomerUin",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherUsageDetails",
+            list(json!({ "CustomerUin": 10, "VoucherId": 1, "Month": "2026-1" })),
+            "InvalidParameterValue",
+            "YYYY-MM",
+        ),
+        (
+            "r",
+            "DescribeCustomerVoucherUsageDetails",
+            list(json!({ "CustomerUin": 10, "VoucherId": 99 })),
+            "ResourceNotFound.VoucherId",
+            "99",
+        ),
+        (
+            "r2",
+            "DescribeCustomerVoucherUsageDetails",
+            list(json!({ "CustomerUin": 10, "VoucherId": 99 })),
+            "UnauthorizedOperation.NotCustomerUin",
+            "10",
+        ),
+        (
+            "op",
+            "DescribeCustomerOwnVoucherUsageDetails",
+            list(json!({ "VoucherId": 1 })),
+            "UnauthorizedOperation.UinNoAuth",
+            "operator",
+        ),
+        (
+            "c",
+            "DescribeCustomerOwnVoucherUsageDetails",
+            list(json!({ "VoucherId": 1, "CustomerUin": 10 })),
+            "UnknownParameter",
+            "CustomerUin",
+        ),
+    ];
+    for (key, action, body, expected, mentions) in cases {
+        let response = call!(app, fx, key, action, body);
+        let message = response["Error"]["Message"].as_str().unwrap_or_default();
+        assert_eq!(code(&response), expected, "{action} {body}: {message}");
+        assert!(message.contains(mentions), "{action} {body}: {message:?} does not mention {mentions:?}");
     }
 }

@@ -6,8 +6,12 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
-use partner_credit::domain::{Role, Timestamp};
-use partner_credit::engine::{CustomerFilterField, CustomerQuery, NewCustomer, NewPartner, PartnerKind};
+use partner_credit::domain::voucher::{PaymentMode, ProductScope, Scope};
+use partner_credit::domain::{Month, Role, Timestamp, VoucherId};
+use partner_credit::engine::{
+    CustomerFilterField, CustomerQuery, NewCustomer, NewCustomerVoucher, NewPartner, NewPartnerVoucher,
+    PartnerKind, PartnerVoucherType,
+};
 use partner_credit::{Caller, EngineConfig, Rejection, RuntimeKind, Uin, World, WorldSpec};
 
 /// Instantiates each scenario once per runtime.
@@ -424,6 +428,57 @@ async fn every_rejection_has_a_case(kind: RuntimeKind) {
     engine.set_suspension(Caller::Uin(t.r), t.c, false).await.unwrap();
     engine.set_suspension(Caller::Uin(t.r), t.c, false).await.unwrap();
     case("RateLimited", refusal(engine.set_suspension(Caller::Uin(t.r), t.c, false)).await);
+
+    // Vouchers, frozen credit and bills (issue 8).
+    case("UnknownVoucher", refusal(engine.withdraw_customer_voucher(OP, VoucherId(404))).await);
+    case("UnknownResource", refusal(engine.terminate_postpaid(OP, "none")).await);
+    engine.set_suspension(OP, t.cs, false).await.unwrap();
+    engine.purchase(OP, request("bill", t.cs, "1")).await.unwrap();
+    engine.activate_postpaid(OP, "res", t.cs, m("1"), None).await.unwrap();
+    case("ResourceTaken", refusal(engine.activate_postpaid(OP, "res", t.cs, m("1"), None)).await);
+    let voucher = |amount: &str| NewCustomerVoucher {
+        customer: t.cs,
+        amount: m(amount),
+        scope: Scope::new(ProductScope::AllProducts, vec![], PaymentMode::AllPayment).unwrap(),
+        effective: START,
+        expire: START.plus_ms(1_000_000),
+    };
+    case("InsufficientVoucherQuota", refusal(engine.issue_customer_voucher(OP, voucher("1"))).await);
+    engine.grant_voucher_quota(OP, t.s, m("1")).await.unwrap();
+    let id = engine.issue_customer_voucher(OP, voucher("1")).await.unwrap();
+    engine.withdraw_customer_voucher(OP, id).await.unwrap();
+    case("VoucherUnavailable", refusal(engine.withdraw_customer_voucher(OP, id)).await);
+    let codes = (0..51).map(|index| format!("p{index}").into()).collect();
+    let too_many = Scope::new(ProductScope::SpecifyProducts, codes, PaymentMode::AllPayment).map(|_| ());
+    case("InvalidParameter", too_many.unwrap_err().name());
+    let month = Month::of(engine.now());
+    case("BillNotFinal", refusal(engine.confirm_bill(OP, t.cs, month)).await);
+    clock.set(engine.bill_final_from(month));
+    engine.confirm_bill(OP, t.cs, month).await.unwrap();
+    case("BillConfirmed", refusal(engine.confirm_bill(OP, t.cs, month)).await);
+    case("NoBill", refusal(engine.confirm_bill(OP, t.cs, Month::parse("2025-12").unwrap())).await);
+    let resources = (0..1000).map(|index| format!("r{index}"));
+    for resource in resources {
+        match engine.activate_postpaid(OP, &resource, t.cs, m("0.00000001"), None).await {
+            Ok(_) => {}
+            Err(error) => {
+                case("TooMany", refusal_of::<()>(Err(error)));
+                break;
+            }
+        }
+    }
+    let escrowed = EngineConfig { escrow_partners: vec![Uin(3)], ..EngineConfig::default() };
+    // Escrow is the sharded runtime's (with more than one shard).
+    let (escrow_engine, _) = engine_with(RuntimeKind::Sharded, escrowed);
+    let e = tree(&escrow_engine).await;
+    let partner_voucher = NewPartnerVoucher {
+        partner: Some(e.r),
+        kind: PartnerVoucherType::General,
+        amount: m("1"),
+        scope: Scope::new(ProductScope::AllProducts, vec![], PaymentMode::AllPayment).unwrap(),
+        expire: START.plus_ms(1_000_000),
+    };
+    case("Unsupported", refusal(escrow_engine.apply_partner_voucher(OP, partner_voucher)).await);
 
     let mut expected: BTreeSet<&str> = Rejection::NAMES.into_iter().collect();
     expected.remove("PurchaseInProgress");

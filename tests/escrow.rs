@@ -205,3 +205,52 @@ async fn only_recall_answers_count_towards_a_recall() {
         engine.shutdown();
     }
 }
+
+/// Charges made on slices are booked to their bill months at the home, so that settling a
+/// hot partner's bill returns exactly what its purchases charged in that month.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slices_book_charges_to_their_bill_months() {
+    use partner_credit::domain::Month;
+    let (engine, clock) = hot_reseller(4, "1000").await;
+    let january = Month::parse("2026-01").unwrap();
+    for index in 0..40 {
+        let request = request(&format!("jan-{index}"), Uin(1000 + index % CUSTOMERS), "1.5");
+        engine.purchase(OP, request).await.unwrap();
+    }
+    // A reservation on a slice made in January and committed in February is January's.
+    clock.set(january.end().plus_ms(-30_000));
+    engine.reserve(OP, request("late", Uin(1001), "2.25"), Some(60_000)).await.unwrap();
+    clock.set(january.end());
+    engine.commit(OP, pid("late")).await.unwrap();
+    for index in 0..10 {
+        engine.purchase(OP, request(&format!("feb-{index}"), Uin(1000 + index), "1")).await.unwrap();
+    }
+    assert_eq!(reseller_available(&engine).await, m("927.75"));
+    clock.set(engine.bill_final_from(january));
+    assert_eq!(engine.settle_partner_bill(OP, RESELLER, january).await.unwrap(), m("62.25"));
+    assert_eq!(reseller_available(&engine).await, m("990"));
+    let open = engine.account_details(OP, RESELLER).await.unwrap().open_bills;
+    assert_eq!(open, vec![(january.next(), m("10"))]);
+    assert_books_balance(&engine).await;
+}
+
+/// A credit-line reduction on an escrowed partner, racing a purchase that both orders allow:
+/// the slices come home and the reduction applies with no refill in between, so it is never
+/// refused (a property test found a refill slipping in between the returns and the call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reduction_racing_a_purchase_sees_the_whole_credit() {
+    let (engine, _clock) = hot_reseller(2, "150").await;
+    for round in 0..100 {
+        let reduction = reseller_available(&engine).await - m("1");
+        let (buyer, operator) = (engine.clone(), engine.clone());
+        let customer = Uin(1000 + round % CUSTOMERS);
+        let purchase = tokio::spawn(async move {
+            buyer.purchase(OP, request(&format!("race-{round}"), customer, "1")).await
+        });
+        let reduce = tokio::spawn(async move { operator.grant_credit(OP, RESELLER, -reduction).await });
+        purchase.await.unwrap().unwrap();
+        reduce.await.unwrap().unwrap();
+        engine.grant_credit(OP, RESELLER, reduction).await.unwrap();
+    }
+    assert_books_balance(&engine).await;
+}

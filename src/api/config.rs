@@ -23,6 +23,12 @@
 //!
 //! [engine]                      # optional: runtime settings
 //! runtime = "sharded"
+//! freezing_coefficient_default = 0.5   # ActivatePostpaid without FreezingCoefficient (1)
+//! adjustable_clock = true       # AdvanceClock may move the clock forward (off)
+//!
+//! [[webhooks]]                  # any number: every event is posted to each (see `webhook`)
+//! url = "http://127.0.0.1:9000/credit-events"
+//! secret = "..."
 //! ```
 //!
 //! Relative paths are relative to the configuration file.
@@ -33,7 +39,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::{Action, Quota, QuotaTable, Uin};
+use crate::domain::{Action, Quota, QuotaTable, Rejection, Uin};
 use crate::engine::EngineConfig;
 use crate::runtime::RuntimeKind;
 
@@ -54,6 +60,68 @@ pub struct ServerConfig {
     /// A world file (the format `partner-credit load --write-world` writes) to import at
     /// start.
     pub world: Option<PathBuf>,
+    /// Where the engine's events (credit warnings) are posted.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One `[[webhooks]]` entry: every event is posted to `url` as JSON, signed with `secret`
+/// (see [`super::webhook`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `http://host:port/path`. Not https: the server has only a plain HTTP client.
+    pub url: String,
+    /// The HMAC-SHA256 key of the `X-PartnerCredit-Signature` header; non-empty.
+    pub secret: String,
+    /// Tries per event, the first included, before it counts as failed (5; 1 to 20).
+    #[serde(default = "WebhookConfig::attempts_default")]
+    pub attempts: u32,
+    /// Events waiting for delivery; an event that finds the queue full is dropped and
+    /// counted (10,000; 1 to 1,000,000).
+    #[serde(default = "WebhookConfig::queue_default")]
+    pub queue: usize,
+    /// How long one attempt may take, from connecting to the end of the answer (5000; 1 to
+    /// 600,000).
+    #[serde(default = "WebhookConfig::timeout_ms_default")]
+    pub timeout_ms: u64,
+}
+
+impl WebhookConfig {
+    pub const ATTEMPTS_MAX: u32 = 20;
+    pub const QUEUE_MAX: usize = crate::events::EventBus::CAPACITY_MAX;
+    pub const TIMEOUT_MS_MAX: u64 = 600_000;
+
+    fn attempts_default() -> u32 {
+        5
+    }
+
+    fn queue_default() -> usize {
+        10_000
+    }
+
+    fn timeout_ms_default() -> u64 {
+        5000
+    }
+
+    /// Checks what TOML types cannot; the message names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        super::webhook::Endpoint::parse(&self.url)
+            .map_err(|message| format!("url {}: {message}", self.url))?;
+        if self.secret.is_empty() {
+            return Err("secret must be non-empty".into());
+        }
+        if !(1..=Self::ATTEMPTS_MAX).contains(&self.attempts) {
+            return Err(format!("attempts must be 1 to {}, not {}", Self::ATTEMPTS_MAX, self.attempts));
+        }
+        if !(1..=Self::QUEUE_MAX).contains(&self.queue) {
+            return Err(format!("queue must be 1 to {}, not {}", Self::QUEUE_MAX, self.queue));
+        }
+        if !(1..=Self::TIMEOUT_MS_MAX).contains(&self.timeout_ms) {
+            return Err(format!("timeout_ms must be 1 to {}, not {}", Self::TIMEOUT_MS_MAX, self.timeout_ms));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -98,9 +166,44 @@ pub struct EngineSettings {
     pub resolved_retention_ms: Option<i64>,
     pub resolved_capacity: Option<usize>,
     pub open_reservations_max: Option<usize>,
+    /// The longest reservation timeout, in milliseconds (a whole number of seconds, 1000 to
+    /// 86400000). It also decides when a bill month is final: its end plus this plus 60 s.
+    /// When set below 60000 without `reservation_timeout_ms_default`, the default follows it.
+    pub reservation_timeout_ms_max: Option<i64>,
     /// Hot partners whose credit is split into per-shard slices.
     #[serde(default)]
     pub escrow_partners: Vec<u64>,
+    /// The freezing coefficient of an `ActivatePostpaid` that names none: 0 to 1, at most 8
+    /// decimals (1). A number, or a string for an exact decimal.
+    pub freezing_coefficient_default: Option<DecimalSetting>,
+    /// Runs the engine on a clock that the operator's `AdvanceClock` moves forward, to
+    /// rehearse month ends and expiries on a running server (off). Signatures are still
+    /// checked against the real time.
+    #[serde(default)]
+    pub adjustable_clock: bool,
+}
+
+/// A decimal in the configuration: a TOML integer, a float (read through its shortest
+/// representation, so `0.3` is exactly 0.3), or a string holding the decimal.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DecimalSetting {
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl DecimalSetting {
+    pub fn decimal(&self) -> Result<rust_decimal::Decimal, String> {
+        use std::str::FromStr;
+        match self {
+            DecimalSetting::Integer(value) => Ok(rust_decimal::Decimal::from(*value)),
+            DecimalSetting::Float(value) => rust_decimal::Decimal::from_str(&value.to_string())
+                .map_err(|error| format!("{value} is not a decimal: {error}")),
+            DecimalSetting::Text(text) => rust_decimal::Decimal::from_str_exact(text.trim())
+                .map_err(|error| format!("{text:?} is not a decimal: {error}")),
+        }
+    }
 }
 
 /// Every field may be left out for its default.
@@ -189,7 +292,7 @@ impl ServerConfig {
     }
 
     /// Checks what TOML types cannot: distinct secret ids, non-empty secrets, known actions
-    /// and valid quotas, runtime settings.
+    /// and valid quotas, runtime settings, webhooks.
     pub fn validate(&self) -> Result<(), String> {
         let mut ids = HashSet::new();
         for (id, key) in std::iter::once((&self.operator.secret_id, &self.operator.secret_key))
@@ -216,6 +319,9 @@ impl ServerConfig {
             return Err(
                 "[http] workers, body_limit, timestamp_skew_secs and max_connections must be positive".into(),
             );
+        }
+        for (index, webhook) in self.webhooks.iter().enumerate() {
+            webhook.validate().map_err(|message| format!("[[webhooks]] {}: {message}", index + 1))?;
         }
         Ok(())
     }
@@ -259,10 +365,22 @@ impl ServerConfig {
         positive("mailbox_capacity", settings.mailbox_capacity, &mut config.mailbox_capacity)?;
         positive("resolved_capacity", settings.resolved_capacity, &mut config.resolved_capacity)?;
         positive("open_reservations_max", settings.open_reservations_max, &mut config.open_reservations_max)?;
+        if let Some(ms) = settings.reservation_timeout_ms_max {
+            if !(1000..=86_400_000).contains(&ms) || ms % 1000 != 0 {
+                return Err(format!(
+                    "[engine] reservation_timeout_ms_max: {ms} is not a whole number of seconds from 1000 to \
+                     86400000"
+                ));
+            }
+            config.reservation_timeout_ms_max = ms;
+            config.reservation_timeout_ms_default = config.reservation_timeout_ms_default.min(ms);
+        }
         if let Some(ms) = settings.reservation_timeout_ms_default {
             if !(1000..=config.reservation_timeout_ms_max).contains(&ms) || ms % 1000 != 0 {
                 return Err(format!(
-                    "[engine] reservation_timeout_ms_default: {ms} is outside 1 to 86400000"
+                    "[engine] reservation_timeout_ms_default: {ms} is not a whole number of seconds from \
+                     1000 to {}",
+                    config.reservation_timeout_ms_max
                 ));
             }
             config.reservation_timeout_ms_default = ms;
@@ -274,6 +392,19 @@ impl ServerConfig {
             config.resolved_retention_ms = ms;
         }
         config.escrow_partners = settings.escrow_partners.iter().map(|&uin| Uin(uin)).collect();
+        if let Some(setting) = &settings.freezing_coefficient_default {
+            let coefficient = setting
+                .decimal()
+                .map_err(|error| format!("[engine] freezing_coefficient_default: {error}"))?;
+            crate::engine::check_coefficient(coefficient).map_err(|error| {
+                let reason = match error.rejection() {
+                    Some(Rejection::InvalidParameter { reason, .. }) => reason.clone(),
+                    _ => error.to_string(),
+                };
+                format!("[engine] freezing_coefficient_default: {reason}")
+            })?;
+            config.freezing_coefficient_default = coefficient;
+        }
         Ok(config)
     }
 }
@@ -330,6 +461,93 @@ max_connections = 100
     }
 
     #[test]
+    fn engine_settings_for_rehearsals() {
+        let config = ServerConfig::parse(MINIMAL).unwrap();
+        let engine = config.engine_config().unwrap();
+        assert!(!config.engine.adjustable_clock);
+        assert_eq!(engine.freezing_coefficient_default, rust_decimal::Decimal::ONE);
+        assert_eq!(
+            (engine.reservation_timeout_ms_max, engine.reservation_timeout_ms_default),
+            (86_400_000, 60_000)
+        );
+        for (setting, expected) in [("0.3", "0.3"), ("0", "0"), ("1", "1"), ("\"0.12345678\"", "0.12345678")]
+        {
+            let text = format!(
+                "{MINIMAL}[engine]\nfreezing_coefficient_default = {setting}\nadjustable_clock = true"
+            );
+            let config = ServerConfig::parse(&text).unwrap();
+            config.validate().unwrap();
+            assert!(config.engine.adjustable_clock);
+            assert_eq!(config.engine_config().unwrap().freezing_coefficient_default.to_string(), expected);
+        }
+        // A small maximum takes the default reservation timeout down with it.
+        let small =
+            ServerConfig::parse(&format!("{MINIMAL}[engine]\nreservation_timeout_ms_max = 2000")).unwrap();
+        let engine = small.engine_config().unwrap();
+        assert_eq!((engine.reservation_timeout_ms_max, engine.reservation_timeout_ms_default), (2000, 2000));
+        let cases = [
+            (
+                "freezing_coefficient_default = 1.5",
+                "[engine] freezing_coefficient_default: 1.5 is outside 0 to 1",
+            ),
+            ("freezing_coefficient_default = -0.1", "is outside 0 to 1"),
+            ("freezing_coefficient_default = \"0.123456789\"", "has more than 8 decimals"),
+            ("freezing_coefficient_default = \"half\"", "\"half\" is not a decimal"),
+            ("reservation_timeout_ms_max = 500", "reservation_timeout_ms_max: 500 is not a whole number"),
+            ("reservation_timeout_ms_max = 1500", "reservation_timeout_ms_max: 1500"),
+            (
+                "reservation_timeout_ms_max = 2000\nreservation_timeout_ms_default = 3000",
+                "reservation_timeout_ms_default: 3000 is not a whole number of seconds from 1000 to 2000",
+            ),
+            ("adjustable_clock = \"yes\"", "adjustable_clock"),
+        ];
+        for (body, expected) in cases {
+            let text = format!("{MINIMAL}[engine]\n{body}");
+            let error = ServerConfig::parse(&text).and_then(|config| config.validate()).unwrap_err();
+            assert!(error.contains(expected), "{body:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn webhooks_have_defaults_and_limits() {
+        let config = ServerConfig::parse(MINIMAL).unwrap();
+        assert!(config.webhooks.is_empty());
+        let two = format!(
+            "{MINIMAL}{}",
+            r#"
+[[webhooks]]
+url = "http://127.0.0.1:9000/credit"
+secret = "s1"
+[[webhooks]]
+url = "http://relay.internal/credit"
+secret = "s2"
+attempts = 20
+queue = 1000000
+timeout_ms = 250
+"#
+        );
+        let config = ServerConfig::parse(&two).unwrap();
+        config.validate().unwrap();
+        let settings: Vec<_> = config
+            .webhooks
+            .iter()
+            .map(|hook| (hook.url.as_str(), hook.attempts, hook.queue, hook.timeout_ms))
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                ("http://127.0.0.1:9000/credit", 5, 10_000, 5000),
+                ("http://relay.internal/credit", 20, 1_000_000, 250)
+            ]
+        );
+    }
+
+    /// The minimal configuration with one `[[webhooks]]` entry of `body`.
+    fn webhook(body: &str) -> String {
+        format!("{MINIMAL}[[webhooks]]\n{body}\n")
+    }
+
+    #[test]
     fn bad_configurations_say_what_is_wrong() {
         let cases = [
             (
@@ -349,6 +567,46 @@ max_connections = 100
                 "op appears twice",
             ),
             (&format!("{MINIMAL}[[keys]]\nsecret_id = \"k\"\nsecret_key = \"\"\nuin = 5"), "non-empty"),
+            (
+                &webhook("url = \"https://example.com/h\"\nsecret = \"s\""),
+                "[[webhooks]] 1: url https://example.com/h: https is not offered",
+            ),
+            (
+                &webhook("url = \"example.com/h\"\nsecret = \"s\""),
+                "[[webhooks]] 1: url example.com/h: expected http://",
+            ),
+            (&webhook("url = \"http://example.com:0/h\"\nsecret = \"s\""), "port \"0\" is not 1 to 65535"),
+            (
+                &webhook("url = \"http://example.com/h\"\nsecret = \"\""),
+                "[[webhooks]] 1: secret must be non-empty",
+            ),
+            (&webhook("url = \"http://example.com/h\""), "missing field `secret`"),
+            (&webhook("secret = \"s\""), "missing field `url`"),
+            (
+                &webhook("url = \"http://e/h\"\nsecret = \"s\"\nattempts = 0"),
+                "attempts must be 1 to 20, not 0",
+            ),
+            (
+                &webhook("url = \"http://e/h\"\nsecret = \"s\"\nattempts = 21"),
+                "attempts must be 1 to 20, not 21",
+            ),
+            (
+                &webhook("url = \"http://e/h\"\nsecret = \"s\"\nqueue = 0"),
+                "queue must be 1 to 1000000, not 0",
+            ),
+            (&webhook("url = \"http://e/h\"\nsecret = \"s\"\nqueue = 1000001"), "queue must be 1 to 1000000"),
+            (
+                &webhook("url = \"http://e/h\"\nsecret = \"s\"\ntimeout_ms = 0"),
+                "timeout_ms must be 1 to 600000, not 0",
+            ),
+            (&webhook("url = \"http://e/h\"\nsecret = \"s\"\nretries = 3"), "unknown field `retries`"),
+            (
+                &format!(
+                    "{}[[webhooks]]\nurl = \"http://e/2\"\nsecret = \"s\"\nattempts = 99",
+                    webhook("url = \"http://e/1\"\nsecret = \"s\"")
+                ),
+                "[[webhooks]] 2: attempts must be 1 to 20",
+            ),
         ];
         for (text, expected) in cases {
             let error = ServerConfig::parse(text).and_then(|config| config.validate()).unwrap_err();

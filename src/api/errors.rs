@@ -69,11 +69,17 @@ pub fn rejection_code(rejection: &Rejection, action: Action) -> &'static str {
             | Action::CreatePartner
             | Action::QueryCustomersCredit
             | Action::QueryDirectCustomersCredit
-            | Action::DescribeCustomerUin => "ResourceNotFound.PartnerUin",
+            | Action::DescribeCustomerUin
+            | Action::QueryVoucherPool
+            | Action::GrantVoucherQuota
+            | Action::SetTrialVoucherPriority
+            | Action::SettlePartnerBill => "ResourceNotFound.PartnerUin",
             Action::CreateClient => "ResourceNotFound.ParentUin",
             _ => "ResourceNotFound.ClientUin",
         },
         Rejection::UnknownPurchase(_) => "ResourceNotFound.PurchaseId",
+        Rejection::UnknownVoucher(_) => "ResourceNotFound.VoucherId",
+        Rejection::UnknownResource(_) => "ResourceNotFound.ResourceId",
         Rejection::WrongKind { required, .. } => match required {
             KindRequired::Customer => "InvalidParameterValue.InvalidUin",
             KindRequired::SecondLevelReseller => "FailedOperation.InvalidSubAgentUin",
@@ -83,17 +89,28 @@ pub fn rejection_code(rejection: &Rejection, action: Action) -> &'static str {
             KindRequired::CustomerParent => "FailedOperation.UinNotReseller",
         },
         Rejection::UinTaken(_) => "ResourceInUse.Uin",
+        Rejection::ResourceTaken(_) => "ResourceInUse.ResourceId",
         Rejection::NotAuthorized { .. } => match action {
             Action::AllocateCreditPool
             | Action::QueryPartnerCredit
             | Action::QuerySubAgentsDetailV2
-            | Action::QueryT1IndirectCustomersDetail => "UnauthorizedOperation.UinNoAuth",
+            | Action::QueryT1IndirectCustomersDetail
+            | Action::QueryVoucherPool
+            | Action::ApplyPartnerVoucher
+            | Action::InvalidatePartnerVoucher
+            | Action::SetTrialVoucherPriority => "UnauthorizedOperation.UinNoAuth",
             _ => "UnauthorizedOperation.NotCustomerUin",
         },
         Rejection::OperatorOnly(_) => "UnauthorizedOperation.UinNoAuth",
         Rejection::InvalidAmount(..) => match action {
-            Action::CreatePurchase | Action::ReservePurchase | Action::CreatePurchases => {
-                "InvalidParameterValue.Amount"
+            Action::CreatePurchase
+            | Action::ReservePurchase
+            | Action::CreatePurchases
+            | Action::ActivatePostpaid
+            | Action::GrantVoucherQuota => "InvalidParameterValue.Amount",
+            // The upstream code for a voucher's denomination outside 0 to 1000000.
+            Action::IssueCustomerVoucher | Action::ApplyPartnerVoucher => {
+                "InvalidParameterValue.VoucherAmountOutOfRange"
             }
             _ => "InvalidParameterValue.CreditAmountOutOfRange",
         },
@@ -110,11 +127,18 @@ pub fn rejection_code(rejection: &Rejection, action: Action) -> &'static str {
         Rejection::ReservationExpired(_) => "FailedOperation.ReservationExpired",
         Rejection::NotAReservation(_) => "FailedOperation.NotAReservation",
         Rejection::TooManyOpenReservations(_) => "FailedOperation.TooManyOpenReservations",
+        Rejection::TooMany { .. } => "LimitExceeded",
+        Rejection::Unsupported(_) => "UnsupportedOperation",
+        Rejection::VoucherUnavailable { .. } => "FailedOperation.VoucherStatus",
+        Rejection::BillNotFinal { .. } => "FailedOperation.BillNotFinal",
+        Rejection::BillConfirmed { .. } => "FailedOperation.BillConfirmed",
+        Rejection::NoBill { .. } => "ResourceNotFound.Bill",
         Rejection::Suspended(_) => "FailedOperation.ServiceSuspended",
         Rejection::InsufficientCustomerCredit { .. } => "FailedOperation.InsufficientClientCredit",
         Rejection::InsufficientPartnerCredit { .. } => "FailedOperation.InsufficientPartnerCredit",
         Rejection::OverAllocable { .. } | Rejection::OverRepossessable { .. } => {
             "InvalidParameterValue.CreditAmountOutOfRange"
         }
+        Rejection::InsufficientVoucherQuota { .. } => "FailedOperation.InsufficientVoucherQuota",
     }
 }

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use super::errors::ApiError;
-use crate::domain::{Money, PurchaseId, Uin};
+use crate::domain::{Money, Month, PurchaseId, Timestamp, Uin, VoucherId};
 
 /// A request's parameters.
 pub struct Params {
@@ -157,6 +157,91 @@ impl Params {
         self.money(name)?.ok_or_else(|| ApiError::missing(&self.full(name)))
     }
 
+    /// A number exactly as written, for values that are not amounts (a coefficient, a
+    /// percentage): the action checks its range and decimals.
+    pub fn decimal(&mut self, name: &str) -> Result<Option<Decimal>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Number(number)) => decimal_of(&self.full(name), &number.to_string()).map(Some),
+            Some(_) => Err(ApiError::wrong_type(&self.full(name), "a number")),
+        }
+    }
+
+    /// A time as the API writes them, `YYYY-MM-DD hh:mm:ss` in UTC.
+    pub fn time(&mut self, name: &str) -> Result<Option<Timestamp>, ApiError> {
+        match self.string(name)? {
+            None => Ok(None),
+            Some(text) => {
+                super::parse_time(&text).map(Some).map_err(|reason| ApiError::value(&self.full(name), reason))
+            }
+        }
+    }
+
+    pub fn required_time(&mut self, name: &str) -> Result<Timestamp, ApiError> {
+        self.time(name)?.ok_or_else(|| ApiError::missing(&self.full(name)))
+    }
+
+    /// A bill month, `YYYY-MM`.
+    pub fn month(&mut self, name: &str) -> Result<Option<Month>, ApiError> {
+        match self.string(name)? {
+            None => Ok(None),
+            Some(text) => {
+                Month::parse(&text).map(Some).map_err(|reason| ApiError::value(&self.full(name), reason))
+            }
+        }
+    }
+
+    pub fn required_month(&mut self, name: &str) -> Result<Month, ApiError> {
+        self.month(name)?.ok_or_else(|| ApiError::missing(&self.full(name)))
+    }
+
+    /// A voucher id: a positive integer (int64 upstream).
+    pub fn voucher_id(&mut self, name: &str) -> Result<Option<VoucherId>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Number(number)) => match (number.as_u64(), number.as_i64()) {
+                (Some(id), _) if id > 0 => Ok(Some(VoucherId(id))),
+                (Some(_), _) | (None, Some(_)) => Err(ApiError::value(
+                    &self.full(name),
+                    format!("{number} is not a voucher id (a positive integer)"),
+                )),
+                (None, None) => Err(ApiError::wrong_type(&self.full(name), "an integer voucher id")),
+            },
+            Some(_) => Err(ApiError::wrong_type(&self.full(name), "an integer voucher id")),
+        }
+    }
+
+    pub fn required_voucher_id(&mut self, name: &str) -> Result<VoucherId, ApiError> {
+        self.voucher_id(name)?.ok_or_else(|| ApiError::missing(&self.full(name)))
+    }
+
+    /// An array of at most `max` strings; a longer one is refused with `code` before
+    /// anything is built from it.
+    pub fn strings(
+        &mut self,
+        name: &str,
+        max: usize,
+        code: &'static str,
+    ) -> Result<Option<Vec<String>>, ApiError> {
+        let full = self.full(name);
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Array(values)) => {
+                check_len(&full, values.len(), max, code)?;
+                values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, value)| match value {
+                        Value::String(text) => Ok(text),
+                        _ => Err(ApiError::wrong_type(&format!("{full}.{index}"), "a string")),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map(Some)
+            }
+            Some(_) => Err(ApiError::wrong_type(&full, "an array of strings")),
+        }
+    }
+
     pub fn required_purchase_id(&mut self, name: &str) -> Result<PurchaseId, ApiError> {
         let text = self.required_string(name)?;
         PurchaseId::new(&text).map_err(|error| ApiError::value(&self.full(name), error))
@@ -228,6 +313,21 @@ fn money_of(name: &str, text: &str) -> Result<Money, ApiError> {
     parsed
 }
 
+/// A number's own text as a decimal (exponents accepted), at most 28 significant digits.
+fn decimal_of(name: &str, text: &str) -> Result<Decimal, ApiError> {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+    let significant = mantissa.trim_start_matches(['-', '+']).replace('.', "");
+    if significant.trim_start_matches('0').len() > 28 {
+        return Err(ApiError::value(name, format!("{text} has more digits than a decimal can hold")));
+    }
+    let parsed = if text.contains(['e', 'E']) {
+        Decimal::from_scientific(text)
+    } else {
+        Decimal::from_str_exact(text)
+    };
+    parsed.map_err(|error| ApiError::value(name, format!("{text} is not a decimal number: {error}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +372,37 @@ mod tests {
         }
         assert_eq!(params("{}").required_money("Amount").unwrap_err().code, "MissingParameter");
         assert_eq!(params(r#"{"Amount": null}"#).money("Amount").unwrap(), None);
+    }
+
+    #[test]
+    fn decimals_times_months_vouchers_and_strings() {
+        let mut p = params(
+            r#"{"C": 0.5, "E": 1e-2, "Bad": "0.5", "Long": 0.12345678901234567890123456789,
+                "T": "2026-01-01 00:00:01", "BadT": "2026-01-01", "M": "2026-02", "BadM": "2026-13",
+                "V": 12, "V0": 0, "VS": "12", "Codes": ["a", "b"], "Mixed": ["a", 1]}"#,
+        );
+        assert_eq!(p.decimal("C").unwrap(), Some(Decimal::new(5, 1)));
+        assert_eq!(p.decimal("E").unwrap(), Some(Decimal::new(1, 2)));
+        assert_eq!(p.decimal("Bad").unwrap_err().code, "InvalidParameter");
+        assert_eq!(p.decimal("Long").unwrap_err().code, "InvalidParameterValue");
+        assert_eq!(p.decimal("Absent").unwrap(), None);
+        assert_eq!(p.required_time("T").unwrap(), Timestamp(1_767_225_601_000));
+        let error = p.time("BadT").unwrap_err();
+        assert_eq!(
+            (error.code.as_ref(), error.message.contains("YYYY-MM-DD hh:mm:ss")),
+            ("InvalidParameterValue", true)
+        );
+        assert_eq!(p.required_time("Absent").unwrap_err().code, "MissingParameter");
+        assert_eq!(p.required_month("M").unwrap(), Month::new(2026, 2).unwrap());
+        assert_eq!(p.month("BadM").unwrap_err().code, "InvalidParameterValue");
+        assert_eq!(p.required_voucher_id("V").unwrap(), VoucherId(12));
+        assert_eq!(p.required_voucher_id("V0").unwrap_err().code, "InvalidParameterValue");
+        assert_eq!(p.required_voucher_id("VS").unwrap_err().code, "InvalidParameter");
+        assert_eq!(p.required_voucher_id("Absent").unwrap_err().code, "MissingParameter");
+        assert_eq!(p.strings("Codes", 2, "X").unwrap(), Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(p.strings("Mixed", 2, "X").unwrap_err().message, "`Mixed.1` must be a string");
+        let mut p = params(r#"{"Codes": ["a", "b", "c"]}"#);
+        assert_eq!(p.strings("Codes", 2, "InvalidParameterValue").unwrap_err().code, "InvalidParameterValue");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use super::sign::{
     Authorization,
 };
 use super::{own, upstream, VERSION};
+use crate::clock::OffsetClock;
 use crate::domain::{Action, Caller, Uin};
 use crate::engine::Engine;
 use crate::world::World;
@@ -35,6 +36,10 @@ pub struct Api {
     settings: HttpSettings,
     /// Bytes of request bodies being read or held, on all connections.
     buffered: AtomicUsize,
+    /// The engine's clock when the configuration sets `[engine] adjustable_clock`: what
+    /// `AdvanceClock` moves. Signature timestamps are checked against the real time (the
+    /// engine's less the offset), since clients sign with theirs.
+    adjustable_clock: Option<OffsetClock>,
 }
 
 struct KeyEntry {
@@ -56,7 +61,19 @@ impl Api {
         for key in &config.keys {
             keys.insert(key.secret_id.clone(), entry(&key.secret_key, Caller::Uin(Uin(key.uin))));
         }
-        Api { engine, keys, settings: config.http.clone(), buffered: AtomicUsize::new(0) }
+        Api {
+            engine,
+            keys,
+            settings: config.http.clone(),
+            buffered: AtomicUsize::new(0),
+            adjustable_clock: None,
+        }
+    }
+
+    /// The API of an engine that runs on `clock`, which `AdvanceClock` moves forward.
+    pub fn with_adjustable_clock(mut self, clock: OffsetClock) -> Api {
+        self.adjustable_clock = Some(clock);
+        self
     }
 
     /// Answers a request that passed [`Api::before_body`], with its credentials and body:
@@ -83,7 +100,10 @@ impl Api {
             return answer.map(Answer::Json);
         }
         let params = Params::parse(body)?;
-        if action.is_own() {
+        if action == Action::AdvanceClock {
+            own::advance_clock(&self.engine, self.adjustable_clock.as_ref(), caller, params)
+                .map(Answer::Fields)
+        } else if action.is_own() {
             own::handle(&self.engine, caller, action, params).await.map(Answer::Fields)
         } else {
             upstream::handle(&self.engine, caller, action, params).await.map(Answer::Fields)
@@ -102,7 +122,13 @@ impl Api {
             header(headers, "x-tc-timestamp").ok_or_else(|| ApiError::missing("X-TC-Timestamp"))?;
         let timestamp: i64 =
             timestamp.parse().map_err(|_| ApiError::wrong_type("X-TC-Timestamp", "Unix seconds"))?;
-        let now = self.engine.now().0.div_euclid(1000);
+        // Signatures are checked against real time, also when the engine's clock was moved
+        // forward (one read of the system clock: no AdvanceClock can land in between).
+        let now = match self.adjustable_clock {
+            Some(_) => crate::clock::Clock::now(&crate::clock::SystemClock).0,
+            None => self.engine.now().0,
+        };
+        let now = now.div_euclid(1000);
         if now.abs_diff(timestamp) > self.settings.timestamp_skew_secs.unsigned_abs() {
             return Err(ApiError::new(
                 "AuthFailure.SignatureExpire",
@@ -355,14 +381,27 @@ const SHUTDOWN_GRACE_SECS: u64 = 5;
 /// Starts the engine from the configuration, imports its world, and serves until Ctrl-C
 /// (or SIGTERM), which stops it gracefully.
 pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let engine = Arc::new(Engine::start(config.engine_config().map_err(anyhow::Error::msg)?));
+    let engine_config = config.engine_config().map_err(anyhow::Error::msg)?;
+    let adjustable_clock = config.engine.adjustable_clock.then(OffsetClock::new);
+    let engine = Arc::new(match &adjustable_clock {
+        Some(clock) => Engine::start_with_clock(engine_config, Arc::new(clock.clone())),
+        None => Engine::start(engine_config),
+    });
     if let Some(path) = &config.world {
         let world = World::load(path)?;
         let count = engine.import(Caller::Operator, &world).await?;
         tracing::info!(accounts = count, world = %path.display(), "imported the world");
     }
+    let webhooks = super::webhook::start(engine.events(), &config.webhooks).map_err(anyhow::Error::msg)?;
     let listen = listen.unwrap_or(config.listen);
-    let api = web::Data::new(Api::new(engine.clone(), &config));
+    let mut api = Api::new(engine.clone(), &config);
+    if let Some(clock) = adjustable_clock {
+        tracing::warn!(
+            "[engine] adjustable_clock is on: the operator's AdvanceClock moves the engine's clock forward"
+        );
+        api = api.with_adjustable_clock(clock);
+    }
+    let api = web::Data::new(api);
     let settings = config.http.clone();
     let server = HttpServer::new(move || App::new().configure(configure(api.clone())))
         .workers(settings.workers)
@@ -396,6 +435,8 @@ pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::
         handle.stop(true).await;
     });
     server.await?;
+    // Events published while requests finished get the same grace to go out.
+    webhooks.shutdown(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
     tracing::info!("stopped");
     engine.shutdown();
     Ok(())

@@ -6,44 +6,77 @@
 //! `QueryCustomersCredit`, `QueryDirectCustomersCredit`, `QueryPartnerCredit`,
 //! `QueryCreditAllocationHistory`, `QueryCustomerBillingQuota`, `ForceQN`,
 //! `DescribeCustomerUin`, `DescribeCustomerInfo`, `QuerySubAgentsDetailV2`,
-//! `QueryT1IndirectCustomersDetail`, `ModifyClientRemark`.
+//! `QueryT1IndirectCustomersDetail`, `ModifyClientRemark`, and the vouchers:
+//! `QueryVoucherPool`, `QueryVoucherAmountByUin`, `QueryVoucherListByUin`,
+//! `DescribeCustomerVoucherList`, `DescribeCustomerOwnVoucherList`,
+//! `DescribeCustomerVoucherUsageDetails`, `DescribeCustomerOwnVoucherUsageDetails`.
 //!
 //! Whose account: actions with a UIN parameter act on that account, as the engine authorizes
 //! (a partner on its own customers and second-level resellers, a customer on itself, the
-//! operator on everything). Actions without one (`QueryPartnerCredit`,
+//! operator on everything; a distributor also reads the vouchers of its second-level
+//! resellers' customers). Actions without one (`QueryPartnerCredit`,
 //! `QueryDirectCustomersCredit`, `QueryCustomersCredit`, `DescribeCustomerUin`,
-//! `QuerySubAgentsDetailV2`, `QueryCustomerBillingQuota`) read the caller's own account; the
-//! operator has none, so its call is counted against its quota and refused with
-//! `UnauthorizedOperation.UinNoAuth`.
+//! `QuerySubAgentsDetailV2`, `QueryCustomerBillingQuota`, `QueryVoucherPool`,
+//! `DescribeCustomerOwnVoucherList`, `DescribeCustomerOwnVoucherUsageDetails`) read the
+//! caller's own account; the operator has none, so its call is counted against its quota
+//! and refused with `UnauthorizedOperation.UinNoAuth`.
 //!
 //! Paging: `Page` counts from 1; `PageSize` is 1 to 100 where the reference says so
-//! (`QuerySubAgentsDetailV2`, `QueryT1IndirectCustomersDetail`) and 1 to
-//! [`crate::engine::PAGE_SIZE_MAX`] elsewhere; when optional they default to 1 and [`PAGE_SIZE_DEFAULT`].
-//! Out of range is `InvalidParameter.Page`. Lists are ordered by association (binding) time,
-//! newest first unless `Order` says `asc`.
+//! (`QuerySubAgentsDetailV2`, `QueryT1IndirectCustomersDetail`, the voucher lists and usage
+//! details) and 1 to [`crate::engine::PAGE_SIZE_MAX`] elsewhere; when optional they default
+//! to 1 and [`PAGE_SIZE_DEFAULT`]. Out of range is `InvalidParameter.Page`. Lists are ordered
+//! by association (binding) time, newest first unless `Order` says `asc`; voucher lists by
+//! voucher id, newest first; usage details newest first.
+//!
+//! Vouchers, as written here:
+//! - `VoucherStatus` filters take exactly the documented values `Issued`, `Used`, `Expired`,
+//!   `Invalidated` (the reference's example value `Issused` is a typo and is refused, naming
+//!   the valid ones); `QueryVoucherListByUin`'s `Status` takes `Unused`, `Used`, `Expired`,
+//!   and its answer's `VoucherStatus` uses the same words (`Unused` for an issued voucher),
+//!   plus `Invalidated` for a withdrawn one, which that filter cannot select.
+//! - `RemainingAmount` / `RemainAmount` of a voucher is what purchases may still deduct:
+//!   amounts held by open reservations are not in it. `QueryVoucherAmountByUin`'s
+//!   `TotalAmount` is the sum of the denominations of the customer's vouchers that are not
+//!   withdrawn, its `RemainAmount` what they can deduct now (as `RemainingVoucher` in
+//!   `QueryCustomerBillingQuota`).
+//! - The usage details without `Month` list every month: `Month` is `""` and
+//!   `RecordsCountByMonth` counts all the records; `TotalRecordsCount` counts every
+//!   deduction ever recorded (a voucher keeps its newest 10,000 for listing).
 //!
 //! Fields the engine has no data for, answered with a neutral value of the documented type:
 //! - `QueryCustomersCredit` `Data[]`: `Type` `""`, `Mobile` `""`, `RecentExpiry` `""`
 //!   (credit never expires), `IdentifyType` `0` (not verified); `Arrears` is the documented
 //!   constant `"-"`;
-//! - `QueryCustomerBillingQuota` `Data`: `RemainingVoucher` `0`, `PrepayFrozen` `0` (the
-//!   engine freezes only for postpaid products, which is `PostpayFrozen`);
+//! - `QueryCustomerBillingQuota` `Data`: `PrepayFrozen` `0` (the engine freezes only for
+//!   postpaid products, which is `PostpayFrozen`);
 //! - `DescribeCustomerInfo` `Data[]`: `Phone` `""`, `AuthStatus` `"-1"` (not uploaded),
 //!   `AuthType` `-1` (no such information), `CidRegisterTime`, `UinRegisterTime` and
 //!   `AuthPassTime` `""`;
 //! - `QuerySubAgentsDetailV2` `Data[]`: `Mobile` `""`, `Voucher` `0`, `RemainingVoucher` `0`
 //!   (and the `Mobile` filter matches nothing);
 //! - `ForceQN`: the deprecated `C` `0` and `M` `"success"`;
-//! - a name, e-mail or remark never set is `""`.
+//! - `DescribeCustomerVoucherList` `Data[]`: `ApplyReason` `""` (vouchers carry no
+//!   application notes);
+//! - `UsageDetail` (`Data[]` of both usage-details actions): `BillId` is the purchase id, as
+//!   `DealName` is (the engine has no bills with ids of their own); `SubProductCode` `""`
+//!   and `SubProductCodeName` `""` (purchases name no sub-product); `ProductCodeName` is the
+//!   product code (there is no catalogue of names); `ProductCode` is `""` for a purchase
+//!   that named none; `PayTime` and `CompletionTime` are both the time the deduction became
+//!   final (the purchase's commit);
+//! - a name, e-mail or remark never set is `""` (`AgentName` of `QueryVoucherPool` too).
 
 use serde_json::{json, Map, Value};
 
 use super::errors::ApiError;
 use super::params::Params;
 use super::{money, time, uin};
-use crate::domain::{AccountView, Action, AllocationRecord, Caller, Rejection, Role, Uin};
+use crate::domain::voucher::{PaymentMode, ProductScope, Usage, UsageRecord, Voucher, VoucherStatus};
+use crate::domain::{
+    AccountKind, AccountView, Action, AllocationRecord, Caller, Rejection, Role, Timestamp, Uin, VoucherId,
+};
 use crate::engine::{
-    CustomerFilterField, CustomerQuery, Engine, SubAgentFilterField, SubAgentQuery, UinCredit,
+    usage_of, CustomerFilterField, CustomerQuery, Engine, SubAgentFilterField, SubAgentQuery, UinCredit,
+    VoucherFilter, VoucherListStatus, VOUCHER_UIN_LIST_MAX,
 };
 
 /// The page size of `QueryCustomersCredit` and `QueryCreditAllocationHistory` when the
@@ -159,7 +192,7 @@ pub async fn handle(
                 "Data": {
                     "TotalCredit": money(quota.total),
                     "RemainingCredit": money(quota.remaining),
-                    "RemainingVoucher": 0,
+                    "RemainingVoucher": money(quota.remaining_voucher),
                     "Force": quota.force,
                     "PrepayFrozen": 0,
                     "PostpayFrozen": money(quota.postpay_frozen),
@@ -269,6 +302,177 @@ pub async fn handle(
                 "SubAgentName": text(&found.sub_agent.profile.name),
                 "Data": data,
             })
+        }
+        Action::QueryVoucherPool => {
+            params.finish()?;
+            let partner = own_account(engine, caller, action)?;
+            let found = engine.query_voucher_pool(caller, partner).await.map_err(engine_error)?;
+            let account_type = match found.partner.kind() {
+                AccountKind::Reseller => 1,
+                AccountKind::Distributor => 2,
+                AccountKind::SecondLevelReseller => 3,
+                AccountKind::Customer => return Err(ApiError::internal("a customer has no voucher pool")),
+            };
+            json!({
+                "AgentName": text(&found.partner.profile.name),
+                "AccountType": account_type,
+                "TotalQuota": money(found.pool.total),
+                "RemainingQuota": money(found.pool.remaining()),
+                "IssuedNum": found.pool.issued_count,
+            })
+        }
+        Action::QueryVoucherAmountByUin => {
+            let uins = params.required_uins("ClientUins", VOUCHER_UIN_LIST_MAX, "InvalidParameterValue")?;
+            params.finish()?;
+            let amounts = engine.query_voucher_amount_by_uin(caller, &uins).await.map_err(engine_error)?;
+            let data: Vec<Value> = amounts
+                .iter()
+                .map(|amount| {
+                    json!({
+                        "ClientUin": uin(amount.customer),
+                        "TotalAmount": money(amount.total),
+                        "RemainAmount": money(amount.remaining),
+                    })
+                })
+                .collect();
+            json!({ "Data": data })
+        }
+        Action::QueryVoucherListByUin => {
+            let uins = params.required_uins("ClientUins", VOUCHER_UIN_LIST_MAX, "InvalidParameterValue")?;
+            let status = params
+                .string("Status")?
+                .map(|name| match name.as_str() {
+                    "Unused" => Ok(VoucherListStatus::Unused),
+                    "Used" => Ok(VoucherListStatus::Used),
+                    "Expired" => Ok(VoucherListStatus::Expired),
+                    other => {
+                        Err(ApiError::value("Status", format!("{other:?} is not Unused, Used or Expired")))
+                    }
+                })
+                .transpose()?;
+            params.finish()?;
+            let lists =
+                engine.query_voucher_list_by_uin(caller, &uins, status).await.map_err(engine_error)?;
+            let now = engine.now();
+            let data: Vec<Value> = lists
+                .iter()
+                .map(|(customer, vouchers)| {
+                    let items: Vec<Value> = vouchers
+                        .iter()
+                        .map(|voucher| {
+                            let status = match voucher.status(now) {
+                                VoucherStatus::Issued => "Unused",
+                                other => other.name(),
+                            };
+                            json!({
+                                "VoucherId": voucher.id.0.to_string(),
+                                "VoucherStatus": status,
+                                "TotalAmount": money(voucher.total),
+                                "RemainAmount": money(voucher.remaining),
+                            })
+                        })
+                        .collect();
+                    json!({ "ClientUin": uin(*customer), "TotalCount": items.len(), "Data": items })
+                })
+                .collect();
+            json!({ "Data": data })
+        }
+        Action::DescribeCustomerVoucherList | Action::DescribeCustomerOwnVoucherList => {
+            let page = page_param(&mut params, "Page", None, action)?;
+            let page_size = page_param(&mut params, "PageSize", None, action)?;
+            let partner_view = action == Action::DescribeCustomerVoucherList;
+            let customer = if partner_view { params.uin("CustomerUin")? } else { None };
+            let status = params
+                .string("VoucherStatus")?
+                .map(|name| match VoucherStatus::from_name(&name) {
+                    Some(status) if status != VoucherStatus::PendingApproval => Ok(status),
+                    _ => Err(ApiError::value(
+                        "VoucherStatus",
+                        format!("{name:?} is not Issued, Used, Expired or Invalidated"),
+                    )),
+                })
+                .transpose()?;
+            let payment = params
+                .string("PaymentMode")?
+                .map(|name| {
+                    PaymentMode::from_name(&name).ok_or_else(|| {
+                        ApiError::value(
+                            "PaymentMode",
+                            format!("{name:?} is not AllPayment, Prepaid or Postpaid"),
+                        )
+                    })
+                })
+                .transpose()?;
+            let usage = if partner_view {
+                params
+                    .string("Usage")?
+                    .map(|name| {
+                        Usage::from_name(&name).ok_or_else(|| {
+                            ApiError::value("Usage", format!("{name:?} is not ProductTrial or CustomerOffer"))
+                        })
+                    })
+                    .transpose()?
+            } else {
+                None
+            };
+            let products = params
+                .string("ProductScope")?
+                .map(|name| {
+                    ProductScope::from_name(&name).ok_or_else(|| {
+                        ApiError::value(
+                            "ProductScope",
+                            format!(
+                                "{name:?} is not AllProducts, SpecifyProducts or SpecifyProductsBlacklist"
+                            ),
+                        )
+                    })
+                })
+                .transpose()?;
+            let id = params.voucher_id("VoucherId")?;
+            params.finish()?;
+            let filter = VoucherFilter { customer, status, payment, usage, products, id };
+            let found = if partner_view {
+                engine.describe_customer_voucher_list(caller, &filter, page, page_size).await
+            } else {
+                let customer = own_account(engine, caller, action)?;
+                engine.describe_customer_own_voucher_list(caller, customer, &filter, page, page_size).await
+            }
+            .map_err(engine_error)?;
+            let now = engine.now();
+            let data: Vec<Value> =
+                found.vouchers.iter().map(|voucher| customer_voucher(voucher, now, partner_view)).collect();
+            json!({ "TotalCount": found.total, "Data": data })
+        }
+        Action::DescribeCustomerVoucherUsageDetails | Action::DescribeCustomerOwnVoucherUsageDetails => {
+            let page = page_param(&mut params, "Page", None, action)?;
+            let page_size = page_param(&mut params, "PageSize", None, action)?;
+            let partner_view = action == Action::DescribeCustomerVoucherUsageDetails;
+            let customer = if partner_view { Some(params.required_uin("CustomerUin")?) } else { None };
+            let id = params.required_voucher_id("VoucherId")?;
+            let month = params.month("Month")?;
+            params.finish()?;
+            let customer = match customer {
+                Some(customer) => customer,
+                None => own_account(engine, caller, action)?,
+            };
+            let usage = engine
+                .voucher_usage(caller, action, customer, id, month, page, page_size)
+                .await
+                .map_err(engine_error)?;
+            let data: Vec<Value> = usage.records.iter().map(|record| usage_detail(record, id)).collect();
+            let mut fields = super::object(json!({
+                "Data": data,
+                "VoucherId": id.0,
+                "TotalAmount": money(usage.voucher.total),
+                "RemainAmount": money(usage.voucher.remaining),
+                "TotalRecordsCount": usage.voucher.usage_count(),
+                "Month": month.map(|month| month.to_string()).unwrap_or_default(),
+                "RecordsCountByMonth": usage.month_records,
+            }));
+            if partner_view {
+                fields.insert("CustomerUin".into(), uin(customer));
+            }
+            Value::Object(fields)
         }
         _ => {
             engine.admit(caller, action).map_err(|rejection| ApiError::rejected(&rejection, action))?;
@@ -435,6 +639,47 @@ fn sub_agent_detail(view: &AccountView) -> Value {
         "RemainingCredit": money(view.available()),
         "Voucher": 0,
         "RemainingVoucher": 0,
+    })
+}
+
+/// `DescribeCustomerVoucherItem` (with `Usage` and `ApplyReason`) or
+/// `DescribeCustomerOwnVoucherItem`.
+fn customer_voucher(voucher: &Voucher, now: Timestamp, with_usage: bool) -> Value {
+    let mut item = super::object(json!({
+        "VoucherId": voucher.id.0,
+        "CustomerUin": uin(voucher.owner),
+        "VoucherStatus": voucher.status(now).name(),
+        "RemainingAmount": money(voucher.remaining),
+        "TotalAmount": money(voucher.total),
+        "PaymentMode": voucher.scope.payment.name(),
+        "ProductScope": voucher.scope.products.name(),
+        "EffectiveTime": time(voucher.effective),
+        "ExpireTime": time(voucher.expire),
+    }));
+    if with_usage {
+        item.insert("Usage".into(), json!(usage_of(voucher).map(Usage::name)));
+        item.insert("ApplyReason".into(), json!(""));
+    }
+    Value::Object(item)
+}
+
+/// `UsageDetail`: one deduction from a voucher.
+fn usage_detail(record: &UsageRecord, voucher: VoucherId) -> Value {
+    let product = record.product.as_deref().unwrap_or("");
+    json!({
+        "Id": record.log_id,
+        "VoucherId": voucher.0.to_string(),
+        "DealName": record.purchase.as_str(),
+        "BillId": record.purchase.as_str(),
+        "Amount": money(record.amount),
+        "PayMode": record.pay.name(),
+        "ProductCode": product,
+        "SubProductCode": "",
+        "ProductCodeName": product,
+        "SubProductCodeName": "",
+        "PayTime": time(record.time),
+        "CompletionTime": time(record.time),
+        "OwnerUin": uin(record.customer),
     })
 }
 

@@ -20,12 +20,14 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::coordinator::PurchaseRequest;
+use crate::domain::voucher::{PaymentMode, ProductScope, Scope};
 use crate::domain::{
     Action, Caller, CustomerCredit, Money, PartnerCredit, PurchaseId, Quota, QuotaTable, Uin,
 };
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, NewCustomerVoucher};
 use crate::runtime::RuntimeKind;
 use crate::world::{World, WorldSpec};
+use compact_str::CompactString;
 
 #[cfg(feature = "http")]
 mod http;
@@ -96,6 +98,9 @@ pub struct Row {
     /// The `http-single` row only: its requests/s over the `http-ping` row's (the same
     /// server answering an action that does nothing).
     pub ratio_to_empty_endpoint: Option<f64>,
+    /// The `vouchers` row only: its purchases/s over the same submission's row without
+    /// vouchers (`sharded uniform batch-1024`).
+    pub ratio_to_plain: Option<f64>,
     /// Conservation held after the row and its committed purchases match the books.
     pub audit_ok: bool,
 }
@@ -112,7 +117,14 @@ struct Plan {
     /// Purchases under a generous quota ([`GENEROUS_QUOTA`]), measured against the same
     /// row without one, in alternating rounds.
     quota: bool,
+    /// Every customer holds two vouchers, one of them out of the purchases' scope.
+    vouchers: bool,
 }
+
+/// The product every purchase of the vouchers row buys; one voucher per customer covers it,
+/// the other covers only [`OTHER_PRODUCT`].
+const VOUCHER_PRODUCT: &str = "cvm";
+const OTHER_PRODUCT: &str = "cos";
 
 /// The quota of the quota row: never reached, so the row measures the check's cost.
 pub const GENEROUS_QUOTA: u32 = crate::domain::QUOTA_MAX;
@@ -136,13 +148,20 @@ impl Plan {
 
     fn name(&self) -> String {
         let quota = if self.quota { " quota" } else { "" };
-        format!("{} {} {}{quota}", self.runtime_name(), self.scenario(), self.submission.name())
+        let vouchers = if self.vouchers { " vouchers" } else { "" };
+        format!("{} {} {}{quota}{vouchers}", self.runtime_name(), self.scenario(), self.submission.name())
     }
 }
 
 /// The rows, in order: the limit first, actix second, as the bases of the ratios.
 fn plans() -> Vec<Plan> {
-    let plan = |runtime, hot_partner, submission| Plan { runtime, hot_partner, submission, quota: false };
+    let plan = |runtime, hot_partner, submission| Plan {
+        runtime,
+        hot_partner,
+        submission,
+        quota: false,
+        vouchers: false,
+    };
     vec![
         plan(None, false, Submission::Inline),
         plan(Some(RuntimeKind::Actix), false, Submission::Single),
@@ -150,6 +169,7 @@ fn plans() -> Vec<Plan> {
         plan(Some(RuntimeKind::Sharded), false, Submission::Batch(64)),
         plan(Some(RuntimeKind::Sharded), false, Submission::Batch(1024)),
         plan(Some(RuntimeKind::Sharded), true, Submission::Batch(1024)),
+        Plan { vouchers: true, ..plan(Some(RuntimeKind::Sharded), false, Submission::Batch(1024)) },
         Plan { quota: true, ..plan(Some(RuntimeKind::Sharded), false, Submission::Single) },
         #[cfg(feature = "http")]
         plan(Some(RuntimeKind::Sharded), false, Submission::HttpPing),
@@ -191,7 +211,9 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
                 } else if plan.submission.is_http() {
                     http_row(config, &world, plan.submission, duration, options).await?
                 } else {
-                    engine_row(config, &world, plan.submission, duration, options.single_tasks).await?
+                    let vouchers = plan.vouchers;
+                    engine_row(config, &world, plan.submission, duration, options.single_tasks, vouchers)
+                        .await?
                 }
             }
         };
@@ -207,6 +229,7 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
             ratio_to_actix: 0.0,
             ratio_to_no_quota: measured.ratio_to_no_quota,
             ratio_to_empty_endpoint: None,
+            ratio_to_plain: None,
             audit_ok: measured.audit_ok,
         };
         let base = |name: &str| rows.iter().find(|row| row.runtime == name).map(|row| row.purchases_per_sec);
@@ -218,6 +241,11 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
         }
         if row.runtime == "actix" {
             row.ratio_to_actix = 1.0;
+        }
+        if plan.vouchers {
+            let plain = format!("sharded uniform {}", plan.submission.name());
+            let plain = rows.iter().find(|row| row.name == plain).map(|row| row.purchases_per_sec);
+            row.ratio_to_plain = plain.map(|plain| row.purchases_per_sec / plain);
         }
         progress(&row);
         rows.push(row);
@@ -322,13 +350,65 @@ async fn engine_row(
     submission: Submission,
     duration: Duration,
     single_tasks: usize,
+    vouchers: bool,
 ) -> anyhow::Result<Measured> {
     let (engine, bytes_per_uin) = start(config, world).await?;
     let customers: Arc<Vec<Uin>> = Arc::new(world.customer_uins());
     let committed = Arc::new(AtomicU64::new(0));
-    let driven = drive(&engine, &customers, &committed, submission, duration, single_tasks, 0).await?;
+    let product = if vouchers {
+        give_vouchers(&engine).await?;
+        Some(CompactString::from(VOUCHER_PRODUCT))
+    } else {
+        None
+    };
+    let driven =
+        drive(&engine, &customers, &committed, submission, duration, single_tasks, 0, product).await?;
     let audit_ok = audit(&engine, &committed, driven.purchases).await?;
     Ok(Measured { bytes_per_uin, audit_ok, ratio_to_no_quota: None, ..driven })
+}
+
+/// Gives every customer two vouchers from its parent's pool: one for [`VOUCHER_PRODUCT`],
+/// large enough never to run out in a row, and one only for [`OTHER_PRODUCT`].
+async fn give_vouchers(engine: &Arc<Engine>) -> anyhow::Result<()> {
+    let accounts = engine.all_accounts().await?;
+    let parents: std::collections::BTreeSet<Uin> = accounts
+        .iter()
+        .filter_map(|view| {
+            (view.kind() == crate::domain::AccountKind::Customer).then(|| view.parent()).flatten()
+        })
+        .collect();
+    for parent in &parents {
+        engine.grant_voucher_quota(Caller::Operator, *parent, Money::from_units(1_000_000_000_000)).await?;
+    }
+    let customers: Vec<Uin> = accounts
+        .iter()
+        .filter(|view| view.kind() == crate::domain::AccountKind::Customer)
+        .map(|view| view.uin)
+        .collect();
+    let now = engine.now();
+    let voucher = |customer, product: &str| -> anyhow::Result<NewCustomerVoucher> {
+        Ok(NewCustomerVoucher {
+            customer,
+            amount: Money::from_units(1_000_000),
+            scope: Scope::new(ProductScope::SpecifyProducts, vec![product.into()], PaymentMode::AllPayment)?,
+            effective: now,
+            expire: now.plus_ms(30 * 86_400_000),
+        })
+    };
+    for chunk in customers.chunks(1024) {
+        let mut issued = Vec::with_capacity(chunk.len() * 2);
+        for customer in chunk {
+            // The one out of scope first: the in-scope one expires no sooner, and ties go to
+            // the lower id, so the out-of-scope one is looked at and skipped every time.
+            issued.push(engine.issue_customer_voucher(Caller::Operator, voucher(*customer, OTHER_PRODUCT)?));
+            issued
+                .push(engine.issue_customer_voucher(Caller::Operator, voucher(*customer, VOUCHER_PRODUCT)?));
+        }
+        for result in futures::future::join_all(issued).await {
+            result?;
+        }
+    }
+    Ok(())
 }
 
 /// Purchases under [`GENEROUS_QUOTA`] on `CreatePurchase`, and the same with no quota, on
@@ -354,8 +434,9 @@ async fn quota_row(
     // Warm both up (caches, maps, the allocator), uncounted but audited.
     let mut purchases = [0u64; 2];
     for (half, (engine, committed)) in halves.iter().enumerate() {
-        purchases[half] +=
-            drive(engine, &customers, committed, submission, round / 2, single_tasks, 0).await?.purchases;
+        purchases[half] += drive(engine, &customers, committed, submission, round / 2, single_tasks, 0, None)
+            .await?
+            .purchases;
     }
     let mut totals = [Measured::zero(), Measured::zero()];
     let mut ratios = Vec::with_capacity(QUOTA_ROUNDS as usize);
@@ -365,7 +446,8 @@ async fn quota_row(
         let mut rates = [0.0; 2];
         for half in order {
             let (engine, committed) = halves[half];
-            let driven = drive(engine, &customers, committed, submission, round, single_tasks, index).await?;
+            let driven =
+                drive(engine, &customers, committed, submission, round, single_tasks, index, None).await?;
             purchases[half] += driven.purchases;
             rates[half] = driven.rate();
             totals[half].add(&driven);
@@ -422,8 +504,9 @@ async fn start(config: EngineConfig, world: &World) -> anyhow::Result<(Arc<Engin
     Ok((engine, resident_bytes().saturating_sub(resident_before) as f64 / uin_count as f64))
 }
 
-/// Purchases from `single_tasks` callers (or 8 batch callers) for `duration`. Round
-/// `round` uses purchase ids of its own.
+/// Purchases from `single_tasks` callers (or 8 batch callers) for `duration`, of `product`.
+/// Round `round` uses purchase ids of its own.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     engine: &Arc<Engine>,
     customers: &Arc<Vec<Uin>>,
@@ -432,6 +515,7 @@ async fn drive(
     duration: Duration,
     single_tasks: usize,
     round: u32,
+    product: Option<CompactString>,
 ) -> anyhow::Result<Measured> {
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = match submission {
@@ -450,6 +534,7 @@ async fn drive(
                     committed: committed.clone(),
                     submission,
                     id: (u64::from(round) << 32) | task as u64,
+                    product: product.clone(),
                 };
                 tokio::spawn(caller.run())
             })
@@ -486,7 +571,8 @@ async fn audit(engine: &Engine, committed: &AtomicU64, purchases: u64) -> anyhow
     let committed = committed.load(Ordering::Relaxed);
     let expected = Money::from_decimal(rust_decimal::Decimal::from(committed))?;
     engine.shutdown();
-    Ok(audit.ok() && audit.customer_used == expected && committed == purchases)
+    // Every committed purchase of 1.00 is the customer's charge plus its voucher deduction.
+    Ok(audit.ok() && audit.customer_used + audit.customer_deducted == expected && committed == purchases)
 }
 
 impl Measured {
@@ -521,19 +607,22 @@ struct Submitter {
     submission: Submission,
     /// Unique per caller and round: its purchase ids are `t<id>-<sequence>`.
     id: u64,
+    /// The product code of every purchase.
+    product: Option<CompactString>,
 }
 
 impl Submitter {
     /// Answers how many purchases it made.
     async fn run(self) -> anyhow::Result<u64> {
-        let Submitter { engine, customers, stop, committed, submission, id } = self;
+        let Submitter { engine, customers, stop, committed, submission, id, product } = self;
         let mut rng = SmallRng::seed_from_u64(id + 1);
         let amount = Money::from_units(1);
         let mut sequence = 0u64;
         let mut next = |rng: &mut SmallRng| {
             sequence += 1;
             let customer = customers[rng.gen_range(0..customers.len())];
-            PurchaseRequest::new(PurchaseId::numbered("t", id, sequence).expect("short id"), customer, amount)
+            let id = PurchaseId::numbered("t", id, sequence).expect("short id");
+            PurchaseRequest { product_code: product.clone(), ..PurchaseRequest::new(id, customer, amount) }
         };
         let mut made = 0u64;
         while !stop.load(Ordering::Relaxed) {
@@ -599,18 +688,19 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// The table's header line. `x base` is the quota row's ratio to no quota and the
-/// `http-single` row's ratio to `http-ping`.
+/// The table's header line. `x base` is the quota row's ratio to no quota, the
+/// `http-single` row's ratio to `http-ping`, and the vouchers row's ratio to the same row
+/// without vouchers.
 pub fn header() -> String {
     format!(
-        "{:<34} {:>14} {:>12} {:>9} {:>9} {:>10} {:>6} {:>10}",
+        "{:<42} {:>14} {:>12} {:>9} {:>9} {:>10} {:>6} {:>10}",
         "row", "purchases/s", "CPU ns/purch", "x limit", "x actix", "bytes/UIN", "audit", "x base"
     )
 }
 
 pub fn format_row(row: &Row) -> String {
     format!(
-        "{:<34} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>10.0} {:>6} {:>10}",
+        "{:<42} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>10.0} {:>6} {:>10}",
         row.name,
         row.purchases_per_sec,
         row.cpu_ns_per_purchase,
@@ -620,6 +710,7 @@ pub fn format_row(row: &Row) -> String {
         if row.audit_ok { "ok" } else { "FAILED" },
         row.ratio_to_no_quota
             .or(row.ratio_to_empty_endpoint)
+            .or(row.ratio_to_plain)
             .map_or("-".into(), |ratio| format!("{ratio:.3}")),
     )
 }

@@ -12,9 +12,16 @@
 //!   which a credit-line reduction may take below zero;
 //! - a refused command changes nothing.
 
-use super::ids::{Caller, Timestamp, Uin};
+use std::sync::Arc;
+
+use compact_str::CompactString;
+
+use super::bill::{BillHistory, Bills};
+use super::ids::{Caller, Month, PurchaseId, Timestamp, Uin, VoucherId};
 use super::money::Money;
 use super::rejection::{KindRequired, Rejection};
+use super::voucher::{Deductions, PayMode, UsageInfo, Voucher, VoucherBook, VoucherKind};
+use super::warning::{self, Crossings, Threshold, WarningState};
 
 /// The kinds of UIN in the partner programme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -110,10 +117,30 @@ pub enum Role {
         credit: CustomerCredit,
         /// Forced service suspension (ForceQN type 2).
         suspended: bool,
+        /// Which credit warnings are currently crossed (see [`warning`]).
+        warnings: WarningState,
+        /// The charged partner's trial-voucher priority switch, copied here so that a
+        /// purchase needs no lookup (on by default).
+        trial_first: bool,
+        /// The bill month of its latest charge (see [`super::bill`]).
+        bill_month: Option<Month>,
     },
 }
 
 impl Role {
+    /// A customer with no warnings crossed, trial priority on and no charges yet.
+    pub fn customer(parent: Uin, charged: Uin, credit: CustomerCredit) -> Role {
+        Role::Customer {
+            parent,
+            charged,
+            credit,
+            suspended: false,
+            warnings: WarningState::default(),
+            trial_first: true,
+            bill_month: None,
+        }
+    }
+
     pub fn kind(&self) -> AccountKind {
         match self {
             Role::Distributor { .. } => AccountKind::Distributor,
@@ -168,7 +195,7 @@ pub struct Account {
     extra: Option<Box<Extra>>,
 }
 
-/// The parts of an account that no purchase reads.
+/// The parts of an account that a plain purchase does not read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Extra {
     profile: Profile,
@@ -178,29 +205,130 @@ struct Extra {
     /// Credit moves received by this account, oldest first, at most
     /// [`Account::HISTORY_MAX`].
     history: Vec<AllocationRecord>,
+    /// The state of vouchers, frozen credit, bills and warning thresholds; boxed again so
+    /// that the partners' `Extra` (they all have children) stays small.
+    rules: Option<Box<Rules>>,
+}
+
+/// The parts of an account that vouchers, frozen credit, bills and warnings use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Rules {
+    /// Vouchers it owns: customer vouchers of a customer, partner vouchers of a partner.
+    vouchers: VoucherBook,
+    /// A partner's pool for issuing customer vouchers.
+    voucher_pool: VoucherPool,
+    /// A partner's trial-voucher priority switch is off (customers keep a copy in their role).
+    trial_first_off: bool,
+    /// Active postpaid resources of a customer and the credit each freezes.
+    frozen: Vec<(Box<str>, Money)>,
+    /// Bill months other than the current one.
+    bills: Option<Box<BillHistory>>,
+    /// A partner's current bill month (customers keep theirs in their role).
+    bill_month: Option<Month>,
+    /// The warning threshold a customer's partner set for it (events to the partner).
+    partner_threshold: Option<Threshold>,
+    /// The warning threshold a customer set for itself (events to the customer).
+    own_threshold: Option<Threshold>,
+}
+
+fn rules_ref(extra: &Option<Box<Extra>>) -> Option<&Rules> {
+    extra.as_deref().and_then(|extra| extra.rules.as_deref())
+}
+
+fn rules_opt_mut(extra: &mut Option<Box<Extra>>) -> Option<&mut Rules> {
+    extra.as_deref_mut().and_then(|extra| extra.rules.as_deref_mut())
+}
+
+fn rules_of(extra: &mut Option<Box<Extra>>) -> &mut Rules {
+    extra.get_or_insert_with(Default::default).rules.get_or_insert_with(Default::default)
+}
+
+/// A partner's pool for customer vouchers (QueryVoucherPool).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VoucherPool {
+    /// Granted by the operator.
+    pub total: Money,
+    /// Issued as customer vouchers.
+    pub issued: Money,
+    /// How many customer vouchers were issued from it.
+    pub issued_count: u64,
+}
+
+impl VoucherPool {
+    pub fn remaining(&self) -> Money {
+        self.total - self.issued
+    }
+}
+
+/// What a purchase buys, for voucher scopes: absent for the plain purchase (no product code,
+/// prepaid), so that it allocates nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Goods {
+    pub product: Option<CompactString>,
+    pub pay: PayMode,
+}
+
+impl Goods {
+    pub fn product(goods: &Option<Arc<Goods>>) -> Option<&str> {
+        goods.as_deref().and_then(|goods| goods.product.as_deref())
+    }
+
+    pub fn pay(goods: &Option<Arc<Goods>>) -> PayMode {
+        goods.as_deref().map_or(PayMode::Prepaid, |goods| goods.pay)
+    }
+}
+
+/// What a commit records on the vouchers a purchase deducted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    pub deductions: Deductions,
+    pub purchase: PurchaseId,
+    pub goods: Option<Arc<Goods>>,
+    pub time: Timestamp,
+    pub customer: Uin,
 }
 
 /// A message to one account actor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// Phase one of a purchase on the customer side: hold `amount` of its available credit.
+    /// Phase one of a purchase on the customer side: hold what its vouchers cover of
+    /// `amount`, then the rest (its charge) on its available credit.
     ReserveCustomer {
         caller: Caller,
         amount: Money,
+        now: Timestamp,
+        goods: Option<Arc<Goods>>,
     },
-    /// Phase one on the charged partner: hold `amount`, or charge it at once when
-    /// `commit` is set (the one-shot purchase needs no second phase on the partner).
+    /// Phase one on the charged partner: hold what its vouchers cover of `amount` for
+    /// `customer`, then the rest on its available credit, or charge it at once (booked to
+    /// `month`) when `commit` is set (the one-shot purchase needs no second phase on the
+    /// partner's credit).
     ReservePartner {
         amount: Money,
         commit: bool,
+        customer: Uin,
+        now: Timestamp,
+        month: Month,
+        goods: Option<Arc<Goods>>,
     },
-    /// Phase two: the held amount becomes used.
+    /// Phase two: the held charge becomes used, booked to `month`; the held voucher
+    /// deductions become final.
     Commit {
         amount: Money,
+        month: Month,
+        vouchers: Option<Box<Settlement>>,
     },
-    /// Phase two of a cancel or an expiry: the held amount is released.
+    /// At an escrowed partner's home: hold `amount` of its available credit for a slice (no
+    /// voucher is involved).
+    HoldEscrow {
+        amount: Money,
+    },
+    /// Makes voucher deductions final (after a one-shot partner charge).
+    SettleVouchers(Box<Settlement>),
+    /// Phase two of a cancel or an expiry: the held charge and deductions are released.
     Release {
         amount: Money,
+        vouchers: Option<Box<Deductions>>,
     },
     /// First step of an allocation, at the receiver (a customer or a second-level reseller,
     /// as `receiver` requires). Checks authorization; a repossession (negative `delta`) is
@@ -248,7 +376,88 @@ pub enum Command {
         caller: Caller,
         remark: Box<str>,
     },
+    /// ActivatePostpaid: freeze `amount` of a customer's available credit for a resource.
+    Freeze {
+        caller: Caller,
+        resource: Box<str>,
+        amount: Money,
+    },
+    /// TerminatePostpaid: release what a resource froze.
+    Unfreeze {
+        caller: Caller,
+        resource: Box<str>,
+    },
+    /// ConfirmBill (a customer's, by its parent) or SettlePartnerBill (a partner's, by the
+    /// operator): the month's charges return to available credit. `final_from` is when the
+    /// month's bill became final.
+    ConfirmBill {
+        caller: Caller,
+        month: Month,
+        now: Timestamp,
+        final_from: Timestamp,
+    },
+    /// The operator adds to (or, negative, takes from) a partner's voucher pool.
+    GrantVoucherQuota {
+        delta: Money,
+    },
+    /// Takes a customer voucher's amount from the issuer's pool.
+    DrawVoucherQuota {
+        amount: Money,
+    },
+    /// Gives back what `DrawVoucherQuota` took, when the voucher could not be issued.
+    ReturnVoucherQuota {
+        amount: Money,
+    },
+    /// Checks that `caller` may issue a voucher to this customer; answers its parent.
+    VoucherIssuer {
+        caller: Caller,
+    },
+    /// Adds a voucher to the account's book (checked by the engine).
+    AddVoucher(Box<Voucher>),
+    /// Approves a pending partner voucher; a trial voucher answers its customer voucher.
+    ApproveVoucher {
+        id: VoucherId,
+        now: Timestamp,
+    },
+    /// Approves the customer voucher of an approved trial voucher (refused if invalidated).
+    ApproveAssociated {
+        id: VoucherId,
+        now: Timestamp,
+    },
+    /// WithdrawCustomerVoucher, by the issuer (or the operator).
+    WithdrawVoucher {
+        caller: Caller,
+        id: VoucherId,
+        now: Timestamp,
+    },
+    /// InvalidatePartnerVoucher, by the owner (or the operator); answers the associated
+    /// customer voucher to withdraw.
+    InvalidateVoucher {
+        caller: Caller,
+        id: VoucherId,
+    },
+    /// Withdraws a trial customer voucher whose partner voucher was invalidated.
+    InvalidateAssociated {
+        id: VoucherId,
+    },
+    /// The trial-voucher priority switch (on a partner, and copied to its customers).
+    SetTrialFirst {
+        enabled: bool,
+    },
+    /// SetCreditWarning on a customer: by its parent (the partner's threshold) or itself
+    /// (its own); `None` removes it.
+    SetWarningThreshold {
+        caller: Caller,
+        threshold: Option<Threshold>,
+    },
     Snapshot,
+    /// Everything about vouchers, bills and frozen credit a query shows: the vouchers
+    /// (unless `vouchers` is false) with the usage records `usage` asks for.
+    Details {
+        now: Timestamp,
+        vouchers: bool,
+        usage: UsageOf,
+    },
     Children,
     /// One page of the history, newest first; `page` counts from 1.
     History {
@@ -260,13 +469,29 @@ pub enum Command {
 /// The answer of an account to a command it accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    /// A customer reservation: the partner to reserve on next, and what is left.
+    /// A customer reservation: the partner to reserve on next, what is left, and what its
+    /// vouchers cover (the charge is the rest).
     CustomerReserved {
         charged: Uin,
         available: Money,
+        deductions: Deductions,
+    },
+    /// A partner reservation or charge: what is left, and what its vouchers cover.
+    PartnerReserved {
+        available: Money,
+        deductions: Deductions,
     },
     /// Available credit after a reserve, commit or release.
     Available(Money),
+    /// An amount: credit returned by a bill confirmation, a pool's total, ...
+    Amount(Money),
+    /// A partner voucher approved: the customer voucher that comes with a trial one.
+    Approved(Option<VoucherId>),
+    /// A partner voucher invalidated: its customer voucher, to withdraw.
+    Invalidated(Option<VoucherId>),
+    /// The customer's parent (who may issue vouchers to it).
+    Issuer(Uin),
+    Details(Box<AccountDetails>),
     /// The receiver accepted an allocation. For a repossession it is already applied and
     /// `applied` holds its result; for a positive allocation the giver is asked next.
     AllocationOpened {
@@ -296,6 +521,31 @@ pub struct CreditLine {
     pub available: Money,
 }
 
+/// Which vouchers' usage records a [`Command::Details`] copies: a voucher may hold up to
+/// [`Voucher::USAGE_MAX`] of them, and lists do not show them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageOf {
+    None,
+    One(VoucherId),
+    All,
+}
+
+/// Vouchers, bills and frozen credit of an account, for queries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountDetails {
+    pub vouchers: Vec<Voucher>,
+    /// Usable voucher credit now (RemainingVoucher).
+    pub vouchers_remaining: Money,
+    pub voucher_pool: VoucherPool,
+    pub trial_first: bool,
+    /// Active postpaid resources and what each freezes.
+    pub frozen: Vec<(Box<str>, Money)>,
+    /// Months with charges not confirmed yet, oldest first.
+    pub open_bills: Vec<(Month, Money)>,
+    pub partner_threshold: Option<Threshold>,
+    pub own_threshold: Option<Threshold>,
+}
+
 /// A copy of an account's state for queries and audits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccountView {
@@ -304,6 +554,12 @@ pub struct AccountView {
     pub created: Timestamp,
     pub profile: Profile,
     pub children_count: usize,
+    /// Voucher deductions made final on its vouchers, over its life.
+    pub vouchers_settled: Money,
+    /// Voucher deductions held by open purchases.
+    pub vouchers_held: Money,
+    /// Credit that bill confirmations gave back, over its life.
+    pub bills_returned: Money,
 }
 
 impl AccountView {
@@ -374,6 +630,15 @@ impl Account {
         self.extra.as_ref().map_or(&[], |extra| &extra.history)
     }
 
+    /// The vouchers it owns.
+    pub fn vouchers(&self) -> impl Iterator<Item = &Voucher> {
+        rules_ref(&self.extra).into_iter().flat_map(|rules| rules.vouchers.iter())
+    }
+
+    fn rules_mut(&mut self) -> &mut Rules {
+        rules_of(&mut self.extra)
+    }
+
     fn extra_mut(&mut self) -> &mut Extra {
         self.extra.get_or_insert_with(Default::default)
     }
@@ -382,18 +647,45 @@ impl Account {
         self.role.kind()
     }
 
+    /// At most this many postpaid resources may be active on one customer.
+    pub const FROZEN_MAX: usize = 1_000;
+
     /// Applies one command. A rejection leaves the account exactly as it was.
     pub fn handle(&mut self, command: Command) -> Result<Reply, Rejection> {
+        self.handle_noting(command).0
+    }
+
+    /// Like [`Account::handle`], and answers the credit warnings the command crossed (see
+    /// [`warning`]); the runtime turns them into events.
+    pub fn handle_noting(&mut self, command: Command) -> (Result<Reply, Rejection>, Crossings) {
+        let watch = matches!(self.role, Role::Customer { .. }) && command.may_move_available();
         let reply = self.apply(command);
         self.check_invariants();
-        reply
+        let crossings = if watch && reply.is_ok() { self.evaluate_warnings() } else { Crossings::default() };
+        (reply, crossings)
+    }
+
+    fn evaluate_warnings(&mut self) -> Crossings {
+        let (partner, own) = self.thresholds();
+        let Role::Customer { credit, warnings, .. } = &mut self.role else {
+            return Crossings::default();
+        };
+        warning::evaluate(warnings, credit.total, credit.available(), partner.as_ref(), own.as_ref())
+    }
+
+    /// The warning thresholds of a customer: its partner's for it, and its own.
+    pub fn thresholds(&self) -> (Option<Threshold>, Option<Threshold>) {
+        match rules_ref(&self.extra) {
+            Some(rules) => (rules.partner_threshold, rules.own_threshold),
+            None => (None, None),
+        }
     }
 
     fn apply(&mut self, command: Command) -> Result<Reply, Rejection> {
         let uin = self.uin;
         match command {
-            Command::ReserveCustomer { caller, amount } => {
-                let Role::Customer { charged, credit, suspended, .. } = &mut self.role else {
+            Command::ReserveCustomer { caller, amount, now, goods } => {
+                let Role::Customer { charged, credit, suspended, trial_first, .. } = &mut self.role else {
                     return Err(wrong_kind(uin, KindRequired::Customer));
                 };
                 if !(caller == Caller::Operator || caller.is(uin)) {
@@ -402,38 +694,321 @@ impl Account {
                 if *suspended {
                     return Err(Rejection::Suspended(uin));
                 }
+                let deductions = hold_vouchers(&mut self.extra, amount, &goods, uin, now, *trial_first);
+                let charge = amount - deductions.total();
                 let available = credit.available();
-                if available < amount {
-                    return Err(Rejection::InsufficientCustomerCredit { uin, available, needed: amount });
+                if available < charge {
+                    release_vouchers(&mut self.extra, &deductions);
+                    return Err(Rejection::InsufficientCustomerCredit { uin, available, needed: charge });
                 }
-                credit.reserved += amount;
-                Ok(Reply::CustomerReserved { charged: *charged, available: available - amount })
+                credit.reserved += charge;
+                Ok(Reply::CustomerReserved { charged: *charged, available: available - charge, deductions })
             }
-            Command::ReservePartner { amount, commit } => {
+            Command::ReservePartner { amount, commit, customer, now, month, goods } => {
+                let (Role::Distributor { credit } | Role::Reseller { credit }) = &mut self.role else {
+                    return Err(wrong_kind(uin, KindRequired::ChargeablePartner));
+                };
+                let trial_first = !rules_ref(&self.extra).is_some_and(|rules| rules.trial_first_off);
+                let deductions = hold_vouchers(&mut self.extra, amount, &goods, customer, now, trial_first);
+                let charge = amount - deductions.total();
+                let available = credit.available();
+                if available < charge {
+                    release_vouchers(&mut self.extra, &deductions);
+                    return Err(Rejection::InsufficientPartnerCredit { uin, available, needed: charge });
+                }
+                if commit {
+                    let rules = rules_of(&mut self.extra);
+                    Bills { current: &mut rules.bill_month, history: &mut rules.bills }.book(
+                        month,
+                        credit.used,
+                        charge,
+                    );
+                    credit.used += charge;
+                } else {
+                    credit.reserved += charge;
+                }
+                Ok(Reply::PartnerReserved { available: available - charge, deductions })
+            }
+            Command::Commit { amount, month, vouchers } => {
+                match &mut self.role {
+                    Role::Distributor { credit } | Role::Reseller { credit } => {
+                        assert!(
+                            credit.reserved >= amount,
+                            "commit of {amount} on {uin} exceeds its reserved"
+                        );
+                        credit.reserved -= amount;
+                        let rules = rules_of(&mut self.extra);
+                        Bills { current: &mut rules.bill_month, history: &mut rules.bills }.book(
+                            month,
+                            credit.used,
+                            amount,
+                        );
+                        credit.used += amount;
+                    }
+                    Role::Customer { credit, bill_month, .. } => {
+                        assert!(
+                            credit.reserved >= amount,
+                            "commit of {amount} on {uin} exceeds its reserved"
+                        );
+                        credit.reserved -= amount;
+                        // Only a month other than the current one needs the out-of-line part.
+                        let mut created = None;
+                        let history = match rules_opt_mut(&mut self.extra) {
+                            Some(rules) => &mut rules.bills,
+                            None => &mut created,
+                        };
+                        Bills { current: bill_month, history }.book(month, credit.used, amount);
+                        credit.used += amount;
+                        if created.is_some() {
+                            rules_of(&mut self.extra).bills = created;
+                        }
+                    }
+                    Role::SecondLevelReseller { .. } => {
+                        return Err(wrong_kind(uin, KindRequired::ChargeablePartner))
+                    }
+                }
+                if let Some(settlement) = vouchers {
+                    settle_vouchers(&mut self.extra, &settlement);
+                }
+                Ok(Reply::Done)
+            }
+            Command::HoldEscrow { amount } => {
                 let credit = self.partner_credit_mut()?;
                 let available = credit.available();
                 if available < amount {
                     return Err(Rejection::InsufficientPartnerCredit { uin, available, needed: amount });
                 }
-                if commit {
-                    credit.used += amount;
-                } else {
-                    credit.reserved += amount;
-                }
+                credit.reserved += amount;
                 Ok(Reply::Available(available - amount))
             }
-            Command::Commit { amount } => {
-                let (reserved, used) = self.spendable_mut()?;
-                assert!(*reserved >= amount, "commit of {amount} on {uin} exceeds its reserved");
-                *reserved -= amount;
-                *used += amount;
+            Command::SettleVouchers(settlement) => {
+                settle_vouchers(&mut self.extra, &settlement);
                 Ok(Reply::Done)
             }
-            Command::Release { amount } => {
+            Command::Release { amount, vouchers } => {
                 let (reserved, _) = self.spendable_mut()?;
                 assert!(*reserved >= amount, "release of {amount} on {uin} exceeds its reserved");
                 *reserved -= amount;
+                if let Some(deductions) = vouchers {
+                    release_vouchers(&mut self.extra, &deductions);
+                }
                 Ok(Reply::Done)
+            }
+            Command::Freeze { caller, resource, amount } => {
+                let Role::Customer { parent, credit, .. } = &mut self.role else {
+                    return Err(wrong_kind(uin, KindRequired::Customer));
+                };
+                if !(caller == Caller::Operator || caller.is(uin) || caller.is(*parent)) {
+                    return Err(not_authorized(caller, uin));
+                }
+                if amount.is_negative() {
+                    return Err(Rejection::InvalidAmount(amount, "a frozen amount is not negative"));
+                }
+                let frozen = &rules_ref(&self.extra).map_or(&[][..], |rules| &rules.frozen[..]);
+                if frozen.iter().any(|(id, _)| *id == resource) {
+                    return Err(Rejection::ResourceTaken(resource.into()));
+                }
+                if frozen.len() >= Self::FROZEN_MAX {
+                    return Err(Rejection::TooMany {
+                        what: "active postpaid resources of one customer",
+                        limit: Self::FROZEN_MAX,
+                    });
+                }
+                let available = credit.available();
+                if available < amount {
+                    return Err(Rejection::InsufficientCustomerCredit { uin, available, needed: amount });
+                }
+                credit.frozen += amount;
+                let frozen = &mut rules_of(&mut self.extra).frozen;
+                frozen.push((resource, amount));
+                check_frozen(uin, frozen, credit.frozen);
+                Ok(Reply::Available(available - amount))
+            }
+            Command::Unfreeze { caller, resource } => {
+                let Role::Customer { parent, credit, .. } = &mut self.role else {
+                    return Err(wrong_kind(uin, KindRequired::Customer));
+                };
+                if !(caller == Caller::Operator || caller.is(uin) || caller.is(*parent)) {
+                    return Err(not_authorized(caller, uin));
+                }
+                let frozen = match rules_opt_mut(&mut self.extra) {
+                    Some(rules) => &mut rules.frozen,
+                    None => return Err(Rejection::UnknownResource(resource.into())),
+                };
+                let Some(position) = frozen.iter().position(|(id, _)| *id == resource) else {
+                    return Err(Rejection::UnknownResource(resource.into()));
+                };
+                let (_, amount) = frozen.swap_remove(position);
+                credit.frozen -= amount;
+                check_frozen(uin, frozen, credit.frozen);
+                Ok(Reply::Available(credit.available()))
+            }
+            Command::ConfirmBill { caller, month, now, final_from } => {
+                let returned = match &mut self.role {
+                    Role::Customer { parent, credit, bill_month, .. } => {
+                        if !(caller == Caller::Operator || caller.is(*parent)) {
+                            return Err(not_authorized(caller, uin));
+                        }
+                        let mut created = None;
+                        let history = match rules_opt_mut(&mut self.extra) {
+                            Some(rules) => &mut rules.bills,
+                            None => &mut created,
+                        };
+                        let returned = Bills { current: bill_month, history }.confirm(
+                            uin,
+                            month,
+                            credit.used,
+                            now,
+                            final_from,
+                        )?;
+                        credit.used -= returned;
+                        if created.is_some() {
+                            rules_of(&mut self.extra).bills = created;
+                        }
+                        returned
+                    }
+                    Role::Distributor { credit } | Role::Reseller { credit } => {
+                        if caller != Caller::Operator {
+                            return Err(Rejection::OperatorOnly("settle a partner's bill"));
+                        }
+                        // A partner never charged has no bill state: it refuses as an empty one
+                        // would (not final yet, or no bill), creating nothing.
+                        let (mut no_month, mut no_history) = (None, None);
+                        let mut bills = match rules_opt_mut(&mut self.extra) {
+                            Some(rules) => {
+                                Bills { current: &mut rules.bill_month, history: &mut rules.bills }
+                            }
+                            None => Bills { current: &mut no_month, history: &mut no_history },
+                        };
+                        let returned = bills.confirm(uin, month, credit.used, now, final_from)?;
+                        credit.used -= returned;
+                        returned
+                    }
+                    Role::SecondLevelReseller { .. } => {
+                        return Err(wrong_kind(uin, KindRequired::Customer));
+                    }
+                };
+                Ok(Reply::Amount(returned))
+            }
+            Command::GrantVoucherQuota { delta } => {
+                // Customer vouchers are issued by a customer's parent: a reseller or a
+                // second-level reseller.
+                if !matches!(self.role, Role::Reseller { .. } | Role::SecondLevelReseller { .. }) {
+                    return Err(wrong_kind(uin, KindRequired::CustomerParent));
+                }
+                if delta.is_zero() {
+                    return Err(Rejection::InvalidAmount(
+                        delta,
+                        "a voucher quota grant of 0 changes nothing",
+                    ));
+                }
+                let remaining = self.voucher_pool().remaining();
+                if delta.is_negative() && remaining < delta.abs() {
+                    return Err(Rejection::InsufficientVoucherQuota { uin, remaining, asked: delta.abs() });
+                }
+                let pool = &mut self.rules_mut().voucher_pool;
+                pool.total += delta;
+                Ok(Reply::Amount(pool.total))
+            }
+            Command::DrawVoucherQuota { amount } => {
+                if !matches!(self.role, Role::Reseller { .. } | Role::SecondLevelReseller { .. }) {
+                    return Err(wrong_kind(uin, KindRequired::CustomerParent));
+                }
+                let remaining = self.voucher_pool().remaining();
+                if remaining < amount {
+                    return Err(Rejection::InsufficientVoucherQuota { uin, remaining, asked: amount });
+                }
+                let pool = &mut self.rules_mut().voucher_pool;
+                pool.issued += amount;
+                pool.issued_count += 1;
+                Ok(Reply::Done)
+            }
+            Command::ReturnVoucherQuota { amount } => {
+                let pool = &mut self.rules_mut().voucher_pool;
+                assert!(pool.issued >= amount, "return of {amount} voucher quota on {uin} exceeds issued");
+                pool.issued -= amount;
+                pool.issued_count -= 1;
+                Ok(Reply::Done)
+            }
+            Command::VoucherIssuer { caller } => {
+                let Role::Customer { parent, .. } = self.role else {
+                    return Err(wrong_kind(uin, KindRequired::Customer));
+                };
+                if !(caller == Caller::Operator || caller.is(parent)) {
+                    return Err(not_authorized(caller, uin));
+                }
+                Ok(Reply::Issuer(parent))
+            }
+            Command::AddVoucher(voucher) => {
+                self.rules_mut().vouchers.add(*voucher)?;
+                Ok(Reply::Done)
+            }
+            Command::ApproveVoucher { id, now } => {
+                Ok(Reply::Approved(self.vouchers_mut(id)?.approve(id, now)?))
+            }
+            Command::ApproveAssociated { id, now } => {
+                self.vouchers_mut(id)?.approve_associated(id, now)?;
+                Ok(Reply::Done)
+            }
+            Command::WithdrawVoucher { caller, id, now } => {
+                let Role::Customer { parent, .. } = self.role else {
+                    return Err(wrong_kind(uin, KindRequired::Customer));
+                };
+                let vouchers = self.vouchers_mut(id)?;
+                let issuer = match vouchers.get(id).map(|voucher| voucher.kind) {
+                    Some(VoucherKind::CustomerOffer { issuer }) => Some(issuer),
+                    _ => None,
+                };
+                let allowed = caller == Caller::Operator
+                    || caller.is(parent)
+                    || issuer.is_some_and(|issuer| caller.is(issuer));
+                if !allowed {
+                    return Err(not_authorized(caller, uin));
+                }
+                vouchers.withdraw(id, now)?;
+                Ok(Reply::Done)
+            }
+            Command::InvalidateVoucher { caller, id } => {
+                if !(caller == Caller::Operator || caller.is(uin)) {
+                    return Err(not_authorized(caller, uin));
+                }
+                let associated = self.vouchers_mut(id)?.invalidate(id)?;
+                Ok(Reply::Invalidated(associated))
+            }
+            Command::InvalidateAssociated { id } => {
+                self.vouchers_mut(id)?.invalidate_associated(id)?;
+                Ok(Reply::Done)
+            }
+            Command::SetTrialFirst { enabled } => {
+                match &mut self.role {
+                    Role::Customer { trial_first, .. } => *trial_first = enabled,
+                    Role::Distributor { .. } | Role::Reseller { .. } => {
+                        self.rules_mut().trial_first_off = !enabled
+                    }
+                    Role::SecondLevelReseller { .. } => {
+                        return Err(wrong_kind(uin, KindRequired::ChargeablePartner))
+                    }
+                }
+                Ok(Reply::Done)
+            }
+            Command::SetWarningThreshold { caller, threshold } => {
+                let Role::Customer { parent, .. } = self.role else {
+                    return Err(wrong_kind(uin, KindRequired::Customer));
+                };
+                let own = caller.is(uin);
+                if !(own || caller == Caller::Operator || caller.is(parent)) {
+                    return Err(not_authorized(caller, uin));
+                }
+                // Removing what was never set stores nothing.
+                if threshold.is_some() || rules_ref(&self.extra).is_some() {
+                    let rules = self.rules_mut();
+                    let slot = if own { &mut rules.own_threshold } else { &mut rules.partner_threshold };
+                    *slot = threshold;
+                }
+                Ok(Reply::Done)
+            }
+            Command::Details { now, vouchers, usage } => {
+                Ok(Reply::Details(Box::new(self.details(now, vouchers, usage))))
             }
             Command::OpenAllocation { caller, receiver, delta, record } => {
                 self.open_allocation(caller, receiver, delta, *record)
@@ -600,6 +1175,59 @@ impl Account {
         CreditLine { total: view_total, available: view_available }
     }
 
+    fn voucher_pool(&self) -> VoucherPool {
+        rules_ref(&self.extra).map(|rules| rules.voucher_pool).unwrap_or_default()
+    }
+
+    /// The voucher book that holds `id`, or `UnknownVoucher`.
+    fn vouchers_mut(&mut self, id: VoucherId) -> Result<&mut VoucherBook, Rejection> {
+        match rules_opt_mut(&mut self.extra) {
+            Some(rules) if rules.vouchers.get(id).is_some() => Ok(&mut rules.vouchers),
+            _ => Err(Rejection::UnknownVoucher(id)),
+        }
+    }
+
+    pub fn details(&self, now: Timestamp, vouchers: bool, usage: UsageOf) -> AccountDetails {
+        let trial_first = match &self.role {
+            Role::Customer { trial_first, .. } => *trial_first,
+            _ => !rules_ref(&self.extra).is_some_and(|rules| rules.trial_first_off),
+        };
+        let Some(extra) = rules_ref(&self.extra) else {
+            let mut details = AccountDetails { trial_first, ..AccountDetails::default() };
+            if let Role::Customer { credit, bill_month: Some(month), .. } = &self.role {
+                details.open_bills = vec![(*month, credit.used)];
+            }
+            return details;
+        };
+        let (mut current, used) = match &self.role {
+            Role::Customer { credit, bill_month, .. } => (*bill_month, credit.used),
+            Role::Distributor { credit } | Role::Reseller { credit } => (extra.bill_month, credit.used),
+            Role::SecondLevelReseller { .. } => (None, Money::ZERO),
+        };
+        let mut history = extra.bills.clone();
+        AccountDetails {
+            vouchers: if vouchers {
+                let copy = |voucher: &Voucher| {
+                    if usage == UsageOf::All || usage == UsageOf::One(voucher.id) {
+                        voucher.clone()
+                    } else {
+                        voucher.without_usage()
+                    }
+                };
+                extra.vouchers.iter().map(copy).collect()
+            } else {
+                Vec::new()
+            },
+            vouchers_remaining: extra.vouchers.remaining_total(now),
+            voucher_pool: extra.voucher_pool,
+            trial_first,
+            frozen: extra.frozen.clone(),
+            open_bills: Bills { current: &mut current, history: &mut history }.open_months(used),
+            partner_threshold: extra.partner_threshold,
+            own_threshold: extra.own_threshold,
+        }
+    }
+
     fn partner_credit_mut(&mut self) -> Result<&mut PartnerCredit, Rejection> {
         match &mut self.role {
             Role::Distributor { credit } | Role::Reseller { credit } => Ok(credit),
@@ -641,6 +1269,14 @@ impl Account {
             created: self.created,
             profile: self.profile().cloned().unwrap_or_default(),
             children_count: self.children().len(),
+            vouchers_settled: self
+                .vouchers()
+                .map(|voucher| voucher.total - voucher.remaining - voucher.held)
+                .sum(),
+            vouchers_held: self.vouchers().map(|voucher| voucher.held).sum(),
+            bills_returned: rules_ref(&self.extra)
+                .and_then(|rules| rules.bills.as_deref())
+                .map_or(Money::ZERO, BillHistory::returned),
         }
     }
 
@@ -665,7 +1301,99 @@ impl Account {
                 assert!(!credit.available().is_negative(), "{uin}: available < 0");
             }
         }
+        if let Some(rules) = rules_ref(&self.extra) {
+            let pool = &rules.voucher_pool;
+            assert!(!pool.issued.is_negative(), "{uin}: voucher quota issued < 0");
+            assert!(!pool.remaining().is_negative(), "{uin}: voucher quota remaining < 0");
+        }
     }
+}
+
+impl Command {
+    /// Whether the command reads or changes a partner's credit counters. A sharded runtime
+    /// brings an escrowed partner's slices home before such a command only.
+    pub fn touches_credit(&self) -> bool {
+        !matches!(
+            self,
+            Command::Details { .. }
+                | Command::Children
+                | Command::History { .. }
+                | Command::AdoptChild { .. }
+                | Command::DisownChild { .. }
+                | Command::SetTrialFirst { .. }
+                | Command::AddVoucher(_)
+                | Command::ApproveVoucher { .. }
+                | Command::InvalidateVoucher { .. }
+                | Command::SetRemark { .. }
+        )
+    }
+
+    /// Whether the command may change a customer's total or available credit (and so cross
+    /// a warning threshold). A purchase is judged at its commit, not at its reservation, so
+    /// that a purchase the partner refuses (its hold released at once) warns nobody: the
+    /// reservation already took the charge off available credit, so the commit sees it.
+    fn may_move_available(&self) -> bool {
+        matches!(
+            self,
+            Command::Commit { .. }
+                | Command::Release { .. }
+                | Command::OpenAllocation { .. }
+                | Command::CloseAllocation { .. }
+                | Command::Freeze { .. }
+                | Command::Unfreeze { .. }
+                | Command::ConfirmBill { .. }
+                | Command::SetWarningThreshold { .. }
+        )
+    }
+}
+
+/// A customer's `frozen` is the sum of its resources' (checked where they change, not on
+/// every command: purchases never touch them).
+fn check_frozen(uin: Uin, resources: &[(Box<str>, Money)], frozen: Money) {
+    let sum: Money = resources.iter().map(|(_, amount)| *amount).sum();
+    assert_eq!(sum, frozen, "{uin}: frozen differs from its resources");
+}
+
+/// Holds what an account's vouchers cover of `amount`; nothing (and no allocation) for an
+/// account without vouchers.
+fn hold_vouchers(
+    extra: &mut Option<Box<Extra>>,
+    amount: Money,
+    goods: &Option<Arc<Goods>>,
+    customer: Uin,
+    now: Timestamp,
+    trial_first: bool,
+) -> Deductions {
+    match rules_opt_mut(extra) {
+        Some(rules) if !rules.vouchers.is_empty() => {
+            rules.vouchers.hold(amount, Goods::product(goods), Goods::pay(goods), customer, now, trial_first)
+        }
+        _ => Deductions::default(),
+    }
+}
+
+fn release_vouchers(extra: &mut Option<Box<Extra>>, deductions: &Deductions) {
+    if deductions.is_empty() {
+        return;
+    }
+    rules_opt_mut(extra).expect("deductions come from a voucher book").vouchers.release(deductions);
+}
+
+fn settle_vouchers(extra: &mut Option<Box<Extra>>, settlement: &Settlement) {
+    if settlement.deductions.is_empty() {
+        return;
+    }
+    let info = UsageInfo {
+        purchase: &settlement.purchase,
+        pay: Goods::pay(&settlement.goods),
+        product: Goods::product(&settlement.goods),
+        time: settlement.time,
+        customer: settlement.customer,
+    };
+    rules_opt_mut(extra)
+        .expect("deductions come from a voucher book")
+        .vouchers
+        .settle(&settlement.deductions, &info);
 }
 
 fn wrong_kind(uin: Uin, required: KindRequired) -> Rejection {

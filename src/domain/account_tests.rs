@@ -10,6 +10,14 @@ const C: Uin = Uin(10);
 const C_OF_S: Uin = Uin(11);
 const STRANGER: Uin = Uin(99);
 
+fn november() -> Month {
+    Month::parse("2026-11").unwrap()
+}
+
+fn commit(amount: &str) -> Command {
+    Command::Commit { amount: m(amount), month: november(), vouchers: None }
+}
+
 fn m(text: &str) -> Money {
     Money::parse(text).unwrap()
 }
@@ -33,7 +41,7 @@ fn reseller() -> Account {
 /// Total 100, 30 used, 10 reserved: available 60.
 fn customer() -> Account {
     let credit = CustomerCredit { total: m("100"), used: m("30"), reserved: m("10"), frozen: m("0") };
-    Account::new(C, Role::Customer { parent: R, charged: R, credit, suspended: false }, Timestamp(0))
+    Account::new(C, Role::customer(R, R, credit), Timestamp(0))
 }
 
 fn suspended_customer() -> Account {
@@ -46,7 +54,7 @@ fn suspended_customer() -> Account {
 
 fn customer_of_sub_agent() -> Account {
     let credit = CustomerCredit { total: m("40"), ..Default::default() };
-    Account::new(C_OF_S, Role::Customer { parent: S, charged: D, credit, suspended: false }, Timestamp(0))
+    Account::new(C_OF_S, Role::customer(S, D, credit), Timestamp(0))
 }
 
 fn info(operator: Caller) -> Box<RecordInfo> {
@@ -83,7 +91,12 @@ fn check(fixture: fn() -> Account, command: Command, expect: Expect) {
 #[test]
 fn purchase_commands() {
     let op = Caller::Operator;
-    let reserve = |caller, amount| Command::ReserveCustomer { caller, amount: m(amount) };
+    let reserve = |caller, amount| Command::ReserveCustomer {
+        caller,
+        amount: m(amount),
+        now: Timestamp(0),
+        goods: None,
+    };
     check(customer, reserve(op, "60"), Available("0"));
     check(customer, reserve(Caller::Uin(C), "0.01"), Available("59.99"));
     check(customer, reserve(op, "60.00000001"), Refused("InsufficientCustomerCredit"));
@@ -92,7 +105,14 @@ fn purchase_commands() {
     check(customer, reserve(Caller::Uin(STRANGER), "1"), Refused("NotAuthorized"));
     check(reseller, reserve(op, "1"), Refused("WrongKind"));
 
-    let partner = |amount, commit| Command::ReservePartner { amount: m(amount), commit };
+    let partner = |amount, commit| Command::ReservePartner {
+        amount: m(amount),
+        commit,
+        customer: C,
+        now: Timestamp(0),
+        month: november(),
+        goods: None,
+    };
     check(reseller, partner("350", false), Available("0"));
     check(reseller, partner("350", true), Available("0"));
     check(reseller, partner("350.01", false), Refused("InsufficientPartnerCredit"));
@@ -100,16 +120,16 @@ fn purchase_commands() {
     check(sub_agent, partner("1", false), Refused("WrongKind"));
     check(customer, partner("1", false), Refused("WrongKind"));
 
-    check(customer, Command::Commit { amount: m("10") }, Available("60"));
-    check(customer, Command::Release { amount: m("10") }, Available("70"));
-    check(reseller, Command::Commit { amount: m("50") }, Available("350"));
-    check(reseller, Command::Release { amount: m("50") }, Available("400"));
+    check(customer, commit("10"), Available("60"));
+    check(customer, Command::Release { amount: m("10"), vouchers: None }, Available("70"));
+    check(reseller, commit("50"), Available("350"));
+    check(reseller, Command::Release { amount: m("50"), vouchers: None }, Available("400"));
 }
 
 #[test]
 #[should_panic(expected = "exceeds its reserved")]
 fn committing_more_than_reserved_is_a_bug() {
-    let _ = customer().handle(Command::Commit { amount: m("10.01") });
+    let _ = customer().handle(commit("10.01"));
 }
 
 #[test]
@@ -227,4 +247,57 @@ fn disowning_removes_one_adoption() {
     }
     account.handle(Command::DisownChild { child: Uin(50) }).unwrap();
     assert_eq!(account.children(), &[Uin(50)]);
+}
+
+fn frozen_customer() -> Account {
+    let mut account = customer();
+    let freeze = Command::Freeze { caller: Caller::Operator, resource: "kept".into(), amount: m("20") };
+    account.handle(freeze).unwrap();
+    account
+}
+
+#[test]
+fn freezing_bounds() {
+    let freeze = |caller, resource: &str, amount| Command::Freeze {
+        caller,
+        resource: resource.into(),
+        amount: m(amount),
+    };
+    let unfreeze = |caller, resource: &str| Command::Unfreeze { caller, resource: resource.into() };
+    let op = Caller::Operator;
+    // The customer (60 available), then 40 of it left once "kept" froze 20.
+    check(customer, freeze(op, "a", "60"), Available("0"));
+    check(customer, freeze(op, "a", "60.00000001"), Refused("InsufficientCustomerCredit"));
+    check(customer, freeze(op, "a", "0"), Available("60"));
+    check(customer, freeze(op, "a", "-1"), Refused("InvalidAmount"));
+    check(customer, freeze(Caller::Uin(C), "a", "1"), Available("59"));
+    check(customer, freeze(Caller::Uin(R), "a", "1"), Available("59"));
+    check(customer, freeze(Caller::Uin(STRANGER), "a", "1"), Refused("NotAuthorized"));
+    check(reseller, freeze(op, "a", "1"), Refused("WrongKind"));
+    check(frozen_customer, freeze(op, "a", "40"), Available("0"));
+    check(frozen_customer, freeze(op, "a", "40.01"), Refused("InsufficientCustomerCredit"));
+    check(frozen_customer, freeze(op, "kept", "1"), Refused("ResourceTaken"));
+    check(frozen_customer, unfreeze(op, "kept"), Available("60"));
+    check(frozen_customer, unfreeze(Caller::Uin(C), "kept"), Available("60"));
+    check(frozen_customer, unfreeze(Caller::Uin(STRANGER), "kept"), Refused("NotAuthorized"));
+    check(frozen_customer, unfreeze(op, "other"), Refused("UnknownResource"));
+    check(customer, unfreeze(op, "kept"), Refused("UnknownResource"));
+    // Frozen credit is not available to purchases.
+    let reserve = Command::ReserveCustomer { caller: op, amount: m("40.01"), now: Timestamp(0), goods: None };
+    check(frozen_customer, reserve, Refused("InsufficientCustomerCredit"));
+}
+
+#[test]
+fn active_resources_are_bounded() {
+    let mut account = customer();
+    for index in 0..Account::FROZEN_MAX {
+        let freeze = Command::Freeze {
+            caller: Caller::Operator,
+            resource: format!("r{index}").into(),
+            amount: m("0"),
+        };
+        account.handle(freeze).unwrap();
+    }
+    let one_more = Command::Freeze { caller: Caller::Operator, resource: "last".into(), amount: m("0") };
+    assert_eq!(account.handle(one_more).unwrap_err().name(), "TooMany");
 }

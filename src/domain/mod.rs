@@ -3,16 +3,24 @@
 //! Invariant: nothing here knows about actors, runtimes, HTTP or JSON; time is passed in.
 
 pub mod account;
+pub mod bill;
 pub mod ids;
 pub mod money;
 pub mod quota;
 pub mod rejection;
+pub mod voucher;
+pub mod warning;
 
 pub use account::{
-    Account, AccountKind, AccountView, AllocationRecord, Command, CreditLine, CustomerCredit, PartnerCredit,
-    PoolCredit, Profile, RecordInfo, Reply, Role,
+    Account, AccountDetails, AccountKind, AccountView, AllocationRecord, Command, CreditLine, CustomerCredit,
+    Goods, PartnerCredit, PoolCredit, Profile, RecordInfo, Reply, Role, Settlement, VoucherPool,
 };
-pub use ids::{Caller, PurchaseId, PurchaseIdError, Timestamp, Uin};
+pub use ids::{Caller, Month, PurchaseId, PurchaseIdError, Timestamp, Uin, VoucherId};
 pub use money::{Money, MoneyError};
 pub use quota::{Action, Quota, QuotaError, QuotaTable, DOCUMENTED_QUOTAS, QUOTA_MAX};
 pub use rejection::{KindRequired, Rejection};
+pub use voucher::{
+    Deductions, PayMode, PaymentMode, ProductScope, Scope, Usage, UsageInfo, UsageRecord, Voucher,
+    VoucherBook, VoucherKind, VoucherStatus,
+};
+pub use warning::{Crossings, Recipients, Threshold, WarningLevel, WarningState};

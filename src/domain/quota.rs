@@ -110,6 +110,26 @@ actions! {
     CreatePurchases,
     /// An action that does nothing: the server's cost without the engine's, for benches.
     Ping,
+    /// Vouchers: the operator adds to a partner's pool for customer vouchers.
+    GrantVoucherQuota,
+    /// A customer voucher (Type III, CustomerOffer) from the caller's pool.
+    IssueCustomerVoucher,
+    /// A partner voucher (Type I General or Type II ProductTrial), pending approval.
+    ApplyPartnerVoucher,
+    ApprovePartnerVoucher,
+    WithdrawCustomerVoucher,
+    InvalidatePartnerVoucher,
+    SetTrialVoucherPriority,
+    /// Frozen credit of postpaid resources.
+    ActivatePostpaid,
+    TerminatePostpaid,
+    /// Bill months: a customer's by its partner, a partner's by the operator.
+    ConfirmBill,
+    SettlePartnerBill,
+    /// A custom credit warning threshold.
+    SetCreditWarning,
+    /// Moves a server's clock forward (only with `[engine] adjustable_clock`).
+    AdvanceClock,
 }
 
 impl Action {

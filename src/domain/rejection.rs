@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use super::ids::{PurchaseId, Uin};
+use super::ids::{Month, PurchaseId, Timestamp, Uin, VoucherId};
 use super::money::Money;
 use super::quota::Action;
 
@@ -52,12 +52,21 @@ pub enum Rejection {
     /// No purchase with this id is known (never seen, or resolved and forgotten).
     #[error("purchase {0} does not exist")]
     UnknownPurchase(PurchaseId),
+    /// No voucher with this id is known.
+    #[error("voucher {0} does not exist")]
+    UnknownVoucher(VoucherId),
+    /// No active postpaid resource has this id.
+    #[error("postpaid resource '{0}' is not active")]
+    UnknownResource(String),
     /// The account is of another kind than the operation needs.
     #[error("UIN {uin} is not {required}")]
     WrongKind { uin: Uin, required: KindRequired },
     /// Creating an account whose UIN is taken.
     #[error("UIN {0} already exists")]
     UinTaken(Uin),
+    /// Activating a postpaid resource whose id is already active.
+    #[error("postpaid resource '{0}' is already active")]
+    ResourceTaken(String),
     /// The caller may not act on this account: a partner acts only on its own customers and
     /// second-level resellers, a customer only on itself.
     #[error("caller {caller} may not act on UIN {target}")]
@@ -95,6 +104,25 @@ pub enum Rejection {
     /// The engine holds as many open reservations as it is configured to.
     #[error("too many open reservations (limit {0})")]
     TooManyOpenReservations(usize),
+    /// An account holds as many of something (vouchers, postpaid resources) as it may.
+    #[error("{what}: at most {limit}")]
+    TooMany { what: &'static str, limit: usize },
+    /// A combination the engine does not offer, with the reason.
+    #[error("not offered: {0}")]
+    Unsupported(String),
+    /// The voucher's state does not allow the operation (withdrawn, expired, used up, not
+    /// pending approval, ...).
+    #[error("voucher {id} {reason}")]
+    VoucherUnavailable { id: VoucherId, reason: &'static str },
+    /// A bill month that a purchase may still be booked to.
+    #[error("the {month} bill of UIN {uin} is not final: it can be confirmed from {final_from:?}")]
+    BillNotFinal { uin: Uin, month: Month, final_from: Timestamp },
+    /// A bill month confirmed before.
+    #[error("the {month} bill of UIN {uin} is already confirmed")]
+    BillConfirmed { uin: Uin, month: Month },
+    /// Nothing was booked to this month.
+    #[error("UIN {uin} has no bill for {month}")]
+    NoBill { uin: Uin, month: Month },
     /// The customer is under forced service suspension.
     #[error("customer {0} is suspended")]
     Suspended(Uin),
@@ -110,16 +138,22 @@ pub enum Rejection {
     /// A repossession (or credit-line reduction) larger than the receiver's available credit.
     #[error("UIN {uin} has {available} that can be taken back, asked for {asked}")]
     OverRepossessable { uin: Uin, available: Money, asked: Money },
+    /// A customer voucher larger than what is left of its issuer's voucher quota.
+    #[error("UIN {uin} has {remaining} of voucher quota left, the voucher needs {asked}")]
+    InsufficientVoucherQuota { uin: Uin, remaining: Money, asked: Money },
 }
 
 impl Rejection {
     /// The names of every variant, in precedence order; tests check that each has a case.
-    pub const NAMES: [&'static str; 22] = [
+    pub const NAMES: [&'static str; 32] = [
         "RateLimited",
         "UnknownUin",
         "UnknownPurchase",
+        "UnknownVoucher",
+        "UnknownResource",
         "WrongKind",
         "UinTaken",
+        "ResourceTaken",
         "NotAuthorized",
         "OperatorOnly",
         "InvalidAmount",
@@ -132,11 +166,18 @@ impl Rejection {
         "ReservationExpired",
         "NotAReservation",
         "TooManyOpenReservations",
+        "TooMany",
+        "Unsupported",
+        "VoucherUnavailable",
+        "BillNotFinal",
+        "BillConfirmed",
+        "NoBill",
         "Suspended",
         "InsufficientCustomerCredit",
         "InsufficientPartnerCredit",
         "OverAllocable",
         "OverRepossessable",
+        "InsufficientVoucherQuota",
     ];
 
     /// A short, stable name for counting outcomes in reports.
@@ -145,8 +186,11 @@ impl Rejection {
             Rejection::RateLimited { .. } => "RateLimited",
             Rejection::UnknownUin(_) => "UnknownUin",
             Rejection::UnknownPurchase(_) => "UnknownPurchase",
+            Rejection::UnknownVoucher(_) => "UnknownVoucher",
+            Rejection::UnknownResource(_) => "UnknownResource",
             Rejection::WrongKind { .. } => "WrongKind",
             Rejection::UinTaken(_) => "UinTaken",
+            Rejection::ResourceTaken(_) => "ResourceTaken",
             Rejection::NotAuthorized { .. } => "NotAuthorized",
             Rejection::OperatorOnly(_) => "OperatorOnly",
             Rejection::InvalidAmount(..) => "InvalidAmount",
@@ -159,11 +203,18 @@ impl Rejection {
             Rejection::ReservationExpired(_) => "ReservationExpired",
             Rejection::NotAReservation(_) => "NotAReservation",
             Rejection::TooManyOpenReservations(_) => "TooManyOpenReservations",
+            Rejection::TooMany { .. } => "TooMany",
+            Rejection::Unsupported(_) => "Unsupported",
+            Rejection::VoucherUnavailable { .. } => "VoucherUnavailable",
+            Rejection::BillNotFinal { .. } => "BillNotFinal",
+            Rejection::BillConfirmed { .. } => "BillConfirmed",
+            Rejection::NoBill { .. } => "NoBill",
             Rejection::Suspended(_) => "Suspended",
             Rejection::InsufficientCustomerCredit { .. } => "InsufficientCustomerCredit",
             Rejection::InsufficientPartnerCredit { .. } => "InsufficientPartnerCredit",
             Rejection::OverAllocable { .. } => "OverAllocable",
             Rejection::OverRepossessable { .. } => "OverRepossessable",
+            Rejection::InsufficientVoucherQuota { .. } => "InsufficientVoucherQuota",
         }
     }
 }

@@ -29,11 +29,14 @@ use crate::coordinator::{
     Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, SagaEnd, Step,
 };
 use crate::domain::{Account, Caller, Command, Rejection, Reply, Uin};
+use crate::events::EventBus;
 
 /// The actor of one UIN.
 struct AccountActor {
     account: Account,
     mailbox_capacity: usize,
+    events: Arc<EventBus>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Actor for AccountActor {
@@ -53,7 +56,11 @@ impl Handler<Envelope> for AccountActor {
     type Result = MessageResult<Envelope>;
 
     fn handle(&mut self, envelope: Envelope, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.account.handle(envelope.0))
+        let (reply, crossings) = self.account.handle_noting(envelope.0);
+        if !crossings.is_empty() {
+            super::publish_warnings(&self.events, &self.account, crossings, self.clock.now());
+        }
+        MessageResult(reply)
     }
 }
 
@@ -184,6 +191,8 @@ pub struct ActixRuntime {
     mailbox_capacity: usize,
     /// Serializes account creation (see `spawn`).
     creating: tokio::sync::Mutex<()>,
+    events: Arc<EventBus>,
+    clock: Arc<dyn Clock>,
 }
 
 impl ActixRuntime {
@@ -229,6 +238,8 @@ impl ActixRuntime {
             coordinators,
             mailbox_capacity: settings.mailbox_capacity.max(1),
             creating: tokio::sync::Mutex::new(()),
+            events: settings.events.clone(),
+            clock,
         }
     }
 
@@ -311,12 +322,14 @@ impl ActixRuntime {
             }
             let (sender, receiver) = tokio::sync::oneshot::channel();
             let mailbox_capacity = self.mailbox_capacity;
+            let (events, clock) = (self.events.clone(), self.clock.clone());
             let sent = arbiter.spawn_fn(move || {
                 let addresses: Vec<(Uin, Addr<AccountActor>)> = accounts
                     .into_iter()
                     .map(|account| {
                         let uin = account.uin;
-                        (uin, AccountActor { account, mailbox_capacity }.start())
+                        let (events, clock) = (events.clone(), clock.clone());
+                        (uin, AccountActor { account, mailbox_capacity, events, clock }.start())
                     })
                     .collect();
                 let _ = sender.send(addresses);

@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::coordinator::{LedgerLimits, Mode, Outcome, PurchaseReceipt, PurchaseRequest};
-use crate::domain::{Account, Caller, Command, PurchaseId, Rejection, Reply, Uin};
+use crate::domain::warning::{Crossings, WarningLevel};
+use crate::domain::{Account, Caller, Command, PurchaseId, Rejection, Reply, Role, Timestamp, Uin};
+use crate::events::{CreditWarning, Event, EventBus};
 
 /// The runtimes the engine can run on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -64,6 +66,33 @@ pub struct RuntimeSettings {
     pub expiry_sweep_interval_ms: u64,
     /// Partners whose available credit the sharded runtime splits into per-shard slices.
     pub escrow_partners: Vec<Uin>,
+    /// Where credit warnings go.
+    pub events: Arc<EventBus>,
+}
+
+/// Publishes one event per warning level a command on `account` crossed.
+pub(crate) fn publish_warnings(events: &EventBus, account: &Account, crossings: Crossings, now: Timestamp) {
+    if crossings.is_empty() {
+        return;
+    }
+    let Role::Customer { parent, credit, .. } = &account.role else { return };
+    let (partner_threshold, own_threshold) = account.thresholds();
+    for level in crossings.iter() {
+        let threshold = match level {
+            WarningLevel::PartnerCustom => partner_threshold,
+            WarningLevel::CustomerCustom => own_threshold,
+            _ => None,
+        };
+        events.publish(Event::CreditWarning(CreditWarning {
+            customer: account.uin,
+            partner: *parent,
+            level,
+            threshold,
+            total: credit.total,
+            available: credit.available(),
+            time: now,
+        }));
+    }
 }
 
 /// A failure of the system, as opposed to a refusal: the operation's outcome is unknown.

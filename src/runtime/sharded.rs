@@ -32,7 +32,9 @@ use super::slots::Slots;
 use super::{CoordinatorOp, Failure, RuntimeSettings};
 use crate::clock::Clock;
 use crate::coordinator::{Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, Step};
-use crate::domain::{Account, Caller, Command, Money, PurchaseId, Rejection, Reply, Role, Uin};
+use crate::domain::voucher::Deductions;
+use crate::domain::{Account, Caller, Command, Money, Month, PurchaseId, Rejection, Reply, Role, Uin};
+use crate::events::EventBus;
 
 type Answer = Result<Outcome, Rejection>;
 type BatchAnswers = Vec<(u32, Result<PurchaseReceipt, Rejection>)>;
@@ -83,11 +85,12 @@ enum Message {
     ExpireDue {
         reply: oneshot::Sender<usize>,
     },
-    /// Return this shard's slice of an escrowed partner to its home; answered once the
-    /// return has been sent, so that the home sees it before any later request.
-    ReturnSlice {
-        partner: Uin,
-        reply: oneshot::Sender<()>,
+    /// At an escrowed partner's home: recall every slice, then apply `command` to the whole
+    /// account, before any slice can take credit again.
+    CallWhole {
+        uin: Uin,
+        command: Command,
+        reply: oneshot::Sender<Result<Reply, Rejection>>,
     },
     OpenReservations {
         reply: oneshot::Sender<usize>,
@@ -109,9 +112,9 @@ enum Hop {
     Granted { partner: Uin, amount: Money, exhausted: bool },
     /// From the home: give back the slice's free credit and settle its used credit.
     Recall { partner: Uin },
-    /// To the home: a slice's free credit given back and its used credit settled; `recall`
-    /// when it answers a recall.
-    Returned { partner: Uin, free: Money, used: Money, recall: bool },
+    /// To the home: a slice's free credit given back and its used credit settled, per bill
+    /// month; `recall` when it answers a recall.
+    Returned { partner: Uin, free: Money, used: Vec<(Month, Money)>, recall: bool },
 }
 
 enum Packet {
@@ -135,16 +138,19 @@ struct Slice {
     free: Money,
     /// Held by open reservations coordinated on this shard.
     reserved: Money,
-    /// Charged here and not yet settled with the home.
-    used: Money,
-    /// Sagas waiting for a refill: (saga key, amount, charge at once), in arrival order.
-    parked: std::collections::VecDeque<(usize, Money, bool)>,
+    /// Charged here and not yet settled with the home, per bill month.
+    used: Vec<(Month, Money)>,
+    /// Sagas waiting for a refill: (saga key, amount, charge at once in this month), in
+    /// arrival order.
+    parked: std::collections::VecDeque<(usize, Money, Option<Month>)>,
     refill_pending: bool,
 }
 
 /// At a partner's home, a recall of every slice waiting for their returns.
 struct Recall {
     returns_left: usize,
+    /// Commands to apply to the whole account when the recall is done, before the refills.
+    calls: Vec<(Command, oneshot::Sender<Result<Reply, Rejection>>)>,
     /// Refills to answer when the recall is done: (shard, wanted).
     waiting: Vec<(u32, Money)>,
 }
@@ -171,8 +177,6 @@ struct Shard {
     expiries: Slab<PendingExpiry>,
     /// Hops for each shard, sent at the end of the round.
     outboxes: Vec<Vec<Hop>>,
-    /// Answers to send once this round's hops are sent.
-    after_flush: Vec<oneshot::Sender<()>>,
     /// Partners whose credit is split into slices.
     escrow_partners: Arc<FxHashSet<Uin>>,
     /// This shard's slices of escrowed partners that live on other shards.
@@ -182,6 +186,7 @@ struct Shard {
     senders: Vec<Sender<Packet>>,
     slots: Arc<Slots<Answer>>,
     clock: Arc<dyn Clock>,
+    events: Arc<EventBus>,
     sweep_interval: Duration,
 }
 
@@ -280,10 +285,7 @@ impl Shard {
                 let _ = reply.send(());
             }
             Message::ExpireDue { reply } => self.sweep(Some(reply)),
-            Message::ReturnSlice { partner, reply } => {
-                self.return_slice(partner, false);
-                self.after_flush.push(reply);
-            }
+            Message::CallWhole { uin, command, reply } => self.call_whole(uin, command, reply),
             Message::OpenReservations { reply } => {
                 let _ = reply.send(self.ledger.open_reservations());
             }
@@ -317,24 +319,29 @@ impl Shard {
     /// is parked until a refill.
     fn slice_step(&mut self, key: usize, partner: Uin, command: Command) -> Option<Result<Reply, Rejection>> {
         let slice = self.slices.entry(partner).or_default();
+        // An escrowed partner has no vouchers (the engine refuses them), so a slice serves
+        // every partner-side step from credit alone.
         match command {
-            Command::ReservePartner { amount, commit } => {
+            Command::ReservePartner { amount, commit, month, .. } => {
+                let charge = commit.then_some(month);
                 // Arrival order: nobody overtakes a parked saga.
                 if slice.parked.is_empty() && slice.free >= amount {
-                    Some(Ok(Reply::Available(take_from_slice(slice, amount, commit))))
+                    Some(Ok(reserved_on_slice(take_from_slice(slice, amount, charge))))
                 } else {
-                    slice.parked.push_back((key, amount, commit));
+                    slice.parked.push_back((key, amount, charge));
                     self.request_refill(partner);
                     None
                 }
             }
-            Command::Commit { amount } => {
+            Command::Commit { amount, month, vouchers } => {
+                assert!(vouchers.is_none(), "an escrowed partner has no vouchers");
                 assert!(slice.reserved >= amount, "commit of {amount} exceeds the slice's reserved");
                 slice.reserved -= amount;
-                slice.used += amount;
+                add_used(&mut slice.used, month, amount);
                 Some(Ok(Reply::Done))
             }
-            Command::Release { amount } => {
+            Command::Release { amount, vouchers } => {
+                assert!(vouchers.is_none(), "an escrowed partner has no vouchers");
                 assert!(slice.reserved >= amount, "release of {amount} exceeds the slice's reserved");
                 slice.reserved -= amount;
                 slice.free += amount;
@@ -379,13 +386,16 @@ impl Shard {
         for shard in &others {
             self.outboxes[*shard].push(Hop::Recall { partner });
         }
-        self.recalls.insert(partner, Recall { returns_left: others.len(), waiting: vec![(from, wanted)] });
+        self.recalls.insert(
+            partner,
+            Recall { returns_left: others.len(), calls: Vec::new(), waiting: vec![(from, wanted)] },
+        );
     }
 
     fn grant(&mut self, partner: Uin, to: u32, amount: Money, exhausted: bool) {
         if amount.is_positive() {
             // Escrowed credit counts as reserved at the home until the slice settles it.
-            let reply = self.account(partner, Command::ReservePartner { amount, commit: false });
+            let reply = self.account(partner, Command::HoldEscrow { amount });
             assert!(
                 reply.is_ok(),
                 "granting {amount} of {partner}'s available credit was refused: {reply:?}"
@@ -403,10 +413,10 @@ impl Shard {
         slice.refill_pending = false;
         let mut answered = Vec::new();
         let mut refuse_front = exhausted;
-        while let Some(&(key, amount, commit)) = slice.parked.front() {
+        while let Some(&(key, amount, charge)) = slice.parked.front() {
             if slice.free >= amount {
                 slice.parked.pop_front();
-                answered.push((key, Ok(Reply::Available(take_from_slice(slice, amount, commit)))));
+                answered.push((key, Ok(reserved_on_slice(take_from_slice(slice, amount, charge)))));
             } else if std::mem::take(&mut refuse_front) {
                 slice.parked.pop_front();
                 let refusal = Rejection::InsufficientPartnerCredit {
@@ -424,6 +434,35 @@ impl Shard {
             let step = self.sagas[key].0.advance(reply);
             self.drive(key, step);
         }
+    }
+
+    /// At the home: `command` on the whole account of an escrowed partner. Every slice is
+    /// recalled first (or the recall in progress is joined); refills that arrive meanwhile
+    /// wait for it, so no slice takes credit between the returns and the command.
+    fn call_whole(
+        &mut self,
+        partner: Uin,
+        command: Command,
+        reply: oneshot::Sender<Result<Reply, Rejection>>,
+    ) {
+        if let Some(recall) = self.recalls.get_mut(&partner) {
+            recall.calls.push((command, reply));
+            return;
+        }
+        self.return_slice(partner, false);
+        let home = self.index as usize;
+        let others: Vec<usize> = (0..self.senders.len()).filter(|shard| *shard != home).collect();
+        if others.is_empty() {
+            let _ = reply.send(self.account(partner, command));
+            return;
+        }
+        for shard in &others {
+            self.outboxes[*shard].push(Hop::Recall { partner });
+        }
+        self.recalls.insert(
+            partner,
+            Recall { returns_left: others.len(), calls: vec![(command, reply)], waiting: Vec::new() },
+        );
     }
 
     /// Gives this shard's slice back: free credit leaves escrow, used credit is settled.
@@ -444,7 +483,7 @@ impl Shard {
     fn settle_slices(&mut self) {
         let mut settled = Vec::new();
         for (partner, slice) in &mut self.slices {
-            if slice.used.is_positive() {
+            if !slice.used.is_empty() {
                 settled.push((*partner, std::mem::take(&mut slice.used)));
             }
         }
@@ -458,16 +497,20 @@ impl Shard {
         }
     }
 
-    /// At the home: free credit leaves escrow; used credit becomes used.
-    fn settle_at_home(&mut self, partner: Uin, free: Money, used: Money) {
-        for command in [Command::Release { amount: free }, Command::Commit { amount: used }] {
+    /// At the home: free credit leaves escrow; used credit becomes used, booked to its bill
+    /// month.
+    fn settle_at_home(&mut self, partner: Uin, free: Money, used: Vec<(Month, Money)>) {
+        let release = Command::Release { amount: free, vouchers: None };
+        let commits =
+            used.into_iter().map(|(month, amount)| Command::Commit { amount, month, vouchers: None });
+        for command in std::iter::once(release).chain(commits) {
             let reply = self.account(partner, command);
             assert!(reply.is_ok(), "settling a slice of {partner} was refused: {reply:?}");
         }
     }
 
     /// At the home: a slice's return; the last answer to a recall serves the waiting refills.
-    fn returned(&mut self, partner: Uin, free: Money, used: Money, recall: bool) {
+    fn returned(&mut self, partner: Uin, free: Money, used: Vec<(Month, Money)>, recall: bool) {
         self.settle_at_home(partner, free, used);
         if !recall {
             return;
@@ -480,6 +523,10 @@ impl Shard {
             return;
         }
         let pending = self.recalls.remove(&partner).expect("present");
+        // Every slice is back: the account is whole for the calls waiting on it.
+        for (command, reply) in pending.calls {
+            let _ = reply.send(self.account(partner, command));
+        }
         // Every slice is back: what the home has is all the partner has. Each waiting slice
         // gets exactly what its first parked saga needs, in order, or, when the whole
         // available credit cannot cover that saga, nothing and the word that it is refused.
@@ -502,7 +549,13 @@ impl Shard {
 
     fn account(&mut self, uin: Uin, command: Command) -> Result<Reply, Rejection> {
         match self.accounts.get_mut(&uin) {
-            Some(account) => account.handle(command),
+            Some(account) => {
+                let (reply, crossings) = account.handle_noting(command);
+                if !crossings.is_empty() {
+                    super::publish_warnings(&self.events, account, crossings, self.clock.now());
+                }
+                reply
+            }
             None => Err(Rejection::UnknownUin(uin)),
         }
     }
@@ -520,7 +573,7 @@ impl Shard {
         }
     }
 
-    fn start(&mut self, saga: Saga, origin: Origin) {
+    fn start(&mut self, mut saga: Saga, origin: Origin) {
         let step = saga.first_step();
         let key = self.sagas.insert((saga, origin));
         self.drive(key, step);
@@ -632,11 +685,6 @@ impl Shard {
                 Err(TrySendError::Disconnected(_)) => {}
             }
         }
-        if self.outboxes.iter().all(Vec::is_empty) {
-            for reply in self.after_flush.drain(..) {
-                let _ = reply.send(());
-            }
-        }
     }
 }
 
@@ -672,13 +720,13 @@ impl ShardedRuntime {
                     batches: Slab::new(),
                     expiries: Slab::new(),
                     outboxes: (0..shard_count).map(|_| Vec::new()).collect(),
-                    after_flush: Vec::new(),
                     escrow_partners: escrow_partners.clone(),
                     slices: FxHashMap::default(),
                     recalls: FxHashMap::default(),
                     senders: senders.clone(),
                     slots: slots.clone(),
                     clock: clock.clone(),
+                    events: settings.events.clone(),
                     sweep_interval: Duration::from_millis(settings.expiry_sweep_interval_ms.max(1)),
                 };
                 std::thread::Builder::new()
@@ -723,12 +771,10 @@ impl ShardedRuntime {
 
     pub async fn call(&self, uin: Uin, command: Command) -> Result<Result<Reply, Rejection>, Failure> {
         let shard = shard_of_uin(uin, self.senders.len());
-        if self.escrow_partners.contains(&uin) {
-            // Bring every slice home first, so that the partner's account is whole: a
+        if command.touches_credit() && self.escrow_partners.contains(&uin) {
+            // Every slice comes home first, at the home, with no refill in between: a
             // snapshot is exact and a credit-line reduction sees all available credit.
-            for any in 0..self.senders.len() {
-                self.ask(any, |reply| Message::ReturnSlice { partner: uin, reply }).await?;
-            }
+            return self.ask(shard, |reply| Message::CallWhole { uin, command, reply }).await;
         }
         self.ask(shard, |reply| Message::Call { uin, command, reply }).await
     }
@@ -843,14 +889,25 @@ impl Drop for ShardedRuntime {
     }
 }
 
-/// Takes `amount` from a slice's free credit, as a reservation or a charge; answers what is
-/// left free.
-fn take_from_slice(slice: &mut Slice, amount: Money, commit: bool) -> Money {
+/// Takes `amount` from a slice's free credit, as a reservation or a charge booked to a
+/// month; answers what is left free.
+fn take_from_slice(slice: &mut Slice, amount: Money, charge: Option<Month>) -> Money {
     slice.free -= amount;
-    if commit {
-        slice.used += amount;
-    } else {
-        slice.reserved += amount;
+    match charge {
+        Some(month) => add_used(&mut slice.used, month, amount),
+        None => slice.reserved += amount,
     }
     slice.free
+}
+
+fn add_used(used: &mut Vec<(Month, Money)>, month: Month, amount: Money) {
+    match used.iter_mut().find(|(existing, _)| *existing == month) {
+        Some((_, sum)) => *sum += amount,
+        None => used.push((month, amount)),
+    }
+}
+
+/// A slice's answer to a partner-side reservation: credit only, no voucher.
+fn reserved_on_slice(available: Money) -> Reply {
+    Reply::PartnerReserved { available, deductions: Deductions::default() }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use partner_credit::api::config::ServerConfig;
 use partner_credit::api::server::Api;
 use partner_credit::api::sign::{sign_request, signing_key, utc_date, SERVICE};
+use partner_credit::clock::OffsetClock;
 use partner_credit::{Engine, EngineConfig, ManualClock, RuntimeKind};
 
 pub const HOST: &str = "intlpartnersmgt.tencentcloudapi.com";
@@ -67,6 +68,19 @@ pub fn api(toml: &str) -> (Arc<Engine>, ManualClock, web::Data<Api>) {
         EngineConfig { runtime: RuntimeKind::Sharded, workers: 2, ..config.engine_config().unwrap() };
     let engine = Arc::new(Engine::start_with_clock(engine_config, Arc::new(clock.clone())));
     (engine.clone(), clock, web::Data::new(Api::new(engine, &config)))
+}
+
+/// An engine on an adjustable clock (the real time moved forward by `AdvanceClock`) and the
+/// API around it, as `partner-credit serve` makes them with `[engine] adjustable_clock`.
+pub fn adjustable_api(toml: &str) -> (Arc<Engine>, OffsetClock, web::Data<Api>) {
+    let config = ServerConfig::parse(toml).unwrap();
+    config.validate().unwrap();
+    let clock = OffsetClock::new();
+    let engine_config =
+        EngineConfig { runtime: RuntimeKind::Sharded, workers: 2, ..config.engine_config().unwrap() };
+    let engine = Arc::new(Engine::start_with_clock(engine_config, Arc::new(clock.clone())));
+    let api = Api::new(engine.clone(), &config).with_adjustable_clock(clock.clone());
+    (engine, clock, web::Data::new(api))
 }
 
 /// The test service of an [`api`].

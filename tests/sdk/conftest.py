@@ -76,6 +76,7 @@ def toml_config(
     http: dict | None = None,
     tls: tuple[str, str] | None = None,
     extra_uins=(),
+    engine: dict | None = None,
 ) -> str:
     lines = ['listen = "127.0.0.1:0"', "", "[operator]"]
     lines += [f'secret_id = "{OPERATOR[0]}"', f'secret_key = "{OPERATOR[1]}"', ""]
@@ -88,6 +89,11 @@ def toml_config(
         lines.append("[quotas]")
         for action, value in quotas.items():
             lines.append(f'{action} = "none"' if value is None else f"{action} = {value}")
+        lines.append("")
+    if engine:
+        lines.append("[engine]")
+        for name, value in engine.items():
+            lines.append(f"{name} = {str(value).lower() if isinstance(value, bool) else value}")
         lines.append("")
     # Every [http] setting the tests care about is written out.
     lines.append("[http]")

@@ -43,6 +43,11 @@ def test_purchase_by_a_customer_of_a_reseller_charges_the_reseller(world):
         "ChargedUin": RES,
         "ClientRemainingCredit": 69.75,
         "PartnerRemainingCredit": 469.75,
+        # No vouchers: each side pays the whole amount from its credit.
+        "ClientVoucherDeduction": 0,
+        "PartnerVoucherDeduction": 0,
+        "ClientCharge": 30.25,
+        "PartnerCharge": 30.25,
     }
     # The operator may buy on behalf of any customer.
     answer = buy(world, "operator", "p-res-2", C_RES_B, 0.5)
@@ -75,6 +80,10 @@ def test_customer_of_a_second_level_reseller_charges_the_distributor(world):
         "ChargedUin": DIST,
         "ClientRemainingCredit": 79.875,
         "PartnerRemainingCredit": 979.875,
+        "ClientVoucherDeduction": 0,
+        "PartnerVoucherDeduction": 0,
+        "ClientCharge": 20.125,
+        "PartnerCharge": 20.125,
     }
 
 
@@ -216,6 +225,7 @@ def test_batch_purchases_answer_per_purchase_in_order(world):
     assert results[4]["ErrorCode"] == "InvalidParameterValue.Amount"
     assert all(r.get("ErrorMessage") for r in results if r["Status"] == "Refused")
     assert all("ErrorCode" not in r for r in results if r["Status"] == "Committed")
+    assert [(r["ClientCharge"], r["PartnerCharge"]) for r in results if r["Status"] == "Committed"] == [(40, 40), (5, 5)]
     assert buy(world, C_RES, "p-check", C_RES, 1)["ClientRemainingCredit"] == 59
     assert buy(world, C_RES_B, "p-check-b", C_RES_B, 1)["ClientRemainingCredit"] == 49
     assert buy(world, C_SUB, "p-check-sub", C_SUB, 1)["PartnerRemainingCredit"] == 994

@@ -156,3 +156,33 @@ def test_plain_http_to_the_tls_server_is_not_served(tls_world):
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.post(f"http://{tls_world.server.host}/", data=b"{}", timeout=10)
     assert tls_world.own("operator", "Ping") == {}
+
+
+def test_tccli_reads_the_voucher_pool_and_the_customer_vouchers(tls_world, pki):
+    tls_world.own("operator", "GrantVoucherQuota", {"PartnerUin": RES, "Quota": 50})
+    params = {"CustomerUin": C_RES, "Amount": 12.5, "ExpireTime": "2099-01-01 00:00:00"}
+    voucher = tls_world.own(RES, "IssueCustomerVoucher", params)["VoucherId"]
+    status, out, err = tccli(tls_world, RES, "QueryVoucherPool", trust=pki / "shim")
+    assert status == 0, (out, err)
+    answer = json.loads(out)
+    assert (answer["AgentName"], answer["AccountType"], answer["IssuedNum"]) == ("Res", 1, 1)
+    assert (D(answer["TotalQuota"]), D(answer["RemainingQuota"])) == (D(50), D("37.5"))
+    status, out, err = tccli(
+        tls_world, RES, "DescribeCustomerVoucherList", "--Page", "1", "--PageSize", "10",
+        "--CustomerUin", str(C_RES), trust=pki / "shim",
+    )  # fmt: skip
+    assert status == 0, (out, err)
+    answer = json.loads(out)
+    assert answer["TotalCount"] == 1
+    [item] = answer["Data"]
+    assert (item["VoucherId"], item["CustomerUin"], item["VoucherStatus"], item["Usage"]) == (
+        voucher,
+        C_RES,
+        "Issued",
+        "CustomerOffer",
+    )
+    assert (D(item["TotalAmount"]), D(item["RemainingAmount"]), item["ExpireTime"]) == (
+        D("12.5"),
+        D("12.5"),
+        "2099-01-01 00:00:00",
+    )

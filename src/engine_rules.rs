@@ -1,0 +1,833 @@
+//! The engine's side of vouchers, frozen credit, bill confirmation and credit warnings
+//! (issue 8): each operation authorizes, checks its input, then sends commands to the
+//! accounts it concerns. The rules themselves live in the domain (`voucher`, `bill`,
+//! `warning`) and in [`Account::handle`].
+//!
+//! Two indexes let an operation that names only a voucher or a postpaid resource find the
+//! account that owns it: `VoucherId -> owner` and `ResourceId -> customer`. They hold no
+//! state of their own: the owner's actor does.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+
+use super::*;
+use crate::domain::account::UsageOf;
+use crate::domain::bill;
+use crate::domain::voucher::{
+    PaymentMode, ProductScope, Scope, Usage, UsageRecord, Voucher, VoucherKind, VoucherStatus,
+};
+use crate::domain::warning::Threshold;
+use crate::domain::{AccountDetails, Month, Timestamp, VoucherId};
+use crate::events::{EventBus, Subscription};
+
+/// A customer voucher as IssueCustomerVoucher asks for it.
+#[derive(Clone, Debug)]
+pub struct NewCustomerVoucher {
+    pub customer: Uin,
+    pub amount: Money,
+    pub scope: Scope,
+    pub effective: Timestamp,
+    pub expire: Timestamp,
+}
+
+/// ApplyPartnerVoucher's `Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartnerVoucherType {
+    /// Type I: for any of the partner's customers.
+    General,
+    /// Type II: for one designated customer; its approval issues a customer voucher too.
+    ProductTrial { customer: Uin },
+}
+
+/// A partner voucher as ApplyPartnerVoucher asks for it.
+#[derive(Clone, Debug)]
+pub struct NewPartnerVoucher {
+    /// The partner; the caller itself when absent (the operator must name one).
+    pub partner: Option<Uin>,
+    pub kind: PartnerVoucherType,
+    pub amount: Money,
+    pub scope: Scope,
+    pub expire: Timestamp,
+}
+
+/// QueryVoucherPool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherPoolView {
+    pub partner: AccountView,
+    pub pool: VoucherPool,
+}
+
+/// Filters of the voucher lists (DescribeCustomerVoucherList and
+/// DescribeCustomerOwnVoucherList); `None` matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VoucherFilter {
+    pub customer: Option<Uin>,
+    pub status: Option<VoucherStatus>,
+    pub payment: Option<PaymentMode>,
+    pub usage: Option<Usage>,
+    pub products: Option<ProductScope>,
+    pub id: Option<VoucherId>,
+}
+
+/// One page of vouchers, and how many match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherPage {
+    pub total: usize,
+    pub vouchers: Vec<Voucher>,
+}
+
+/// The usage of one voucher, for one month or all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherUsage {
+    pub voucher: Voucher,
+    /// Records kept (the newest [`crate::domain::voucher::Voucher::USAGE_MAX`]) in all months.
+    pub total_records: usize,
+    /// Records of the month asked for (all when none was), and this page of them, newest
+    /// first.
+    pub month_records: usize,
+    pub records: Vec<UsageRecord>,
+}
+
+/// QueryVoucherAmountByUin: one customer's voucher amounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoucherAmount {
+    pub customer: Uin,
+    /// The denominations of its vouchers that are not withdrawn.
+    pub total: Money,
+    /// What it can still deduct now.
+    pub remaining: Money,
+}
+
+/// QueryVoucherListByUin's `Status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoucherListStatus {
+    Unused,
+    Used,
+    Expired,
+}
+
+/// The page size limit of the voucher lists and usage details (documented 1 to 100).
+pub const VOUCHER_PAGE_SIZE_MAX: usize = 100;
+/// QueryVoucherAmountByUin and QueryVoucherListByUin take 1 to 20 UINs.
+pub const VOUCHER_UIN_LIST_MAX: usize = 20;
+/// The longest postpaid resource id, in characters.
+pub const RESOURCE_ID_MAX: usize = 64;
+
+impl Engine {
+    /// The bus that carries credit warnings; subscribe to it to receive them.
+    pub fn events(&self) -> &Arc<EventBus> {
+        &self.events
+    }
+
+    /// A subscription to the engine's events with a queue of `capacity`.
+    pub fn subscribe(&self, capacity: usize) -> Subscription {
+        self.events.subscribe(capacity)
+    }
+
+    fn next_voucher_id(&self) -> VoucherId {
+        VoucherId(self.next_voucher.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn voucher_owner(&self, id: VoucherId) -> EngineResult<Uin> {
+        self.vouchers.get(&id).map(|owner| *owner).ok_or_else(|| Rejection::UnknownVoucher(id).into())
+    }
+
+    /// Everything about an account's vouchers (without usage records), bills and frozen
+    /// credit (no authorization: callers check).
+    pub(crate) async fn details(&self, uin: Uin) -> EngineResult<AccountDetails> {
+        self.details_with(uin, true, UsageOf::None).await
+    }
+
+    /// [`Engine::details`] with the vouchers or not, and the usage records `usage` asks for.
+    pub(crate) async fn details_with(
+        &self,
+        uin: Uin,
+        vouchers: bool,
+        usage: UsageOf,
+    ) -> EngineResult<AccountDetails> {
+        match self.call(uin, Command::Details { now: self.clock.now(), vouchers, usage }).await? {
+            Reply::Details(details) => Ok(*details),
+            other => unexpected(other),
+        }
+    }
+
+    /// Vouchers (with their usage records), bills, frozen credit and warning thresholds of an
+    /// account, for the account itself, its parent or the operator.
+    pub async fn account_details(&self, caller: Caller, uin: Uin) -> EngineResult<AccountDetails> {
+        self.account(caller, uin).await?;
+        self.details_with(uin, true, UsageOf::All).await
+    }
+
+    // ----- vouchers -----
+
+    /// GrantVoucherQuota: the operator adds `delta` (or, negative, takes it back from what is
+    /// not issued) to a partner's pool for customer vouchers; answers the pool's total.
+    pub async fn grant_voucher_quota(
+        &self,
+        caller: Caller,
+        partner: Uin,
+        delta: Money,
+    ) -> EngineResult<Money> {
+        self.admit(caller, Action::GrantVoucherQuota)?;
+        require_operator(caller, "grant voucher quota")?;
+        match self.call(partner, Command::GrantVoucherQuota { delta }).await? {
+            Reply::Amount(total) => Ok(total),
+            other => unexpected(other),
+        }
+    }
+
+    /// IssueCustomerVoucher: the customer's reseller or second-level reseller (or the
+    /// operator, on its behalf) issues a CustomerOffer voucher from the parent's pool.
+    pub async fn issue_customer_voucher(
+        &self,
+        caller: Caller,
+        voucher: NewCustomerVoucher,
+    ) -> EngineResult<VoucherId> {
+        self.admit(caller, Action::IssueCustomerVoucher)?;
+        let now = self.clock.now();
+        let customer = voucher.customer;
+        let issuer = match self.call(customer, Command::VoucherIssuer { caller }).await? {
+            Reply::Issuer(parent) => parent,
+            other => return unexpected(other),
+        };
+        let id = self.next_voucher_id();
+        // Checked before anything is drawn from the pool.
+        let voucher = Voucher::customer_offer(
+            id,
+            customer,
+            issuer,
+            voucher.scope,
+            voucher.amount,
+            voucher.effective,
+            voucher.expire,
+            now,
+        )?;
+        let amount = voucher.total;
+        let runtime = self.runtime.clone();
+        let index = self.vouchers.clone();
+        run_to_end(async move {
+            call(&runtime, issuer, Command::DrawVoucherQuota { amount }).await?;
+            index.insert(id, customer);
+            if let Err(error) = call(&runtime, customer, Command::AddVoucher(Box::new(voucher))).await {
+                index.remove(&id);
+                call(&runtime, issuer, Command::ReturnVoucherQuota { amount }).await?;
+                return Err(error);
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    /// ApplyPartnerVoucher: a partner (or the operator for it) applies for a voucher that
+    /// needs the operator's approval before it deducts anything. A ProductTrial voucher's
+    /// customer voucher is created with it, pending too, so that approving and invalidating
+    /// the pair commute (see [`crate::domain::voucher::Voucher::associated_trial`]).
+    pub async fn apply_partner_voucher(
+        &self,
+        caller: Caller,
+        voucher: NewPartnerVoucher,
+    ) -> EngineResult<VoucherId> {
+        self.admit(caller, Action::ApplyPartnerVoucher)?;
+        let now = self.clock.now();
+        let partner = match (caller, voucher.partner) {
+            (Caller::Operator, Some(partner)) => partner,
+            (Caller::Operator, None) => {
+                return Err(invalid("PartnerUin", "the operator names the partner a voucher is for".into()))
+            }
+            (Caller::Uin(own), None) => own,
+            (Caller::Uin(own), Some(partner)) if own == partner => partner,
+            (Caller::Uin(_), Some(partner)) => return Err(not_authorized(caller, partner)),
+        };
+        let view = self.snapshot(partner).await?;
+        if !matches!(view.role, Role::Distributor { .. } | Role::Reseller { .. }) {
+            return Err(wrong_kind(partner, KindRequired::ChargeablePartner));
+        }
+        let escrow_active =
+            self.config.runtime == crate::runtime::RuntimeKind::Sharded && self.config.workers > 1;
+        if escrow_active && self.config.escrow_partners.contains(&partner) {
+            return Err(Rejection::Unsupported(format!(
+                "partner {partner}'s credit is split across shards (escrow_partners); partner vouchers \
+                 are not offered for escrowed partners"
+            ))
+            .into());
+        }
+        let id = self.next_voucher_id();
+        let kind = match voucher.kind {
+            PartnerVoucherType::General => VoucherKind::PartnerGeneral,
+            PartnerVoucherType::ProductTrial { customer } => {
+                let view = self.snapshot(customer).await?;
+                let Role::Customer { charged, .. } = view.role else {
+                    return Err(wrong_kind(customer, KindRequired::Customer));
+                };
+                if charged != partner {
+                    return Err(invalid(
+                        "CustomerUin",
+                        format!("customer {customer}'s purchases charge {charged}, not {partner}"),
+                    ));
+                }
+                VoucherKind::PartnerTrial { customer, associated: Some(self.next_voucher_id()) }
+            }
+        };
+        let voucher =
+            Voucher::partner(id, partner, kind, voucher.scope, voucher.amount, voucher.expire, now)?;
+        let runtime = self.runtime.clone();
+        let index = self.vouchers.clone();
+        run_to_end(async move {
+            // The customer's pending voucher first: if the partner's book refuses, it is
+            // invalidated, and an invalidated voucher is never approved.
+            let associated = voucher.associated_trial();
+            if let Some(associated) = associated.clone() {
+                let customer = associated.owner;
+                index.insert(associated.id, customer);
+                if let Err(error) =
+                    call(&runtime, customer, Command::AddVoucher(Box::new(associated.clone()))).await
+                {
+                    index.remove(&associated.id);
+                    return Err(error);
+                }
+            }
+            index.insert(id, partner);
+            if let Err(error) = call(&runtime, partner, Command::AddVoucher(Box::new(voucher))).await {
+                index.remove(&id);
+                if let Some(associated) = associated {
+                    call(&runtime, associated.owner, Command::InvalidateAssociated { id: associated.id })
+                        .await?;
+                }
+                return Err(error);
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    /// ApprovePartnerVoucher (operator): the voucher is valid from now; a ProductTrial
+    /// voucher's customer voucher is approved with it, and its id answered too.
+    pub async fn approve_partner_voucher(
+        &self,
+        caller: Caller,
+        id: VoucherId,
+    ) -> EngineResult<(VoucherId, Option<VoucherId>)> {
+        self.admit(caller, Action::ApprovePartnerVoucher)?;
+        require_operator(caller, "approve partner vouchers")?;
+        let owner = self.voucher_owner(id)?;
+        let now = self.clock.now();
+        let runtime = self.runtime.clone();
+        let index = self.vouchers.clone();
+        run_to_end(async move {
+            match call(&runtime, owner, Command::ApproveVoucher { id, now }).await? {
+                Reply::Approved(None) => Ok((id, None)),
+                Reply::Approved(Some(associated)) => {
+                    let Some(customer) = index.get(&associated).map(|owner| *owner) else {
+                        return Err(Rejection::UnknownVoucher(associated).into());
+                    };
+                    // Refused only if the pair was invalidated meanwhile: then both are.
+                    call(&runtime, customer, Command::ApproveAssociated { id: associated, now }).await?;
+                    Ok((id, Some(associated)))
+                }
+                other => unexpected(other),
+            }
+        })
+        .await
+    }
+
+    /// WithdrawCustomerVoucher: a CustomerOffer voucher stops deducting; what it deducted
+    /// stays.
+    pub async fn withdraw_customer_voucher(&self, caller: Caller, id: VoucherId) -> EngineResult<()> {
+        self.admit(caller, Action::WithdrawCustomerVoucher)?;
+        let owner = self.voucher_owner(id)?;
+        self.call(owner, Command::WithdrawVoucher { caller, id, now: self.clock.now() }).await?;
+        Ok(())
+    }
+
+    /// InvalidatePartnerVoucher: by its partner or the operator, pending or approved; its
+    /// associated customer voucher is withdrawn too.
+    pub async fn invalidate_partner_voucher(&self, caller: Caller, id: VoucherId) -> EngineResult<()> {
+        self.admit(caller, Action::InvalidatePartnerVoucher)?;
+        let owner = self.voucher_owner(id)?;
+        let runtime = self.runtime.clone();
+        let index = self.vouchers.clone();
+        run_to_end(async move {
+            match call(&runtime, owner, Command::InvalidateVoucher { caller, id }).await? {
+                Reply::Invalidated(None) => Ok(()),
+                Reply::Invalidated(Some(associated)) => {
+                    let customer = index.get(&associated).map(|owner| *owner);
+                    if let Some(customer) = customer {
+                        call(&runtime, customer, Command::InvalidateAssociated { id: associated }).await?;
+                    }
+                    Ok(())
+                }
+                other => unexpected(other),
+            }
+        })
+        .await
+    }
+
+    /// SetTrialVoucherPriority: a distributor's or reseller's switch (on by default) that
+    /// makes ProductTrial vouchers deduct first, on its side and on its customers'.
+    pub async fn set_trial_voucher_priority(
+        &self,
+        caller: Caller,
+        partner: Option<Uin>,
+        enabled: bool,
+    ) -> EngineResult<()> {
+        self.admit(caller, Action::SetTrialVoucherPriority)?;
+        let partner = match (caller, partner) {
+            (Caller::Operator, Some(partner)) => partner,
+            (Caller::Operator, None) => {
+                return Err(invalid(
+                    "PartnerUin",
+                    "the operator names the partner whose switch it sets".into(),
+                ))
+            }
+            (Caller::Uin(own), None) => own,
+            (Caller::Uin(own), Some(partner)) if own == partner => partner,
+            (Caller::Uin(_), Some(partner)) => return Err(not_authorized(caller, partner)),
+        };
+        let view = self.snapshot(partner).await?;
+        let distributor = match view.role {
+            Role::Distributor { .. } => true,
+            Role::Reseller { .. } => false,
+            _ => return Err(wrong_kind(partner, KindRequired::ChargeablePartner)),
+        };
+        let runtime = self.runtime.clone();
+        // One switch at a time, and no customer created meanwhile: a customer reads its
+        // partner's switch when it is created.
+        let switching = self.switching.clone().lock_owned().await;
+        run_to_end(async move {
+            let _switching = switching;
+            call(&runtime, partner, Command::SetTrialFirst { enabled }).await?;
+            // The customers it is charged for keep a copy, so that a purchase needs no lookup:
+            // a reseller's children, or the children of a distributor's second-level resellers.
+            let mut customers = children(&runtime, partner).await?;
+            if distributor {
+                let mut indirect = Vec::new();
+                for sub_agent in customers {
+                    indirect.extend(children(&runtime, sub_agent).await?);
+                }
+                customers = indirect;
+            }
+            for result in
+                join_all(customers.iter().map(|uin| call(&runtime, *uin, Command::SetTrialFirst { enabled })))
+                    .await
+            {
+                match result {
+                    Ok(_) | Err(Error::Rejected(Rejection::UnknownUin(_))) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// QueryVoucherPool: the calling partner's pool for customer vouchers.
+    pub async fn query_voucher_pool(&self, caller: Caller, partner: Uin) -> EngineResult<VoucherPoolView> {
+        self.admit(caller, Action::QueryVoucherPool)?;
+        let view = self.snapshot(partner).await?;
+        if !(caller == Caller::Operator || caller.is(partner)) {
+            return Err(not_authorized(caller, partner));
+        }
+        if view.kind() == AccountKind::Customer {
+            return Err(wrong_kind(partner, KindRequired::Partner));
+        }
+        let pool = self.details_with(partner, false, UsageOf::None).await?.voucher_pool;
+        Ok(VoucherPoolView { partner: view, pool })
+    }
+
+    /// The customers whose vouchers `caller` may list: its own customers (a distributor's
+    /// through its second-level resellers), or one named customer.
+    async fn voucher_customers(&self, caller: Caller, customer: Option<Uin>) -> EngineResult<Vec<Uin>> {
+        if let Some(customer) = customer {
+            let view = self.snapshot(customer).await?;
+            if view.kind() != AccountKind::Customer {
+                return Err(wrong_kind(customer, KindRequired::Customer));
+            }
+            self.authorize_partner_of(caller, &view).await?;
+            return Ok(vec![customer]);
+        }
+        let Caller::Uin(partner) = caller else {
+            return Err(invalid(
+                "CustomerUin",
+                "the operator names the customer whose vouchers it lists".into(),
+            ));
+        };
+        let mut customers = Vec::new();
+        for child in self.children_views(partner).await? {
+            match child.kind() {
+                AccountKind::Customer => customers.push(child.uin),
+                AccountKind::SecondLevelReseller => customers.extend(self.children(child.uin).await?),
+                _ => {}
+            }
+        }
+        Ok(customers)
+    }
+
+    /// The customer's parent, the distributor of its second-level reseller, or the operator.
+    async fn authorize_partner_of(&self, caller: Caller, customer: &AccountView) -> EngineResult<()> {
+        let Caller::Uin(uin) = caller else { return Ok(()) };
+        if customer.parent() == Some(uin) {
+            return Ok(());
+        }
+        if let Role::Customer { charged, parent, .. } = customer.role {
+            if charged == uin && parent != uin {
+                return Ok(());
+            }
+        }
+        Err(not_authorized(caller, customer.uin))
+    }
+
+    /// DescribeCustomerVoucherList: the customer vouchers of a partner's customers.
+    pub async fn describe_customer_voucher_list(
+        &self,
+        caller: Caller,
+        filter: &VoucherFilter,
+        page: usize,
+        page_size: usize,
+    ) -> EngineResult<VoucherPage> {
+        self.admit(caller, Action::DescribeCustomerVoucherList)?;
+        check_page(page, page_size, VOUCHER_PAGE_SIZE_MAX)?;
+        let customers = self.voucher_customers(caller, filter.customer).await?;
+        self.voucher_page(&customers, filter, page, page_size).await
+    }
+
+    /// DescribeCustomerOwnVoucherList: the calling customer's vouchers.
+    pub async fn describe_customer_own_voucher_list(
+        &self,
+        caller: Caller,
+        customer: Uin,
+        filter: &VoucherFilter,
+        page: usize,
+        page_size: usize,
+    ) -> EngineResult<VoucherPage> {
+        self.admit(caller, Action::DescribeCustomerOwnVoucherList)?;
+        check_page(page, page_size, VOUCHER_PAGE_SIZE_MAX)?;
+        let view = self.account(caller, customer).await?;
+        if view.kind() != AccountKind::Customer {
+            return Err(wrong_kind(customer, KindRequired::Customer));
+        }
+        self.voucher_page(&[customer], filter, page, page_size).await
+    }
+
+    async fn voucher_page(
+        &self,
+        customers: &[Uin],
+        filter: &VoucherFilter,
+        page: usize,
+        page_size: usize,
+    ) -> EngineResult<VoucherPage> {
+        let now = self.clock.now();
+        let mut vouchers = Vec::new();
+        for result in join_all(customers.iter().map(|uin| self.details(*uin))).await {
+            match result {
+                Ok(details) => vouchers.extend(details.vouchers.into_iter().filter(|voucher| {
+                    issued(voucher)
+                        && filter.status.map_or(true, |status| voucher.status(now) == status)
+                        && filter.payment.map_or(true, |payment| voucher.scope.payment == payment)
+                        && filter.products.map_or(true, |products| voucher.scope.products == products)
+                        && filter.id.map_or(true, |id| voucher.id == id)
+                        && filter.usage.map_or(true, |usage| usage_of(voucher) == Some(usage))
+                })),
+                Err(Error::Rejected(Rejection::UnknownUin(_))) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        // Newest first.
+        vouchers.sort_by_key(|voucher| std::cmp::Reverse(voucher.id));
+        let total = vouchers.len();
+        Ok(VoucherPage { total, vouchers: page_of(vouchers, page, page_size) })
+    }
+
+    /// DescribeCustomerVoucherUsageDetails (by the customer's partner) and
+    /// DescribeCustomerOwnVoucherUsageDetails (by the customer): the deductions of one
+    /// voucher, newest first, in `month` (UTC) or all.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn voucher_usage(
+        &self,
+        caller: Caller,
+        action: Action,
+        customer: Uin,
+        id: VoucherId,
+        month: Option<Month>,
+        page: usize,
+        page_size: usize,
+    ) -> EngineResult<VoucherUsage> {
+        self.admit(caller, action)?;
+        check_page(page, page_size, VOUCHER_PAGE_SIZE_MAX)?;
+        let view = self.snapshot(customer).await?;
+        if view.kind() != AccountKind::Customer {
+            return Err(wrong_kind(customer, KindRequired::Customer));
+        }
+        if action == Action::DescribeCustomerOwnVoucherUsageDetails {
+            if !(caller == Caller::Operator || caller.is(customer)) {
+                return Err(not_authorized(caller, customer));
+            }
+        } else {
+            self.authorize_partner_of(caller, &view).await?;
+        }
+        let details = self.details_with(customer, true, UsageOf::One(id)).await?;
+        let Some(voucher) = details.vouchers.into_iter().find(|voucher| voucher.id == id) else {
+            return Err(Rejection::UnknownVoucher(id).into());
+        };
+        let total_records = voucher.usage().len();
+        let mut records: Vec<UsageRecord> = voucher
+            .usage()
+            .iter()
+            .rev()
+            .filter(|record| month.map_or(true, |month| Month::of(record.time) == month))
+            .cloned()
+            .collect();
+        let month_records = records.len();
+        records = page_of(records, page, page_size);
+        Ok(VoucherUsage { voucher, total_records, month_records, records })
+    }
+
+    /// QueryVoucherAmountByUin: for 1 to 20 of the caller's customers, the denominations of
+    /// their vouchers and what is left to deduct.
+    pub async fn query_voucher_amount_by_uin(
+        &self,
+        caller: Caller,
+        uins: &[Uin],
+    ) -> EngineResult<Vec<VoucherAmount>> {
+        self.admit(caller, Action::QueryVoucherAmountByUin)?;
+        self.check_voucher_uins(caller, uins).await?;
+        let mut amounts = Vec::with_capacity(uins.len());
+        for uin in uins {
+            let details = self.details(*uin).await?;
+            let total = details
+                .vouchers
+                .iter()
+                .filter(|voucher| issued(voucher) && !voucher.invalidated)
+                .map(|voucher| voucher.total)
+                .sum();
+            amounts.push(VoucherAmount { customer: *uin, total, remaining: details.vouchers_remaining });
+        }
+        Ok(amounts)
+    }
+
+    /// QueryVoucherListByUin: for 1 to 20 of the caller's customers, their vouchers, all or
+    /// those unused (issued), used or expired.
+    pub async fn query_voucher_list_by_uin(
+        &self,
+        caller: Caller,
+        uins: &[Uin],
+        status: Option<VoucherListStatus>,
+    ) -> EngineResult<Vec<(Uin, Vec<Voucher>)>> {
+        self.admit(caller, Action::QueryVoucherListByUin)?;
+        self.check_voucher_uins(caller, uins).await?;
+        let now = self.clock.now();
+        let wanted = status.map(|status| match status {
+            VoucherListStatus::Unused => VoucherStatus::Issued,
+            VoucherListStatus::Used => VoucherStatus::Used,
+            VoucherListStatus::Expired => VoucherStatus::Expired,
+        });
+        let mut lists = Vec::with_capacity(uins.len());
+        for uin in uins {
+            let vouchers = self.details(*uin).await?.vouchers;
+            let vouchers = vouchers.into_iter().filter(|voucher| {
+                issued(voucher) && wanted.map_or(true, |wanted| voucher.status(now) == wanted)
+            });
+            lists.push((*uin, vouchers.collect()));
+        }
+        Ok(lists)
+    }
+
+    async fn check_voucher_uins(&self, caller: Caller, uins: &[Uin]) -> EngineResult<()> {
+        if uins.is_empty() || uins.len() > VOUCHER_UIN_LIST_MAX {
+            return Err(invalid(
+                "ClientUins",
+                format!("holds 1 to {VOUCHER_UIN_LIST_MAX} UINs, got {}", uins.len()),
+            ));
+        }
+        for view in self.snapshots(uins).await? {
+            if view.kind() != AccountKind::Customer {
+                return Err(wrong_kind(view.uin, KindRequired::Customer));
+            }
+            self.authorize_partner_of(caller, &view).await?;
+        }
+        Ok(())
+    }
+
+    // ----- frozen credit -----
+
+    /// ActivatePostpaid: freezes `amount x coefficient` (the configured default coefficient
+    /// when none is given) of the customer's available credit for `resource`, rounded up to
+    /// 8 decimals; answers what was frozen.
+    pub async fn activate_postpaid(
+        &self,
+        caller: Caller,
+        resource: &str,
+        customer: Uin,
+        amount: Money,
+        coefficient: Option<Decimal>,
+    ) -> EngineResult<Money> {
+        self.admit(caller, Action::ActivatePostpaid)?;
+        check_resource_id(resource)?;
+        require_positive(amount)?;
+        let coefficient = coefficient.unwrap_or(self.config.freezing_coefficient_default);
+        check_coefficient(coefficient)?;
+        let frozen = amount.as_decimal() * coefficient;
+        let frozen = Money::from_decimal(
+            frozen.round_dp_with_strategy(8, rust_decimal::RoundingStrategy::AwayFromZero),
+        )
+        .map_err(|error| invalid("Amount", error.to_string()))?;
+        // Authorized and a customer before the id is claimed, so that nobody else learns
+        // which ids are active or holds one up.
+        let view = self.snapshot(customer).await?;
+        let Role::Customer { parent, .. } = view.role else {
+            return Err(wrong_kind(customer, KindRequired::Customer));
+        };
+        if !(caller == Caller::Operator || caller.is(customer) || caller.is(parent)) {
+            return Err(not_authorized(caller, customer));
+        }
+        let resource: Box<str> = resource.into();
+        match self.resources.entry(resource.clone()) {
+            dashmap::Entry::Occupied(_) => return Err(Rejection::ResourceTaken(resource.into()).into()),
+            dashmap::Entry::Vacant(entry) => {
+                entry.insert(customer);
+            }
+        }
+        let runtime = self.runtime.clone();
+        let resources = self.resources.clone();
+        run_to_end(async move {
+            let command = Command::Freeze { caller, resource: resource.clone(), amount: frozen };
+            if let Err(error) = call(&runtime, customer, command).await {
+                resources.remove(&resource);
+                return Err(error);
+            }
+            Ok(frozen)
+        })
+        .await
+    }
+
+    /// TerminatePostpaid: releases what the resource froze; answers the customer's available
+    /// credit after.
+    pub async fn terminate_postpaid(&self, caller: Caller, resource: &str) -> EngineResult<(Uin, Money)> {
+        self.admit(caller, Action::TerminatePostpaid)?;
+        check_resource_id(resource)?;
+        let Some(customer) = self.resources.get(resource).map(|customer| *customer) else {
+            return Err(Rejection::UnknownResource(resource.into()).into());
+        };
+        let runtime = self.runtime.clone();
+        let resources = self.resources.clone();
+        let resource: Box<str> = resource.into();
+        run_to_end(async move {
+            let reply =
+                call(&runtime, customer, Command::Unfreeze { caller, resource: resource.clone() }).await?;
+            resources.remove_if(&resource, |_, owner| *owner == customer);
+            match reply {
+                Reply::Available(available) => Ok((customer, available)),
+                other => unexpected(other),
+            }
+        })
+        .await
+    }
+
+    // ----- bills -----
+
+    /// When the bill of `month` becomes final (see [`bill`]).
+    pub fn bill_final_from(&self, month: Month) -> Timestamp {
+        bill::final_from(month, self.config.reservation_timeout_ms_max)
+    }
+
+    /// ConfirmBill: the customer's partner (or the operator) confirms its bill of `month`;
+    /// what it was charged in that month returns to its available credit. Answers the credit
+    /// returned.
+    pub async fn confirm_bill(&self, caller: Caller, customer: Uin, month: Month) -> EngineResult<Money> {
+        self.admit(caller, Action::ConfirmBill)?;
+        let view = self.snapshot(customer).await?;
+        if view.kind() != AccountKind::Customer {
+            return Err(wrong_kind(customer, KindRequired::Customer));
+        }
+        self.confirm(caller, customer, month).await
+    }
+
+    /// SettlePartnerBill (operator): the same for what a distributor or reseller was charged.
+    pub async fn settle_partner_bill(
+        &self,
+        caller: Caller,
+        partner: Uin,
+        month: Month,
+    ) -> EngineResult<Money> {
+        self.admit(caller, Action::SettlePartnerBill)?;
+        require_operator(caller, "settle a partner's bill")?;
+        let view = self.snapshot(partner).await?;
+        if !matches!(view.role, Role::Distributor { .. } | Role::Reseller { .. }) {
+            return Err(wrong_kind(partner, KindRequired::ChargeablePartner));
+        }
+        self.confirm(caller, partner, month).await
+    }
+
+    async fn confirm(&self, caller: Caller, uin: Uin, month: Month) -> EngineResult<Money> {
+        let command = Command::ConfirmBill {
+            caller,
+            month,
+            now: self.clock.now(),
+            final_from: self.bill_final_from(month),
+        };
+        match self.call(uin, command).await? {
+            Reply::Amount(returned) => Ok(returned),
+            other => unexpected(other),
+        }
+    }
+
+    // ----- warnings -----
+
+    /// SetCreditWarning: the customer's partner sets its threshold for the customer (events
+    /// to the partner), or the customer its own (events to itself); `None` removes it.
+    pub async fn set_credit_warning(
+        &self,
+        caller: Caller,
+        customer: Uin,
+        threshold: Option<Threshold>,
+    ) -> EngineResult<()> {
+        self.admit(caller, Action::SetCreditWarning)?;
+        self.call(customer, Command::SetWarningThreshold { caller, threshold }).await?;
+        Ok(())
+    }
+}
+
+async fn children(runtime: &Runtime, uin: Uin) -> EngineResult<Vec<Uin>> {
+    match call(runtime, uin, Command::Children).await? {
+        Reply::Children(children) => Ok(children),
+        other => unexpected(other),
+    }
+}
+
+/// Whether a customer sees the voucher: not the customer voucher of a ProductTrial partner
+/// voucher that was never approved (it exists, pending, only so that approval and
+/// invalidation commute).
+fn issued(voucher: &Voucher) -> bool {
+    voucher.approved || !matches!(voucher.kind, VoucherKind::CustomerTrial { .. })
+}
+
+/// A customer voucher's usage; `None` for partner vouchers.
+pub fn usage_of(voucher: &Voucher) -> Option<Usage> {
+    match voucher.kind {
+        VoucherKind::CustomerOffer { .. } => Some(Usage::CustomerOffer),
+        VoucherKind::CustomerTrial { .. } => Some(Usage::ProductTrial),
+        VoucherKind::PartnerGeneral | VoucherKind::PartnerTrial { .. } => None,
+    }
+}
+
+fn check_resource_id(resource: &str) -> Result<(), Error> {
+    let length = resource.chars().count();
+    if length == 0 || length > RESOURCE_ID_MAX || resource.chars().any(char::is_control) {
+        return Err(invalid(
+            "ResourceId",
+            format!("must be 1 to {RESOURCE_ID_MAX} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A freezing coefficient is from 0 to 1, with at most 8 decimals.
+pub fn check_coefficient(coefficient: Decimal) -> Result<(), Error> {
+    if coefficient.is_sign_negative() && !coefficient.is_zero() || coefficient > Decimal::ONE {
+        return Err(invalid("FreezingCoefficient", format!("{coefficient} is outside 0 to 1")));
+    }
+    if coefficient.normalize().scale() > 8 {
+        return Err(invalid("FreezingCoefficient", format!("{coefficient} has more than 8 decimals")));
+    }
+    Ok(())
+}
