@@ -80,6 +80,32 @@ pub struct Charges {
     pub partner_charge: Money,
 }
 
+/// What a receipt keeps to answer [`Charges`]: the amount, and the two deductions when
+/// vouchers made any (boxed: most purchases have none, and every ledger record keeps its
+/// first answer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spent {
+    amount: Money,
+    deductions: Option<Box<[Money; 2]>>,
+}
+
+impl Spent {
+    fn new(amount: Money, customer_deduction: Money, partner_deduction: Money) -> Spent {
+        let none = customer_deduction.is_zero() && partner_deduction.is_zero();
+        Spent { amount, deductions: (!none).then(|| Box::new([customer_deduction, partner_deduction])) }
+    }
+
+    pub fn charges(&self) -> Charges {
+        let [customer_deduction, partner_deduction] = self.deductions.as_deref().copied().unwrap_or_default();
+        Charges {
+            customer_deduction,
+            partner_deduction,
+            customer_charge: self.amount - customer_deduction,
+            partner_charge: self.amount - partner_deduction,
+        }
+    }
+}
+
 /// How a purchase is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -106,7 +132,14 @@ pub struct PurchaseReceipt {
     pub charged: Uin,
     pub customer_available: Money,
     pub partner_available: Money,
-    pub charges: Charges,
+    spent: Spent,
+}
+
+impl PurchaseReceipt {
+    /// What each side's vouchers deducted and each side's credit paid.
+    pub fn charges(&self) -> Charges {
+        self.spent.charges()
+    }
 }
 
 /// An open reservation.
@@ -116,7 +149,14 @@ pub struct ReservationReceipt {
     pub charged: Uin,
     /// After this instant the engine releases the reservation.
     pub deadline: Timestamp,
-    pub charges: Charges,
+    spent: Spent,
+}
+
+impl ReservationReceipt {
+    /// What each side's vouchers hold and each side's credit holds.
+    pub fn charges(&self) -> Charges {
+        self.spent.charges()
+    }
 }
 
 /// Limits of one ledger partition.
@@ -340,7 +380,7 @@ impl Ledger {
 
     /// Records the end of a saga and gives the answer for the request that started it.
     pub fn finish(&mut self, mut saga: Saga, end: SagaEnd, now: Timestamp) -> Result<Outcome, Rejection> {
-        let charges = saga.charges();
+        let spent = Spent::new(saga.amount, saga.deducted.0, saga.deducted.1);
         let holds = saga.holds.take().map_or_else(Holds::default, |holds| *holds);
         let month = saga.stamp.month;
         let id = saga.id;
@@ -367,7 +407,7 @@ impl Ledger {
                     charged,
                     customer_available,
                     partner_available,
-                    charges,
+                    spent,
                 });
                 record.state = State::Committed;
                 record.first = Some(Ok(outcome.clone()));
@@ -381,7 +421,7 @@ impl Ledger {
                 // The deadline counts from the moment the reservation holds on both sides.
                 let deadline = now.plus_ms(timeout_ms);
                 let outcome =
-                    Outcome::Reserved(ReservationReceipt { id: id.clone(), charged, deadline, charges });
+                    Outcome::Reserved(ReservationReceipt { id: id.clone(), charged, deadline, spent });
                 let holds = if holds.is_empty() { None } else { Some(Box::new(holds)) };
                 record.state = State::Reserved { charged, deadline, month, holds };
                 record.first = Some(Ok(outcome.clone()));
@@ -550,20 +590,13 @@ impl Saga {
             phase: Phase::Start,
             customer_available: Money::ZERO,
             partner_available: Money::ZERO,
-            deducted: (holds.customer.total(), holds.partner.total()),
+            deducted: if holds.is_empty() {
+                (Money::ZERO, Money::ZERO)
+            } else {
+                (holds.customer.total(), holds.partner.total())
+            },
             stamp,
             holds: if holds.is_empty() { None } else { Some(Box::new(holds)) },
-        }
-    }
-
-    /// What each side deducted and was charged.
-    fn charges(&self) -> Charges {
-        let (customer_deduction, partner_deduction) = self.deducted;
-        Charges {
-            customer_deduction,
-            partner_deduction,
-            customer_charge: self.amount - customer_deduction,
-            partner_charge: self.amount - partner_deduction,
         }
     }
 
@@ -606,7 +639,7 @@ impl Saga {
     fn commit_customer(&mut self) -> Command {
         let deductions = self.take_holds(true);
         Command::Commit {
-            amount: self.amount - deductions.total(),
+            amount: deductions.charge_of(self.amount),
             month: self.stamp.month,
             vouchers: self.settlement(deductions),
         }
@@ -615,7 +648,7 @@ impl Saga {
     fn release_customer(&mut self) -> Command {
         let deductions = self.take_holds(true);
         Command::Release {
-            amount: self.amount - deductions.total(),
+            amount: deductions.charge_of(self.amount),
             vouchers: (!deductions.is_empty()).then(|| Box::new(deductions)),
         }
     }
@@ -654,7 +687,9 @@ impl Saga {
                 };
                 self.charged = Some(charged);
                 self.customer_available = available;
-                self.deducted.0 = deductions.total();
+                if !deductions.is_empty() {
+                    self.deducted.0 = deductions.total();
+                }
                 self.keep_holds(true, deductions);
                 self.phase = Phase::CustomerReserved;
                 let commit = self.kind == SagaKind::OneShot;
@@ -680,7 +715,9 @@ impl Saga {
                     unreachable!("a partner reservation answers PartnerReserved")
                 };
                 self.partner_available = available;
-                self.deducted.1 = deductions.total();
+                if !deductions.is_empty() {
+                    self.deducted.1 = deductions.total();
+                }
                 let charged = self.charged.expect("charged known");
                 if self.kind == SagaKind::Reserve {
                     self.keep_holds(false, deductions);
@@ -719,7 +756,7 @@ impl Saga {
                 self.phase = Phase::CustomerSettled;
                 let charged = self.charged.expect("a reservation knows its partner");
                 let deductions = self.take_holds(false);
-                let charge = amount - deductions.total();
+                let charge = deductions.charge_of(amount);
                 let command = if self.kind == SagaKind::Commit {
                     Command::Commit {
                         amount: charge,

@@ -123,13 +123,13 @@ async fn customer_vouchers_deduct_before_credit(kind: RuntimeKind) {
 
     // Out of the second voucher's scope: only the general one deducts.
     let receipt = engine.purchase(OP, buying("a", t.c, "1.25", "cos")).await.unwrap();
-    assert_eq!(receipt.charges, charges("1.25", "0", "1.25"));
+    assert_eq!(receipt.charges(), charges("1.25", "0", "1.25"));
     assert_eq!(available(&engine, t.c).await, m("200"));
     assert_eq!(available(&engine, t.r).await, m("498.75"), "the partner is charged the whole amount");
 
     // Earliest expiry first: the cvm voucher (3), then the general one (3.75 left).
     let receipt = engine.purchase(OP, buying("b", t.c, "10", "cvm")).await.unwrap();
-    assert_eq!(receipt.charges, charges("6.75", "0", "10"));
+    assert_eq!(receipt.charges(), charges("6.75", "0", "10"));
     assert_eq!((receipt.customer_available, receipt.partner_available), (m("196.75"), m("488.75")));
     assert_eq!(voucher(&engine, t.c, cvm).await, (m("0"), m("0"), VoucherStatus::Used));
     assert_eq!(voucher(&engine, t.c, general).await, (m("0"), m("0"), VoucherStatus::Used));
@@ -140,7 +140,7 @@ async fn customer_vouchers_deduct_before_credit(kind: RuntimeKind) {
         issue(&engine, &t, "2", only(ProductScope::SpecifyProducts, &["cvm"], PaymentMode::Prepaid), 10)
             .await;
     let postpaid = PurchaseRequest { pay: PayMode::Postpaid, ..buying("c", t.c, "1", "cvm") };
-    assert_eq!(engine.purchase(OP, postpaid).await.unwrap().charges, charges("0", "0", "1"));
+    assert_eq!(engine.purchase(OP, postpaid).await.unwrap().charges(), charges("0", "0", "1"));
     assert_eq!(voucher(&engine, t.c, prepaid_only).await.0, m("2"));
 
     // Usage details record each deduction.
@@ -171,7 +171,7 @@ async fn deductions_come_back_on_cancel_and_expiry(kind: RuntimeKind) {
     let id = issue(&engine, &t, "4", all_products(), 30).await;
 
     let reservation = engine.reserve(OP, buying("r1", t.c, "10", "cvm"), Some(1_000)).await.unwrap();
-    assert_eq!(reservation.charges, charges("4", "0", "10"));
+    assert_eq!(reservation.charges(), charges("4", "0", "10"));
     assert_eq!(voucher(&engine, t.c, id).await, (m("0"), m("4"), VoucherStatus::Issued));
     assert_eq!(available(&engine, t.c).await, m("194"));
     assert_books_balance(&engine).await;
@@ -203,7 +203,7 @@ async fn partner_vouchers_and_trial_priority(kind: RuntimeKind) {
 
     // Trial first on both sides (despite the general voucher's earlier expiry).
     let receipt = engine.purchase(OP, buying("a", t.c, "8", "cvm")).await.unwrap();
-    assert_eq!(receipt.charges, charges("6", "8", "8"));
+    assert_eq!(receipt.charges(), charges("6", "8", "8"));
     assert_eq!(voucher(&engine, t.r, trial).await.0, m("0"));
     assert_eq!(voucher(&engine, t.r, general).await.0, m("2"));
     assert_eq!(available(&engine, t.c).await, m("198"));
@@ -219,7 +219,7 @@ async fn partner_vouchers_and_trial_priority(kind: RuntimeKind) {
         .unwrap();
     engine.allocate_customer_credit(Caller::Uin(t.r), other, m("10"), None).await.unwrap();
     let receipt = engine.purchase(OP, buying("b", other, "5", "cvm")).await.unwrap();
-    assert_eq!(receipt.charges, charges("0", "2", "5"));
+    assert_eq!(receipt.charges(), charges("0", "2", "5"));
     assert_books_balance(&engine).await;
 
     // Pending vouchers deduct nothing; a distributor's customer is not R's to designate.
@@ -233,7 +233,7 @@ async fn partner_vouchers_and_trial_priority(kind: RuntimeKind) {
     let pending = engine.apply_partner_voucher(Caller::Uin(t.r), pending).await.unwrap();
     assert_eq!(voucher(&engine, t.r, pending).await.2, VoucherStatus::PendingApproval);
     assert_eq!(
-        engine.purchase(OP, buying("c", other, "1", "cvm")).await.unwrap().charges,
+        engine.purchase(OP, buying("c", other, "1", "cvm")).await.unwrap().charges(),
         charges("0", "0", "1")
     );
     let foreign = NewPartnerVoucher {
@@ -263,7 +263,7 @@ async fn trial_priority_switch(kind: RuntimeKind) {
     engine.set_trial_voucher_priority(Caller::Uin(t.r), None, false).await.unwrap();
 
     let receipt = engine.purchase(OP, buying("a", t.c, "5", "cvm")).await.unwrap();
-    assert_eq!(receipt.charges, charges("5", "5", "5"));
+    assert_eq!(receipt.charges(), charges("5", "5", "5"));
     assert_eq!(voucher(&engine, t.c, offer).await.0, m("0"), "the offer expires first");
     assert_eq!(voucher(&engine, t.c, associated.unwrap()).await.0, m("6"));
     assert_eq!(voucher(&engine, t.r, general).await.0, m("0"));
@@ -287,7 +287,7 @@ async fn fully_covered_purchases_need_no_credit(kind: RuntimeKind) {
     engine.grant_voucher_quota(OP, t.r, m("10")).await.unwrap();
     issue(&engine, &t, "10", all_products(), 30).await;
     let receipt = engine.purchase(OP, buying("b", t.c, "7.5", "cvm")).await.unwrap();
-    assert_eq!(receipt.charges, charges("7.5", "0", "7.5"));
+    assert_eq!(receipt.charges(), charges("7.5", "0", "7.5"));
     assert_eq!(receipt.customer_available, m("0"));
     // More than the vouchers cover needs credit for the rest.
     let refused = refusal(engine.purchase(OP, buying("c", t.c, "2.5000001", "cvm"))).await;
@@ -313,7 +313,7 @@ async fn withdraw_and_invalidate(kind: RuntimeKind) {
         "VoucherUnavailable"
     );
     assert_eq!(
-        engine.purchase(OP, buying("b", t.c, "1", "cvm")).await.unwrap().charges,
+        engine.purchase(OP, buying("b", t.c, "1", "cvm")).await.unwrap().charges(),
         charges("0", "0", "1")
     );
 
@@ -328,7 +328,7 @@ async fn withdraw_and_invalidate(kind: RuntimeKind) {
     assert_eq!(voucher(&engine, t.r, trial).await, (m("5"), m("0"), VoucherStatus::Invalidated));
     assert_eq!(voucher(&engine, t.c, associated).await, (m("5"), m("0"), VoucherStatus::Invalidated));
     assert_eq!(
-        engine.purchase(OP, buying("d", t.c, "1", "cvm")).await.unwrap().charges,
+        engine.purchase(OP, buying("d", t.c, "1", "cvm")).await.unwrap().charges(),
         charges("0", "0", "1")
     );
     assert_eq!(refusal(engine.withdraw_customer_voucher(OP, VoucherId(999))).await, "UnknownVoucher");

@@ -1136,7 +1136,7 @@ async fn run(
             let uin = target.0;
             let result = engine.purchase(Caller::Uin(uin), purchase_request(&id, uin, cents, goods)).await;
             if let Ok(receipt) = &result {
-                charges = Some((receipt.charges, receipt.charged));
+                charges = Some((receipt.charges(), receipt.charged));
             }
             name_of(result.map(drop))
         }
@@ -1145,7 +1145,7 @@ async fn run(
             let result = engine.reserve(OP, purchase_request(&id, uin, cents, goods), Some(timeout_ms)).await;
             if let Ok(receipt) = &result {
                 deadline = Some(receipt.deadline.0);
-                charges = Some((receipt.charges, receipt.charged));
+                charges = Some((receipt.charges(), receipt.charged));
             }
             name_of(result.map(drop))
         }

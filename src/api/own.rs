@@ -138,7 +138,7 @@ pub async fn handle(
                     "ClientRemainingCredit": money(receipt.customer_available),
                     "PartnerRemainingCredit": money(receipt.partner_available),
                 }),
-                &receipt.charges,
+                &receipt.charges(),
             )
         }
         Action::ReservePurchase => {
@@ -159,7 +159,7 @@ pub async fn handle(
             let receipt = engine.reserve(caller, request, timeout).await.map_err(engine_error)?;
             with_charges(
                 json!({ "PurchaseId": receipt.id.as_str(), "Status": "Reserved", "ExpireTime": time(receipt.deadline) }),
-                &receipt.charges,
+                &receipt.charges(),
             )
         }
         Action::CommitPurchase | Action::CancelPurchase => {
@@ -199,7 +199,7 @@ pub async fn handle(
                 .map(|(id, result)| match result {
                     Ok(receipt) => with_charges(
                         json!({ "PurchaseId": id.as_str(), "Status": "Committed" }),
-                        &receipt.charges,
+                        &receipt.charges(),
                     ),
                     Err(rejection) => {
                         let error = ApiError::rejected(&rejection, Action::CreatePurchase);
@@ -545,7 +545,7 @@ pub async fn fast(
                         ",\"Status\":\"Committed\",\"ChargedUin\":{},\"ClientRemainingCredit\":{},\"PartnerRemainingCredit\":{}",
                         receipt.charged.0, receipt.customer_available, receipt.partner_available
                     );
-                    write_charges(&mut out, &receipt.charges);
+                    write_charges(&mut out, &receipt.charges());
                     out.push(b'}');
                     Ok(out)
                 }
@@ -576,7 +576,7 @@ pub async fn fast(
                 match result {
                     Ok(receipt) => {
                         out.extend_from_slice(b",\"Status\":\"Committed\"");
-                        write_charges(&mut out, &receipt.charges);
+                        write_charges(&mut out, &receipt.charges());
                         out.push(b'}');
                     }
                     Err(rejection) => {

@@ -695,7 +695,7 @@ impl Account {
                     return Err(Rejection::Suspended(uin));
                 }
                 let deductions = hold_vouchers(&mut self.extra, amount, &goods, uin, now, *trial_first);
-                let charge = amount - deductions.total();
+                let charge = deductions.charge_of(amount);
                 let available = credit.available();
                 if available < charge {
                     release_vouchers(&mut self.extra, &deductions);
@@ -710,7 +710,7 @@ impl Account {
                 };
                 let trial_first = !rules_ref(&self.extra).is_some_and(|rules| rules.trial_first_off);
                 let deductions = hold_vouchers(&mut self.extra, amount, &goods, customer, now, trial_first);
-                let charge = amount - deductions.total();
+                let charge = deductions.charge_of(amount);
                 let available = credit.available();
                 if available < charge {
                     release_vouchers(&mut self.extra, &deductions);

@@ -595,6 +595,16 @@ impl Deductions {
         self.parts.iter().map(|&(_, amount)| amount).sum()
     }
 
+    /// What is left of `amount` to charge on credit: `amount` itself, with no decimal
+    /// arithmetic, when nothing was deducted (the common purchase).
+    pub fn charge_of(&self, amount: Money) -> Money {
+        if self.parts.is_empty() {
+            amount
+        } else {
+            amount - self.total()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.parts.is_empty()
     }
