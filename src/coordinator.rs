@@ -62,6 +62,9 @@ impl PurchaseRequest {
 pub struct Holds {
     pub customer: Deductions,
     pub partner: Deductions,
+    /// What each side deducted in all, kept when the deductions themselves have moved on
+    /// (into a commit's settlement).
+    totals: [Money; 2],
 }
 
 impl Holds {
@@ -86,7 +89,7 @@ pub struct Charges {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Spent {
     amount: Money,
-    deductions: Option<Box<[Money; 2]>>,
+    deductions: Deducted,
 }
 
 impl Spent {
@@ -211,12 +214,47 @@ struct Record {
     content: Content,
     state: State,
     /// The answer to the request that created the record, repeated to identical requests.
-    first: Option<Result<Outcome, Rejection>>,
+    first: Option<First>,
     /// When the record reached a final state; `None` while in flight or reserved.
     resolved_at: Option<Timestamp>,
     /// A commit or release saga is applying the record's final state: requests for it wait
     /// (`PurchaseInProgress`) so that no answer runs ahead of the books.
     settling: bool,
+}
+
+/// The answer to the request that created a record, kept compactly: the id and the amount
+/// are the record's own, so a repeat's answer is rebuilt from them.
+#[derive(Clone, Debug)]
+enum First {
+    Purchased { charged: Uin, customer_available: Money, partner_available: Money, deductions: Deducted },
+    Reserved { charged: Uin, deadline: Timestamp, deductions: Deducted },
+    Refused(Rejection),
+}
+
+/// The customer's and the partner's voucher deductions; `None` when both are zero.
+type Deducted = Option<Box<[Money; 2]>>;
+
+impl First {
+    fn answer(&self, id: &PurchaseId, amount: Money) -> Result<Outcome, Rejection> {
+        match self {
+            First::Purchased { charged, customer_available, partner_available, deductions } => {
+                Ok(Outcome::Purchased(PurchaseReceipt {
+                    id: id.clone(),
+                    charged: *charged,
+                    customer_available: *customer_available,
+                    partner_available: *partner_available,
+                    spent: Spent { amount, deductions: deductions.clone() },
+                }))
+            }
+            First::Reserved { charged, deadline, deductions } => Ok(Outcome::Reserved(ReservationReceipt {
+                id: id.clone(),
+                charged: *charged,
+                deadline: *deadline,
+                spent: Spent { amount, deductions: deductions.clone() },
+            })),
+            First::Refused(rejection) => Err(rejection.clone()),
+        }
+    }
 }
 
 /// What a runtime does next for a request.
@@ -285,7 +323,7 @@ impl Ledger {
                 return Next::Answer(Err(Rejection::PurchaseIdConflict(request.id)));
             }
             return Next::Answer(match &record.first {
-                Some(first) => first.clone(),
+                Some(first) => first.answer(&request.id, record.content.amount),
                 None => Err(Rejection::PurchaseInProgress(request.id)),
             });
         }
@@ -371,7 +409,7 @@ impl Ledger {
             (State::Cancelled, false) => Ok(Outcome::Cancelled(id)),
             (State::Expired, _) => Err(Rejection::ReservationExpired(id)),
             (State::Refused, _) => match &record.first {
-                Some(Err(rejection)) => Err(rejection.clone()),
+                Some(First::Refused(rejection)) => Err(rejection.clone()),
                 _ => unreachable!("a refused record keeps its refusal"),
             },
         };
@@ -380,7 +418,9 @@ impl Ledger {
 
     /// Records the end of a saga and gives the answer for the request that started it.
     pub fn finish(&mut self, mut saga: Saga, end: SagaEnd, now: Timestamp) -> Result<Outcome, Rejection> {
-        let spent = Spent::new(saga.amount, saga.deducted.0, saga.deducted.1);
+        let [customer_deduction, partner_deduction] =
+            saga.holds.as_deref().map_or([Money::ZERO; 2], |holds| holds.totals);
+        let spent = Spent::new(saga.amount, customer_deduction, partner_deduction);
         let holds = saga.holds.take().map_or_else(Holds::default, |holds| *holds);
         let month = saga.stamp.month;
         let id = saga.id;
@@ -397,21 +437,22 @@ impl Ledger {
                     self.open_reservations -= 1;
                 }
                 record.state = State::Refused;
-                record.first = Some(Err(rejection.clone()));
+                record.first = Some(First::Refused(rejection.clone()));
                 Err(rejection)
             }
             (SagaKind::OneShot, SagaEnd::Purchased { charged, customer_available, partner_available }) => {
                 let record = self.records.resolve_mut(&id, now);
-                let outcome = Outcome::Purchased(PurchaseReceipt {
-                    id: id.clone(),
+                record.state = State::Committed;
+                let deductions = spent.deductions.clone();
+                record.first =
+                    Some(First::Purchased { charged, customer_available, partner_available, deductions });
+                Ok(Outcome::Purchased(PurchaseReceipt {
+                    id,
                     charged,
                     customer_available,
                     partner_available,
                     spent,
-                });
-                record.state = State::Committed;
-                record.first = Some(Ok(outcome.clone()));
-                Ok(outcome)
+                }))
             }
             (SagaKind::Reserve, SagaEnd::Reserved { charged }) => {
                 let record = self.records.get_mut(&id).expect("in-flight record");
@@ -420,13 +461,12 @@ impl Ledger {
                 };
                 // The deadline counts from the moment the reservation holds on both sides.
                 let deadline = now.plus_ms(timeout_ms);
-                let outcome =
-                    Outcome::Reserved(ReservationReceipt { id: id.clone(), charged, deadline, spent });
                 let holds = if holds.is_empty() { None } else { Some(Box::new(holds)) };
                 record.state = State::Reserved { charged, deadline, month, holds };
-                record.first = Some(Ok(outcome.clone()));
-                self.deadlines.insert((deadline, id));
-                Ok(outcome)
+                record.first =
+                    Some(First::Reserved { charged, deadline, deductions: spent.deductions.clone() });
+                self.deadlines.insert((deadline, id.clone()));
+                Ok(Outcome::Reserved(ReservationReceipt { id, charged, deadline, spent }))
             }
             (SagaKind::Commit, SagaEnd::Settled) => Ok(Outcome::Committed(id)),
             (SagaKind::Release { expired: false }, SagaEnd::Settled) => Ok(Outcome::Cancelled(id)),
@@ -550,8 +590,6 @@ pub struct Saga {
     /// The deductions held and not yet made final or given back; boxed, and absent when
     /// there are none, so that a plain purchase's saga stays small.
     holds: Option<Box<Holds>>,
-    /// What the customer's and the partner's vouchers deducted, once known.
-    deducted: (Money, Money),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -590,13 +628,13 @@ impl Saga {
             phase: Phase::Start,
             customer_available: Money::ZERO,
             partner_available: Money::ZERO,
-            deducted: if holds.is_empty() {
-                (Money::ZERO, Money::ZERO)
-            } else {
-                (holds.customer.total(), holds.partner.total())
-            },
             stamp,
-            holds: if holds.is_empty() { None } else { Some(Box::new(holds)) },
+            holds: if holds.is_empty() {
+                None
+            } else {
+                let totals = [holds.customer.total(), holds.partner.total()];
+                Some(Box::new(Holds { totals, ..holds }))
+            },
         }
     }
 
@@ -609,17 +647,20 @@ impl Saga {
         }
     }
 
-    /// Keeps one side's held deductions; nothing is stored for none.
-    fn keep_holds(&mut self, customer: bool, deductions: Deductions) {
+    /// Keeps one side's held deductions (`keep`) or only their total; nothing is stored for
+    /// none. Answers them back when not kept.
+    fn note_holds(&mut self, customer: bool, deductions: Deductions, keep: bool) -> Deductions {
         if deductions.is_empty() {
-            return;
+            return deductions;
         }
         let holds = self.holds.get_or_insert_with(Default::default);
-        if customer {
-            holds.customer = deductions;
-        } else {
-            holds.partner = deductions;
+        holds.totals[usize::from(!customer)] = deductions.total();
+        match (keep, customer) {
+            (true, true) => holds.customer = deductions,
+            (true, false) => holds.partner = deductions,
+            (false, _) => return deductions,
         }
+        Deductions::default()
     }
 
     /// What a commit records on the vouchers of one side; nothing when it deducted none.
@@ -687,10 +728,7 @@ impl Saga {
                 };
                 self.charged = Some(charged);
                 self.customer_available = available;
-                if !deductions.is_empty() {
-                    self.deducted.0 = deductions.total();
-                }
-                self.keep_holds(true, deductions);
+                self.note_holds(true, deductions, true);
                 self.phase = Phase::CustomerReserved;
                 let commit = self.kind == SagaKind::OneShot;
                 let command = Command::ReservePartner {
@@ -715,12 +753,10 @@ impl Saga {
                     unreachable!("a partner reservation answers PartnerReserved")
                 };
                 self.partner_available = available;
-                if !deductions.is_empty() {
-                    self.deducted.1 = deductions.total();
-                }
                 let charged = self.charged.expect("charged known");
-                if self.kind == SagaKind::Reserve {
-                    self.keep_holds(false, deductions);
+                let keep = self.kind == SagaKind::Reserve;
+                let deductions = self.note_holds(false, deductions, keep);
+                if keep {
                     return Step::Done(SagaEnd::Reserved { charged });
                 }
                 match self.settlement(deductions) {
