@@ -336,7 +336,8 @@ impl Engine {
     pub async fn withdraw_customer_voucher(&self, caller: Caller, id: VoucherId) -> EngineResult<()> {
         self.admit(caller, Action::WithdrawCustomerVoucher)?;
         let owner = self.voucher_owner(id)?;
-        self.call(owner, Command::WithdrawVoucher { caller, id, now: self.clock.now() }).await?;
+        let command = Command::WithdrawVoucher { caller, id, now: self.clock.now() };
+        self.call(owner, command).await.map_err(|error| hide_owner(error, Rejection::UnknownVoucher(id)))?;
         Ok(())
     }
 
@@ -348,7 +349,8 @@ impl Engine {
         let runtime = self.runtime.clone();
         let index = self.vouchers.clone();
         run_to_end(async move {
-            match call(&runtime, owner, Command::InvalidateVoucher { caller, id }).await? {
+            let invalidated = call(&runtime, owner, Command::InvalidateVoucher { caller, id }).await;
+            match invalidated.map_err(|error| hide_owner(error, Rejection::UnknownVoucher(id)))? {
                 Reply::Invalidated(None) => Ok(()),
                 Reply::Invalidated(Some(associated)) => {
                     let customer = index.get(&associated).map(|owner| *owner);
@@ -712,8 +714,9 @@ impl Engine {
         let resources = self.resources.clone();
         let resource: Box<str> = resource.into();
         run_to_end(async move {
-            let reply =
-                call(&runtime, customer, Command::Unfreeze { caller, resource: resource.clone() }).await?;
+            let reply = call(&runtime, customer, Command::Unfreeze { caller, resource: resource.clone() })
+                .await
+                .map_err(|error| hide_owner(error, Rejection::UnknownResource(resource.to_string())))?;
             resources.remove_if(&resource, |_, owner| *owner == customer);
             match reply {
                 Reply::Available(available) => Ok((customer, available)),
@@ -791,6 +794,15 @@ async fn children(runtime: &Runtime, uin: Uin) -> EngineResult<Vec<Uin>> {
     match call(runtime, uin, Command::Children).await? {
         Reply::Children(children) => Ok(children),
         other => unexpected(other),
+    }
+}
+
+/// A caller who may not act on a voucher or a resource named only by its id is told it does
+/// not exist: ids are global and sequential, and the refusal would name their owner.
+fn hide_owner(error: Error, unknown: Rejection) -> Error {
+    match error {
+        Error::Rejected(Rejection::NotAuthorized { .. }) => unknown.into(),
+        other => other,
     }
 }
 

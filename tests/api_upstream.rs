@@ -1097,10 +1097,11 @@ async fn vouchers() {
         ok(call!(app, fx, "r", "QueryVoucherAmountByUin", json!({ "ClientUins": [10] }))),
         json!({ "Data": [{ "ClientUin": 10, "TotalAmount": 14, "RemainAmount": 0 }] })
     );
-    // Invalidate: only by its partner (or the operator); its customer voucher goes too.
+    // Invalidate: only by its partner (or the operator), others are told it does not
+    // exist; its customer voucher goes too.
     assert_eq!(
         code(&call!(app, fx, "r2", "InvalidatePartnerVoucher", json!({ "VoucherId": 4 }))),
-        "UnauthorizedOperation.UinNoAuth"
+        "ResourceNotFound.VoucherId"
     );
     assert_eq!(ok(call!(app, fx, "r", "InvalidatePartnerVoucher", json!({ "VoucherId": 4 }))), json!({}));
     let body = json!({ "Page": 1, "PageSize": 10, "VoucherStatus": "Invalidated" });

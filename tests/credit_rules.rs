@@ -305,7 +305,8 @@ async fn withdraw_and_invalidate(kind: RuntimeKind) {
     engine.grant_voucher_quota(OP, t.r, m("10")).await.unwrap();
     let offer = issue(&engine, &t, "5", all_products(), 30).await;
     engine.purchase(OP, buying("a", t.c, "2", "cvm")).await.unwrap();
-    assert_eq!(refusal(engine.withdraw_customer_voucher(Caller::Uin(t.c), offer)).await, "NotAuthorized");
+    // Refused as unknown: the id must not reveal its owner.
+    assert_eq!(refusal(engine.withdraw_customer_voucher(Caller::Uin(t.c), offer)).await, "UnknownVoucher");
     engine.withdraw_customer_voucher(Caller::Uin(t.r), offer).await.unwrap();
     assert_eq!(voucher(&engine, t.c, offer).await, (m("3"), m("0"), VoucherStatus::Invalidated));
     assert_eq!(
@@ -323,7 +324,7 @@ async fn withdraw_and_invalidate(kind: RuntimeKind) {
     let refused = refusal(engine.withdraw_customer_voucher(Caller::Uin(t.r), associated)).await;
     assert_eq!(refused, "VoucherUnavailable", "a trial customer voucher goes with its partner voucher");
     engine.purchase(OP, buying("c", t.c, "1", "cvm")).await.unwrap();
-    assert_eq!(refusal(engine.invalidate_partner_voucher(Caller::Uin(t.c), trial)).await, "NotAuthorized");
+    assert_eq!(refusal(engine.invalidate_partner_voucher(Caller::Uin(t.c), trial)).await, "UnknownVoucher");
     engine.invalidate_partner_voucher(Caller::Uin(t.r), trial).await.unwrap();
     assert_eq!(voucher(&engine, t.r, trial).await, (m("5"), m("0"), VoucherStatus::Invalidated));
     assert_eq!(voucher(&engine, t.c, associated).await, (m("5"), m("0"), VoucherStatus::Invalidated));
@@ -410,7 +411,7 @@ async fn frozen_credit(kind: RuntimeKind) {
     assert_eq!(refusal(engine.activate_postpaid(OP, "ins-6", t.r, m("1"), None)).await, "WrongKind");
     assert_eq!(available(&engine, t.c).await, m("139.96666666"));
 
-    assert_eq!(refusal(engine.terminate_postpaid(Caller::Uin(t.cs), "ins-1")).await, "NotAuthorized");
+    assert_eq!(refusal(engine.terminate_postpaid(Caller::Uin(t.cs), "ins-1")).await, "UnknownResource");
     let (customer, after) = engine.terminate_postpaid(Caller::Uin(t.r), "ins-1").await.unwrap();
     assert_eq!((customer, after), (t.c, m("189.96666666")));
     assert_eq!(refusal(engine.terminate_postpaid(OP, "ins-1")).await, "UnknownResource");

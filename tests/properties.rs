@@ -1748,8 +1748,8 @@ async fn run_step(
             let Some(voucher) = model.pick_voucher(voucher) else { return Ok(()) };
             let unavailable = Err("VoucherUnavailable");
             let (caller, expected) = match voucher.kind {
-                // A partner's book has no customer vouchers to withdraw.
-                VoucherKind::PartnerGeneral | VoucherKind::PartnerTrial { .. } => (OP, Err("WrongKind")),
+                // A partner voucher is invalidated, not withdrawn.
+                VoucherKind::PartnerGeneral | VoucherKind::PartnerTrial { .. } => (OP, unavailable),
                 VoucherKind::CustomerTrial { .. } => {
                     (Caller::Uin(model.parent_of(voucher.owner)), unavailable)
                 }

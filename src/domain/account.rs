@@ -952,7 +952,15 @@ impl Account {
             }
             Command::WithdrawVoucher { caller, id, now } => {
                 let Role::Customer { parent, .. } = self.role else {
-                    return Err(wrong_kind(uin, KindRequired::Customer));
+                    // A partner's voucher: its owner learns why it cannot be withdrawn.
+                    if !(caller == Caller::Operator || caller.is(uin)) {
+                        return Err(not_authorized(caller, uin));
+                    }
+                    self.vouchers_mut(id)?;
+                    return Err(Rejection::VoucherUnavailable {
+                        id,
+                        reason: "is a partner voucher: invalidate it instead",
+                    });
                 };
                 let vouchers = self.vouchers_mut(id)?;
                 let issuer = match vouchers.get(id).map(|voucher| voucher.kind) {
