@@ -146,11 +146,14 @@ struct Slice {
     refill_pending: bool,
 }
 
+/// A command for an escrowed partner's whole account, and where its answer goes.
+type WholeCall = (Command, oneshot::Sender<Result<Reply, Rejection>>);
+
 /// At a partner's home, a recall of every slice waiting for their returns.
 struct Recall {
     returns_left: usize,
     /// Commands to apply to the whole account when the recall is done, before the refills.
-    calls: Vec<(Command, oneshot::Sender<Result<Reply, Rejection>>)>,
+    calls: Vec<WholeCall>,
     /// Refills to answer when the recall is done: (shard, wanted).
     waiting: Vec<(u32, Money)>,
 }
@@ -379,17 +382,28 @@ impl Shard {
             self.grant(partner, from, wanted.max(share).min(available), false);
             return;
         }
-        // The home's own slice comes back at once; the others answer the recall.
+        self.start_recall(partner, Vec::new(), vec![(from, wanted)]);
+    }
+
+    /// At the home: recalls every slice of `partner`. The home's own slice comes back at
+    /// once; the others answer the recall, and when all have, `calls` run on the whole
+    /// account and then `waiting` refills are served (see [`Shard::returned`]).
+    fn start_recall(&mut self, partner: Uin, calls: Vec<WholeCall>, waiting: Vec<(u32, Money)>) {
         self.return_slice(partner, false);
         let home = self.index as usize;
-        let others: Vec<usize> = (0..self.senders.len()).filter(|shard| *shard != home).collect();
-        for shard in &others {
-            self.outboxes[*shard].push(Hop::Recall { partner });
+        let others = self.senders.len() - 1;
+        for shard in (0..self.senders.len()).filter(|shard| *shard != home) {
+            self.outboxes[shard].push(Hop::Recall { partner });
         }
-        self.recalls.insert(
-            partner,
-            Recall { returns_left: others.len(), calls: Vec::new(), waiting: vec![(from, wanted)] },
-        );
+        let mut recall = Recall { returns_left: others, calls, waiting };
+        if others == 0 {
+            // A single shard: everything is home already.
+            recall.returns_left = 1;
+            self.recalls.insert(partner, recall);
+            self.returned(partner, Money::ZERO, Vec::new(), true);
+        } else {
+            self.recalls.insert(partner, recall);
+        }
     }
 
     fn grant(&mut self, partner: Uin, to: u32, amount: Money, exhausted: bool) {
@@ -449,20 +463,7 @@ impl Shard {
             recall.calls.push((command, reply));
             return;
         }
-        self.return_slice(partner, false);
-        let home = self.index as usize;
-        let others: Vec<usize> = (0..self.senders.len()).filter(|shard| *shard != home).collect();
-        if others.is_empty() {
-            let _ = reply.send(self.account(partner, command));
-            return;
-        }
-        for shard in &others {
-            self.outboxes[*shard].push(Hop::Recall { partner });
-        }
-        self.recalls.insert(
-            partner,
-            Recall { returns_left: others.len(), calls: vec![(command, reply)], waiting: Vec::new() },
-        );
+        self.start_recall(partner, vec![(command, reply)], Vec::new());
     }
 
     /// Gives this shard's slice back: free credit leaves escrow, used credit is settled.
