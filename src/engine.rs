@@ -687,10 +687,7 @@ impl Engine {
     }
 
     async fn children(&self, uin: Uin) -> EngineResult<Vec<Uin>> {
-        match self.call(uin, Command::Children).await? {
-            Reply::Children(children) => Ok(children),
-            other => unexpected(other),
-        }
+        children(&self.runtime, uin).await
     }
 
     /// The children of a partner. A child listed but not yet created (its creation is in
@@ -1008,6 +1005,14 @@ impl Drop for Engine {
 
 async fn call(runtime: &Runtime, uin: Uin, command: Command) -> EngineResult<Reply> {
     Ok(runtime.call(uin, command).await??)
+}
+
+/// The direct children an account lists (creations in progress included).
+async fn children(runtime: &Runtime, uin: Uin) -> EngineResult<Vec<Uin>> {
+    match call(runtime, uin, Command::Children).await? {
+        Reply::Children(children) => Ok(children),
+        other => unexpected(other),
+    }
 }
 
 /// Runs a multi-step operation on its own task, so that it finishes even if the caller's

@@ -401,14 +401,7 @@ impl Engine {
             call(&runtime, partner, Command::SetTrialFirst { enabled }).await?;
             // The customers it is charged for keep a copy, so that a purchase needs no lookup:
             // a reseller's children, or the children of a distributor's second-level resellers.
-            let mut customers = children(&runtime, partner).await?;
-            if distributor {
-                let mut indirect = Vec::new();
-                for sub_agent in customers {
-                    indirect.extend(children(&runtime, sub_agent).await?);
-                }
-                customers = indirect;
-            }
+            let customers = customers_of(&runtime, partner, distributor).await?;
             for result in
                 join_all(customers.iter().map(|uin| call(&runtime, *uin, Command::SetTrialFirst { enabled })))
                     .await
@@ -454,15 +447,8 @@ impl Engine {
                 "the operator names the customer whose vouchers it lists".into(),
             ));
         };
-        let mut customers = Vec::new();
-        for child in self.children_views(partner).await? {
-            match child.kind() {
-                AccountKind::Customer => customers.push(child.uin),
-                AccountKind::SecondLevelReseller => customers.extend(self.children(child.uin).await?),
-                _ => {}
-            }
-        }
-        Ok(customers)
+        let distributor = self.snapshot(partner).await?.kind() == AccountKind::Distributor;
+        customers_of(&self.runtime, partner, distributor).await
     }
 
     /// The customer's parent, the distributor of its second-level reseller, or the operator.
@@ -790,11 +776,18 @@ impl Engine {
     }
 }
 
-async fn children(runtime: &Runtime, uin: Uin) -> EngineResult<Vec<Uin>> {
-    match call(runtime, uin, Command::Children).await? {
-        Reply::Children(children) => Ok(children),
-        other => unexpected(other),
+/// The customers a partner is charged for or has: a distributor's through its second-level
+/// resellers, anyone else's directly.
+async fn customers_of(runtime: &Runtime, partner: Uin, distributor: bool) -> EngineResult<Vec<Uin>> {
+    let direct = children(runtime, partner).await?;
+    if !distributor {
+        return Ok(direct);
     }
+    let mut customers = Vec::new();
+    for sub_agent in direct {
+        customers.extend(children(runtime, sub_agent).await?);
+    }
+    Ok(customers)
 }
 
 /// A caller who may not act on a voucher or a resource named only by its id is told it does
