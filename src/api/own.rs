@@ -424,24 +424,19 @@ fn voucher_amount(params: &mut Params) -> Result<Money, ApiError> {
     Ok(amount)
 }
 
+/// The names of a voucher's `ProductScope` and `PaymentMode`, for errors.
+pub(super) const PRODUCT_SCOPES: &str = "AllProducts, SpecifyProducts or SpecifyProductsBlacklist";
+pub(super) const PAYMENT_MODES: &str = "AllPayment, Prepaid or Postpaid";
+
 /// `ProductScope`, `ProductCodes` and `PaymentMode` of a voucher.
 fn voucher_scope(params: &mut Params, action: Action) -> Result<Scope, ApiError> {
-    let products = match params.string("ProductScope")? {
-        None => ProductScope::AllProducts,
-        Some(name) => ProductScope::from_name(&name).ok_or_else(|| {
-            ApiError::value(
-                "ProductScope",
-                format!("{name:?} is not AllProducts, SpecifyProducts or SpecifyProductsBlacklist"),
-            )
-        })?,
-    };
+    let products = params
+        .choice("ProductScope", ProductScope::from_name, PRODUCT_SCOPES)?
+        .unwrap_or(ProductScope::AllProducts);
     let codes = params.strings("ProductCodes", Scope::CODES_MAX, "InvalidParameterValue")?;
-    let payment = match params.string("PaymentMode")? {
-        None => PaymentMode::AllPayment,
-        Some(name) => PaymentMode::from_name(&name).ok_or_else(|| {
-            ApiError::value("PaymentMode", format!("{name:?} is not AllPayment, Prepaid or Postpaid"))
-        })?,
-    };
+    let payment = params
+        .choice("PaymentMode", PaymentMode::from_name, PAYMENT_MODES)?
+        .unwrap_or(PaymentMode::AllPayment);
     let codes = match (products, codes) {
         (ProductScope::AllProducts, codes) => codes.unwrap_or_default(),
         (_, Some(codes)) => codes,
@@ -456,11 +451,7 @@ fn purchase_request(params: &mut Params) -> Result<PurchaseRequest, ApiError> {
     let customer = params.required_uin("ClientUin")?;
     let amount = params.required_money("Amount")?;
     let product_code = text(params, "ProductCode")?.map(CompactString::from);
-    let pay = match params.string("PaymentMode")? {
-        None => PayMode::Prepaid,
-        Some(name) => PayMode::from_name(&name)
-            .ok_or_else(|| ApiError::value("PaymentMode", "must be Prepaid or Postpaid"))?,
-    };
+    let pay = params.choice("PaymentMode", PayMode::from_name, "Prepaid or Postpaid")?.unwrap_or_default();
     Ok(PurchaseRequest { id, customer, amount, product_code, pay })
 }
 

@@ -167,14 +167,31 @@ impl Params {
         }
     }
 
-    /// A time as the API writes them, `YYYY-MM-DD hh:mm:ss` in UTC.
-    pub fn time(&mut self, name: &str) -> Result<Option<Timestamp>, ApiError> {
+    /// A string parameter read by `parse`, whose error is the reason it is invalid.
+    fn parsed<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ApiError> {
         match self.string(name)? {
             None => Ok(None),
-            Some(text) => {
-                super::parse_time(&text).map(Some).map_err(|reason| ApiError::value(&self.full(name), reason))
-            }
+            Some(text) => parse(&text).map(Some).map_err(|reason| ApiError::value(&self.full(name), reason)),
         }
+    }
+
+    /// One of a set of names, read by `from_name`; `choices` lists them for the error.
+    pub fn choice<T>(
+        &mut self,
+        name: &str,
+        from_name: impl FnOnce(&str) -> Option<T>,
+        choices: &str,
+    ) -> Result<Option<T>, ApiError> {
+        self.parsed(name, |text| from_name(text).ok_or_else(|| format!("{text:?} is not {choices}")))
+    }
+
+    /// A time as the API writes them, `YYYY-MM-DD hh:mm:ss` in UTC.
+    pub fn time(&mut self, name: &str) -> Result<Option<Timestamp>, ApiError> {
+        self.parsed(name, super::parse_time)
     }
 
     pub fn required_time(&mut self, name: &str) -> Result<Timestamp, ApiError> {
@@ -183,12 +200,7 @@ impl Params {
 
     /// A bill month, `YYYY-MM`.
     pub fn month(&mut self, name: &str) -> Result<Option<Month>, ApiError> {
-        match self.string(name)? {
-            None => Ok(None),
-            Some(text) => {
-                Month::parse(&text).map(Some).map_err(|reason| ApiError::value(&self.full(name), reason))
-            }
-        }
+        self.parsed(name, Month::parse)
     }
 
     pub fn required_month(&mut self, name: &str) -> Result<Month, ApiError> {

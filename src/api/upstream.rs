@@ -339,17 +339,16 @@ pub async fn handle(
         }
         Action::QueryVoucherListByUin => {
             let uins = params.required_uins("ClientUins", VOUCHER_UIN_LIST_MAX, "InvalidParameterValue")?;
-            let status = params
-                .string("Status")?
-                .map(|name| match name.as_str() {
-                    "Unused" => Ok(VoucherListStatus::Unused),
-                    "Used" => Ok(VoucherListStatus::Used),
-                    "Expired" => Ok(VoucherListStatus::Expired),
-                    other => {
-                        Err(ApiError::value("Status", format!("{other:?} is not Unused, Used or Expired")))
-                    }
-                })
-                .transpose()?;
+            let status = params.choice(
+                "Status",
+                |name| match name {
+                    "Unused" => Some(VoucherListStatus::Unused),
+                    "Used" => Some(VoucherListStatus::Used),
+                    "Expired" => Some(VoucherListStatus::Expired),
+                    _ => None,
+                },
+                "Unused, Used or Expired",
+            )?;
             params.finish()?;
             let lists =
                 engine.query_voucher_list_by_uin(caller, &uins, status).await.map_err(engine_error)?;
@@ -382,52 +381,21 @@ pub async fn handle(
             let page_size = page_param(&mut params, "PageSize", None, action)?;
             let partner_view = action == Action::DescribeCustomerVoucherList;
             let customer = if partner_view { params.uin("CustomerUin")? } else { None };
-            let status = params
-                .string("VoucherStatus")?
-                .map(|name| match VoucherStatus::from_name(&name) {
-                    Some(status) if status != VoucherStatus::PendingApproval => Ok(status),
-                    _ => Err(ApiError::value(
-                        "VoucherStatus",
-                        format!("{name:?} is not Issued, Used, Expired or Invalidated"),
-                    )),
-                })
-                .transpose()?;
-            let payment = params
-                .string("PaymentMode")?
-                .map(|name| {
-                    PaymentMode::from_name(&name).ok_or_else(|| {
-                        ApiError::value(
-                            "PaymentMode",
-                            format!("{name:?} is not AllPayment, Prepaid or Postpaid"),
-                        )
-                    })
-                })
-                .transpose()?;
+            let status = params.choice(
+                "VoucherStatus",
+                |name| {
+                    VoucherStatus::from_name(name).filter(|status| *status != VoucherStatus::PendingApproval)
+                },
+                "Issued, Used, Expired or Invalidated",
+            )?;
+            let payment = params.choice("PaymentMode", PaymentMode::from_name, super::own::PAYMENT_MODES)?;
             let usage = if partner_view {
-                params
-                    .string("Usage")?
-                    .map(|name| {
-                        Usage::from_name(&name).ok_or_else(|| {
-                            ApiError::value("Usage", format!("{name:?} is not ProductTrial or CustomerOffer"))
-                        })
-                    })
-                    .transpose()?
+                params.choice("Usage", Usage::from_name, "ProductTrial or CustomerOffer")?
             } else {
                 None
             };
-            let products = params
-                .string("ProductScope")?
-                .map(|name| {
-                    ProductScope::from_name(&name).ok_or_else(|| {
-                        ApiError::value(
-                            "ProductScope",
-                            format!(
-                                "{name:?} is not AllProducts, SpecifyProducts or SpecifyProductsBlacklist"
-                            ),
-                        )
-                    })
-                })
-                .transpose()?;
+            let products =
+                params.choice("ProductScope", ProductScope::from_name, super::own::PRODUCT_SCOPES)?;
             let id = params.voucher_id("VoucherId")?;
             params.finish()?;
             let filter = VoucherFilter { customer, status, payment, usage, products, id };
