@@ -455,8 +455,9 @@ struct VoucherModel {
 }
 
 impl VoucherModel {
-    /// A voucher usable from the set-up on (step 0).
-    fn approved(
+    /// A voucher with nothing deducted, approved in step `approved` (or pending).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
         id: VoucherId,
         owner: Uin,
         kind: VoucherKind,
@@ -464,6 +465,7 @@ impl VoucherModel {
         total: Money,
         effective: i64,
         expire: i64,
+        approved: Option<u64>,
     ) -> Self {
         VoucherModel {
             id,
@@ -475,9 +477,22 @@ impl VoucherModel {
             settled: Vec::new(),
             effective,
             expire,
-            approved: Some(0),
+            approved,
             invalidated: None,
         }
+    }
+
+    /// A voucher usable from the set-up on (step 0).
+    fn approved(
+        id: VoucherId,
+        owner: Uin,
+        kind: VoucherKind,
+        scope: usize,
+        total: Money,
+        effective: i64,
+        expire: i64,
+    ) -> Self {
+        VoucherModel::new(id, owner, kind, scope, total, effective, expire, Some(0))
     }
 
     fn settled_sum(&self) -> Money {
@@ -1648,19 +1663,16 @@ async fn run_step(
             let actual = outcome(engine.issue_customer_voucher(Caller::Uin(parent), request).await);
             expect(&label, &actual.clone().map(drop), &expected)?;
             if let Ok(id) = actual {
-                model.add_voucher(VoucherModel {
+                model.add_voucher(VoucherModel::new(
                     id,
-                    owner: uin,
-                    kind: VoucherKind::CustomerOffer { issuer: parent },
+                    uin,
+                    VoucherKind::CustomerOffer { issuer: parent },
                     scope,
-                    total: amount,
-                    held: Money::ZERO,
-                    settled: Vec::new(),
+                    amount,
                     effective,
                     expire,
-                    approved: Some(step),
-                    invalidated: None,
-                })?;
+                    Some(step),
+                ))?;
                 let pool = model.voucher_pools.get_mut(&parent).unwrap();
                 pool.1 += amount;
                 pool.2 += 1;
@@ -1706,33 +1718,20 @@ async fn run_step(
                     }
                     other => other,
                 };
-                model.add_voucher(VoucherModel {
-                    id,
-                    owner: partner,
-                    kind: model_kind,
-                    scope,
-                    total: amount,
-                    held: Money::ZERO,
-                    settled: Vec::new(),
-                    effective: now,
-                    expire,
-                    approved: None,
-                    invalidated: None,
-                })?;
+                model.add_voucher(VoucherModel::new(
+                    id, partner, model_kind, scope, amount, now, expire, None,
+                ))?;
                 if let VoucherKind::PartnerTrial { customer, associated: Some(associated) } = model_kind {
-                    model.add_voucher(VoucherModel {
-                        id: associated,
-                        owner: customer,
-                        kind: VoucherKind::CustomerTrial { partner_voucher: id },
+                    model.add_voucher(VoucherModel::new(
+                        associated,
+                        customer,
+                        VoucherKind::CustomerTrial { partner_voucher: id },
                         scope,
-                        total: amount,
-                        held: Money::ZERO,
-                        settled: Vec::new(),
-                        effective: now,
+                        amount,
+                        now,
                         expire,
-                        approved: None,
-                        invalidated: None,
-                    })?;
+                        None,
+                    ))?;
                 }
                 if approve {
                     approve_voucher(engine, model, &label, id).await?;
