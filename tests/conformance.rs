@@ -14,26 +14,7 @@ use partner_credit::engine::{
 };
 use partner_credit::{Caller, EngineConfig, Rejection, RuntimeKind, Uin, World, WorldSpec};
 
-/// Instantiates each scenario once per runtime.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sharded() {
-                    super::$name(partner_credit::RuntimeKind::Sharded).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn actix() {
-                    super::$name(partner_credit::RuntimeKind::Actix).await;
-                }
-            }
-        )*
-    };
-}
-
-conformance!(
+on_every_runtime!(
     set_up_and_queries,
     purchases_charge_the_right_partner,
     both_sides_or_neither,

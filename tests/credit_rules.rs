@@ -14,24 +14,6 @@ use partner_credit::engine::{NewCustomerVoucher, NewPartnerVoucher, PartnerVouch
 use partner_credit::events::{Event, Subscription};
 use partner_credit::{Caller, Engine, EngineConfig, Money, RuntimeKind, Uin};
 
-macro_rules! on_every_runtime {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sharded() {
-                    super::$name(partner_credit::RuntimeKind::Sharded).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn actix() {
-                    super::$name(partner_credit::RuntimeKind::Actix).await;
-                }
-            }
-        )*
-    };
-}
-
 on_every_runtime!(
     customer_vouchers_deduct_before_credit,
     deductions_come_back_on_cancel_and_expiry,

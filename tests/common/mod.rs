@@ -13,6 +13,27 @@ use partner_credit::{
     Timestamp, Uin,
 };
 
+#[allow(unused_macros)]
+macro_rules! on_every_runtime {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sharded() {
+                    super::$name(partner_credit::RuntimeKind::Sharded).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn actix() {
+                    super::$name(partner_credit::RuntimeKind::Actix).await;
+                }
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_every_runtime;
+
 pub const OP: Caller = Caller::Operator;
 pub const START: Timestamp = Timestamp(1_767_225_600_000); // 2026-01-01T00:00:00Z
 
