@@ -239,6 +239,23 @@ fn rules_opt_mut(extra: &mut Option<Box<Extra>>) -> Option<&mut Rules> {
     extra.as_deref_mut().and_then(|extra| extra.rules.as_deref_mut())
 }
 
+/// Runs `f` on a customer's out-of-line bill history: a history `f` creates (a month other
+/// than the current one, a confirmation) is kept; none is created otherwise.
+fn with_bill_history<R>(
+    extra: &mut Option<Box<Extra>>,
+    f: impl FnOnce(&mut Option<Box<BillHistory>>) -> R,
+) -> R {
+    if let Some(rules) = rules_opt_mut(extra) {
+        return f(&mut rules.bills);
+    }
+    let mut created = None;
+    let result = f(&mut created);
+    if created.is_some() {
+        rules_of(extra).bills = created;
+    }
+    result
+}
+
 fn rules_of(extra: &mut Option<Box<Extra>>) -> &mut Rules {
     extra.get_or_insert_with(Default::default).rules.get_or_insert_with(Default::default)
 }
@@ -752,16 +769,11 @@ impl Account {
                         );
                         credit.reserved -= amount;
                         // Only a month other than the current one needs the out-of-line part.
-                        let mut created = None;
-                        let history = match rules_opt_mut(&mut self.extra) {
-                            Some(rules) => &mut rules.bills,
-                            None => &mut created,
-                        };
-                        Bills { current: bill_month, history }.book(month, credit.used, amount);
+                        let used = credit.used;
+                        with_bill_history(&mut self.extra, |history| {
+                            Bills { current: bill_month, history }.book(month, used, amount)
+                        });
                         credit.used += amount;
-                        if created.is_some() {
-                            rules_of(&mut self.extra).bills = created;
-                        }
                     }
                     Role::SecondLevelReseller { .. } => {
                         return Err(wrong_kind(uin, KindRequired::ChargeablePartner))
@@ -849,22 +861,11 @@ impl Account {
                         if !(caller == Caller::Operator || caller.is(*parent)) {
                             return Err(not_authorized(caller, uin));
                         }
-                        let mut created = None;
-                        let history = match rules_opt_mut(&mut self.extra) {
-                            Some(rules) => &mut rules.bills,
-                            None => &mut created,
-                        };
-                        let returned = Bills { current: bill_month, history }.confirm(
-                            uin,
-                            month,
-                            credit.used,
-                            now,
-                            final_from,
-                        )?;
+                        let used = credit.used;
+                        let returned = with_bill_history(&mut self.extra, |history| {
+                            Bills { current: bill_month, history }.confirm(uin, month, used, now, final_from)
+                        })?;
                         credit.used -= returned;
-                        if created.is_some() {
-                            rules_of(&mut self.extra).bills = created;
-                        }
                         returned
                     }
                     Role::Distributor { credit } | Role::Reseller { credit } => {
