@@ -177,18 +177,18 @@ pub struct LedgerLimits {
 struct Content {
     customer: Uin,
     amount: Money,
-    product_code: Option<CompactString>,
-    pay: PayMode,
+    /// What vouchers need to know of the purchase, built once and shared with its sagas:
+    /// nothing (no allocation) for the plain one. Compared by value for repeats.
+    goods: Option<Arc<Goods>>,
     mode: Mode,
 }
 
 impl Content {
-    /// What vouchers need to know of the purchase: nothing (no allocation) for the plain one.
-    fn goods(&self) -> Option<Arc<Goods>> {
-        if self.product_code.is_none() && self.pay == PayMode::Prepaid {
+    fn goods(product_code: Option<CompactString>, pay: PayMode) -> Option<Arc<Goods>> {
+        if product_code.is_none() && pay == PayMode::Prepaid {
             return None;
         }
-        Some(Arc::new(Goods { product: self.product_code.clone(), pay: self.pay }))
+        Some(Arc::new(Goods { product: product_code, pay }))
     }
 }
 
@@ -306,8 +306,7 @@ impl Ledger {
         let content = Content {
             customer: request.customer,
             amount: request.amount,
-            product_code: request.product_code,
-            pay: request.pay,
+            goods: Content::goods(request.product_code, request.pay),
             mode,
         };
         // Authorize before anything is recorded, so that nobody can claim another customer's
@@ -332,7 +331,7 @@ impl Ledger {
             return Next::Answer(Err(Rejection::TooManyOpenReservations(self.limits.open_reservations_max)));
         }
         self.evict(now);
-        let saga = Saga::start(
+        let mut saga = Saga::start(
             request.id.clone(),
             match mode {
                 Mode::OneShot => SagaKind::OneShot,
@@ -342,13 +341,13 @@ impl Ledger {
             content.customer,
             None,
             content.amount,
-            Stamp { now, month: self.month_of(now), goods: content.goods() },
+            Stamp { now, month: self.month_of(now), goods: content.goods.clone() },
             Holds::default(),
         );
         if matches!(mode, Mode::Reserve { .. }) {
             self.open_reservations += 1;
         }
-        self.records.insert(
+        saga.record = self.records.insert(
             request.id,
             Record { content, state: State::InFlight, first: None, settling: false, resolved_at: None },
         );
@@ -384,7 +383,7 @@ impl Ledger {
             (State::Reserved { charged, deadline, month, holds }, _) => {
                 let (charged, deadline, month) = (*charged, *deadline, *month);
                 let holds = holds.take().map_or_else(Holds::default, |holds| *holds);
-                let goods = if holds.is_empty() { None } else { record.content.goods() };
+                let goods = if holds.is_empty() { None } else { record.content.goods.clone() };
                 let amount = record.content.amount;
                 let (kind, state) = if now >= deadline {
                     (SagaKind::Release { expired: true }, State::Expired)
@@ -423,6 +422,7 @@ impl Ledger {
         let spent = Spent::new(saga.amount, customer_deduction, partner_deduction);
         let holds = saga.holds.take().map_or_else(Holds::default, |holds| *holds);
         let month = saga.stamp.month;
+        let near = saga.record;
         let id = saga.id;
         if end == SagaEnd::Settled {
             // The record may have been forgotten meanwhile (capacity); then nobody waits.
@@ -432,7 +432,7 @@ impl Ledger {
         }
         match (saga.kind, end) {
             (SagaKind::OneShot | SagaKind::Reserve, SagaEnd::Refused(rejection)) => {
-                let record = self.records.resolve_mut(&id, now);
+                let record = self.records.resolve_mut(&id, near, now);
                 if matches!(record.content.mode, Mode::Reserve { .. }) {
                     self.open_reservations -= 1;
                 }
@@ -441,7 +441,7 @@ impl Ledger {
                 Err(rejection)
             }
             (SagaKind::OneShot, SagaEnd::Purchased { charged, customer_available, partner_available }) => {
-                let record = self.records.resolve_mut(&id, now);
+                let record = self.records.resolve_mut(&id, near, now);
                 record.state = State::Committed;
                 let deductions = spent.deductions.clone();
                 record.first =
@@ -455,7 +455,8 @@ impl Ledger {
                 }))
             }
             (SagaKind::Reserve, SagaEnd::Reserved { charged }) => {
-                let record = self.records.get_mut(&id).expect("in-flight record");
+                let position = self.records.near(&id, near).expect("in-flight record");
+                let record = &mut self.records.ring[position].record;
                 let Mode::Reserve { timeout_ms } = record.content.mode else {
                     unreachable!("a reserve saga belongs to a reservation")
                 };
@@ -484,7 +485,7 @@ impl Ledger {
                 break;
             }
             let (_, id) = self.deadlines.pop_first().expect("first exists");
-            let record = self.records.resolve_mut(&id, now);
+            let record = self.records.resolve_mut(&id, u64::MAX, now);
             let State::Reserved { charged, month, ref mut holds, .. } = record.state else {
                 unreachable!("only reserved records have deadlines")
             };
@@ -590,6 +591,9 @@ pub struct Saga {
     /// The deductions held and not yet made final or given back; boxed, and absent when
     /// there are none, so that a plain purchase's saga stays small.
     holds: Option<Box<Holds>>,
+    /// Where its ledger record was when the saga began (a sequence number; see
+    /// [`Records::near`]): finding it there costs one read instead of an index lookup.
+    record: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -629,6 +633,7 @@ impl Saga {
             customer_available: Money::ZERO,
             partner_available: Money::ZERO,
             stamp,
+            record: 0,
             holds: if holds.is_empty() {
                 None
             } else {
@@ -881,8 +886,22 @@ impl Records {
         self.position(id).map(|position| &mut self.ring[position].record)
     }
 
-    /// Adds an unresolved record; the id must not be present.
-    fn insert(&mut self, id: PurchaseId, record: Record) {
+    /// The position of `id`, looked for first where sequence number `near` is: a record keeps
+    /// its sequence number unless `evict` moves it to the back, so a saga finds its record
+    /// there without touching the index, unless it was moved meanwhile.
+    fn near(&self, id: &PurchaseId, near: u64) -> Option<usize> {
+        if let Some(offset) = near.checked_sub(self.first_sequence) {
+            if let Some(entry) = self.ring.get(offset as usize) {
+                if entry.id == *id {
+                    return Some(offset as usize);
+                }
+            }
+        }
+        self.position(id)
+    }
+
+    /// Adds an unresolved record; the id must not be present. Answers its sequence number.
+    fn insert(&mut self, id: PurchaseId, record: Record) -> u64 {
         let hash = self.hasher.hash_one(&id);
         let sequence = self.first_sequence + self.ring.len() as u64;
         let first = self.first_sequence;
@@ -890,11 +909,13 @@ impl Records {
         self.index.insert_unique(hash, sequence, |&other| ring[(other - first) as usize].hash);
         self.ring.push_back(Entry { id, hash, record });
         self.unresolved += 1;
+        sequence
     }
 
-    /// The record of `id`, marked resolved at `now`: one lookup for both.
-    fn resolve_mut(&mut self, id: &PurchaseId, now: Timestamp) -> &mut Record {
-        let position = self.position(id).expect("a record being resolved exists");
+    /// The record of `id` (looked for at sequence number `near` first), marked resolved at
+    /// `now`: one lookup for both.
+    fn resolve_mut(&mut self, id: &PurchaseId, near: u64, now: Timestamp) -> &mut Record {
+        let position = self.near(id, near).expect("a record being resolved exists");
         self.unresolved -= 1;
         let record = &mut self.ring[position].record;
         assert!(record.resolved_at.is_none(), "a record is resolved once");

@@ -284,3 +284,29 @@ fn repeats_wait_until_a_commit_is_applied() {
     assert_eq!(name(w.commit("r")), "Committed");
     assert_eq!(name(w.cancel("r")), "AlreadyCommitted");
 }
+
+#[test]
+fn a_saga_finds_its_record_after_eviction_moved_it() {
+    // Capacity 1: while "slow" is in flight, later purchases push the ring over capacity and
+    // eviction moves the unresolved record to the back, under a new sequence number.
+    let mut w = world(LedgerLimits { resolved_capacity: 1, ..limits() });
+    let Next::Run(mut slow) = w.ledger.begin(Caller::Operator, request("slow", 2), Mode::OneShot, w.now)
+    else {
+        panic!("a new purchase runs a saga")
+    };
+    let began_at = slow.record;
+    for index in 0..3 {
+        w.purchase(&format!("p{index}"), 1).unwrap();
+    }
+    let records = &w.ledger.records;
+    let still_there = began_at
+        .checked_sub(records.first_sequence)
+        .and_then(|offset| records.ring.get(offset as usize))
+        .is_some_and(|entry| entry.id == id("slow"));
+    assert!(!still_there, "eviction moved the in-flight record");
+    let end = w.drive(&mut slow);
+    assert_eq!(name(w.ledger.finish(slow, end, w.now)), "Purchased");
+    assert_eq!(name(w.purchase("slow", 2)), "Purchased", "the repeat answers from the record");
+    assert_eq!(name(w.purchase("slow", 3)), "PurchaseIdConflict");
+    assert_eq!(w.books(), units((5, 0, 5, 0)));
+}
