@@ -640,6 +640,9 @@ impl Engine {
                 Rejection::BatchTooLarge { len: requests.len(), limit: self.config.batch_len_max }.into()
             );
         }
+        if requests.iter().all(|request| request.amount.is_positive()) {
+            return Ok(self.runtime.purchase_batch(caller, requests).await?);
+        }
         // Invalid amounts are refused one by one, like the runtime's refusals.
         let mut answers: Vec<Option<Result<PurchaseReceipt, Rejection>>> = Vec::with_capacity(requests.len());
         let mut valid = Vec::with_capacity(requests.len());
