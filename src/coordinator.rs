@@ -512,6 +512,21 @@ impl Ledger {
         sagas
     }
 
+    /// Looks `id` up, so that its place in the index is in the cache when `begin` needs it
+    /// (see the sharded runtime's warming).
+    pub fn warm(&self, id: &PurchaseId) {
+        std::hint::black_box(self.records.position(id));
+    }
+
+    /// Reads the ledger record `saga` will resolve, so that it is in the cache when it ends.
+    pub fn warm_record(&self, saga: &Saga) {
+        let offset = saga.record.checked_sub(self.records.first_sequence);
+        let entry = offset.and_then(|offset| self.records.ring.get(offset as usize));
+        std::hint::black_box(
+            entry.map(|entry| (entry.id.as_str().len(), entry.record.resolved_at.is_some())),
+        );
+    }
+
     /// Forgets the oldest resolved records beyond the retention window or the capacity.
     fn evict(&mut self, now: Timestamp) {
         self.records.evict(now, self.limits.resolved_retention_ms, self.limits.resolved_capacity);
@@ -697,6 +712,10 @@ impl Saga {
             amount: deductions.charge_of(self.amount),
             vouchers: (!deductions.is_empty()).then(|| Box::new(deductions)),
         }
+    }
+
+    pub fn customer(&self) -> Uin {
+        self.customer
     }
 
     /// The partner this saga charges, once known. A step for this UIN is a partner-side step.

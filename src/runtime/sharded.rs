@@ -260,6 +260,9 @@ impl Shard {
             }
             Packet::Hops(hops) => {
                 let count = hops.len();
+                for hop in &hops {
+                    self.warm_hop(hop);
+                }
                 for hop in hops {
                     self.hop(hop);
                 }
@@ -278,6 +281,10 @@ impl Shard {
                     answers: Vec::with_capacity(requests.len()),
                     reply,
                 });
+                for (_, request) in &requests {
+                    self.warm_account(request.customer);
+                    self.ledger.warm(&request.id);
+                }
                 for (position, request) in requests {
                     let op = CoordinatorOp::Begin { caller, request, mode: Mode::OneShot };
                     self.coordinate(op, Origin::Batch { key, position });
@@ -301,6 +308,31 @@ impl Shard {
             Message::Stop => return true,
         }
         false
+    }
+
+    /// Looks up, and so brings into the cache, an account of this shard that a message of
+    /// the packet in hand will need. A packet's lookups are independent of each other, so the
+    /// processor overlaps their cache misses, where handling the messages one by one would
+    /// wait for each in turn: the point of taking messages in batches.
+    fn warm_account(&self, uin: Uin) {
+        if shard_of_uin(uin, self.senders.len()) == self.index as usize {
+            std::hint::black_box(self.accounts.get(&uin).map(|account| account.uin));
+        }
+    }
+
+    /// Warms what a hop will touch: the account of a step, or for a reply, the account of
+    /// the saga's customer and the saga's ledger record.
+    fn warm_hop(&self, hop: &Hop) {
+        match hop {
+            Hop::Step { uin, .. } => self.warm_account(*uin),
+            Hop::StepReply { saga, .. } => {
+                if let Some((saga, _)) = self.sagas.get(*saga as usize) {
+                    self.warm_account(saga.customer());
+                    self.ledger.warm_record(saga);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn hop(&mut self, hop: Hop) {
