@@ -280,6 +280,11 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(limits: LedgerLimits) -> Ledger {
+        assert!(
+            limits.resolved_capacity.saturating_add(limits.open_reservations_max) <= Records::LIVE_MAX,
+            "a ledger partition holds at most {} records (resolved capacity plus open reservations)",
+            Records::LIVE_MAX
+        );
         let month = Month::of(Timestamp(0));
         Ledger {
             limits,
@@ -866,12 +871,18 @@ fn not_authorized(caller: Caller, target: Uin) -> Rejection {
 /// room for as many inserts as there are live entries; so the index holds at most about
 /// twice the live records, and a purchase pays a few nanoseconds of purging instead of two
 /// cache misses into a table of a million entries.
+///
+/// An index entry is 8 bytes: the low 32 bits of the sequence number and 32 bits of the
+/// id's hash, so that growing the index never reads the ring. Sequence numbers are told
+/// apart by their offset from `first_sequence` modulo 2^32, which is exact while the ring
+/// and the stale entries span fewer than 2^32 records: [`Records::LIVE_MAX`] keeps them far
+/// below.
 #[derive(Default)]
 struct Records {
     ring: VecDeque<Entry>,
     /// The sequence number of `ring[0]`; `ring[i]` has `first_sequence + i`.
     first_sequence: u64,
-    index: hashbrown::HashTable<u64>,
+    index: hashbrown::HashTable<Slot>,
     /// Seeded fast hashing: purchase ids are chosen by clients, so the hash must resist
     /// flooding, and it is on every purchase's path.
     hasher: foldhash::fast::RandomState,
@@ -881,8 +892,21 @@ struct Records {
 
 struct Entry {
     id: PurchaseId,
-    hash: u64,
+    hash: u32,
     record: Record,
+}
+
+/// An index entry (see [`Records`]).
+#[derive(Clone, Copy)]
+struct Slot {
+    sequence: u32,
+    hash: u32,
+}
+
+/// The table hash of a 32-bit id hash: its bits both low (where the table picks a bucket)
+/// and high (where it takes a bucket's tag).
+fn spread(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
 }
 
 impl std::fmt::Debug for Records {
@@ -895,13 +919,26 @@ impl std::fmt::Debug for Records {
 }
 
 impl Records {
+    /// At most this many live records (the capacity plus open reservations) per partition.
+    pub const LIVE_MAX: usize = 1 << 30;
+
+    fn hash(&self, id: &PurchaseId) -> u32 {
+        self.hasher.hash_one(id) as u32
+    }
+
+    /// The ring position of an index entry; `None` when it is stale.
+    fn offset(&self, slot: Slot) -> Option<usize> {
+        let offset = slot.sequence.wrapping_sub(self.first_sequence as u32) as usize;
+        (offset < self.ring.len()).then_some(offset)
+    }
+
     fn position(&self, id: &PurchaseId) -> Option<usize> {
-        let hash = self.hasher.hash_one(id);
-        let first = self.first_sequence;
+        let hash = self.hash(id);
         let ring = &self.ring;
-        self.index
-            .find(hash, |&sequence| sequence >= first && ring[(sequence - first) as usize].id == *id)
-            .map(|&sequence| (sequence - first) as usize)
+        let matches = |slot: &Slot| {
+            slot.hash == hash && self.offset(*slot).is_some_and(|offset| ring[offset].id == *id)
+        };
+        self.index.find(spread(hash), matches).and_then(|slot| self.offset(*slot))
     }
 
     fn get(&self, id: &PurchaseId) -> Option<&Record> {
@@ -928,7 +965,7 @@ impl Records {
 
     /// Adds an unresolved record; the id must not be present. Answers its sequence number.
     fn insert(&mut self, id: PurchaseId, record: Record) -> u64 {
-        let hash = self.hasher.hash_one(&id);
+        let hash = self.hash(&id);
         let sequence = self.first_sequence + self.ring.len() as u64;
         self.index_insert(hash, sequence);
         self.ring.push_back(Entry { id, hash, record });
@@ -936,26 +973,23 @@ impl Records {
         sequence
     }
 
-    /// Indexes the ring entry that has (or is about to get) `sequence`. The index's hasher
-    /// reads hashes from the ring, which stale entries no longer have: so stale entries are
-    /// purged first whenever this insert could make the table grow or rehash.
-    fn index_insert(&mut self, hash: u64, sequence: u64) {
+    /// Indexes the ring entry that has (or is about to get) `sequence`; stale entries are
+    /// purged first when the index is full.
+    fn index_insert(&mut self, hash: u32, sequence: u64) {
         if self.index.len() == self.index.capacity() {
             self.purge_stale();
         }
-        let first = self.first_sequence;
-        let ring = &self.ring;
-        self.index.insert_unique(hash, sequence, |&other| ring[(other - first) as usize].hash);
+        let slot = Slot { sequence: sequence as u32, hash };
+        self.index.insert_unique(spread(hash), slot, |slot| spread(slot.hash));
     }
 
     /// Drops the index entries of forgotten records, and makes room for as many inserts as
     /// there are live entries, so that the next purge is that many inserts away.
     fn purge_stale(&mut self) {
-        let first = self.first_sequence;
-        self.index.retain(|&mut sequence| sequence >= first);
-        let ring = &self.ring;
+        let (first, len) = (self.first_sequence as u32, self.ring.len());
+        self.index.retain(|slot| (slot.sequence.wrapping_sub(first) as usize) < len);
         let live = self.index.len();
-        self.index.reserve(live.max(16), |&other| ring[(other - first) as usize].hash);
+        self.index.reserve(live.max(16), |slot| spread(slot.hash));
     }
 
     /// The record of `id` (looked for at sequence number `near` first), marked resolved at

@@ -79,6 +79,12 @@ pub struct EngineConfig {
     pub freezing_coefficient_default: rust_decimal::Decimal,
 }
 
+impl EngineConfig {
+    /// The largest `resolved_capacity` and `open_reservations_max` the server accepts: the
+    /// ledger's records stay far below what its index can tell apart.
+    pub const LEDGER_RECORDS_MAX: usize = 100_000_000;
+}
+
 impl Default for EngineConfig {
     fn default() -> EngineConfig {
         EngineConfig {

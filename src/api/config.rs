@@ -365,6 +365,14 @@ impl ServerConfig {
         positive("mailbox_capacity", settings.mailbox_capacity, &mut config.mailbox_capacity)?;
         positive("resolved_capacity", settings.resolved_capacity, &mut config.resolved_capacity)?;
         positive("open_reservations_max", settings.open_reservations_max, &mut config.open_reservations_max)?;
+        for (name, value) in [
+            ("resolved_capacity", config.resolved_capacity),
+            ("open_reservations_max", config.open_reservations_max),
+        ] {
+            if value > EngineConfig::LEDGER_RECORDS_MAX {
+                return Err(format!("[engine] {name} is at most {}", EngineConfig::LEDGER_RECORDS_MAX));
+            }
+        }
         if let Some(ms) = settings.reservation_timeout_ms_max {
             if !(1000..=86_400_000).contains(&ms) || ms % 1000 != 0 {
                 return Err(format!(
@@ -561,6 +569,7 @@ timeout_ms = 250
             (&format!("{MINIMAL}[quotas]\nForceQN = \"lots\""), "expected a number or \"none\""),
             (&format!("{MINIMAL}[engine]\nruntime = \"threads\""), "runtime"),
             (&format!("{MINIMAL}[engine]\nworkers = 0"), "workers must be positive"),
+            (&format!("{MINIMAL}[engine]\nresolved_capacity = 100000001"), "resolved_capacity is at most 100000000"),
             (&format!("{MINIMAL}[http]\nworkers = 0"), "must be positive"),
             (
                 &format!("{MINIMAL}[[keys]]\nsecret_id = \"op\"\nsecret_key = \"x\"\nuin = 5"),
