@@ -920,7 +920,10 @@ impl std::fmt::Debug for Records {
 
 impl Records {
     /// At most this many live records (the capacity plus open reservations) per partition.
-    pub const LIVE_MAX: usize = 1 << 30;
+    /// The index then has room for at most four times as many entries, so a stale entry is
+    /// purged before its offset could wrap around into the ring's range: the ring and the
+    /// stale entries span fewer than 2^30 + 2^28 sequence numbers, far below 2^32.
+    pub const LIVE_MAX: usize = 1 << 28;
 
     fn hash(&self, id: &PurchaseId) -> u32 {
         self.hasher.hash_one(id) as u32

@@ -569,7 +569,10 @@ timeout_ms = 250
             (&format!("{MINIMAL}[quotas]\nForceQN = \"lots\""), "expected a number or \"none\""),
             (&format!("{MINIMAL}[engine]\nruntime = \"threads\""), "runtime"),
             (&format!("{MINIMAL}[engine]\nworkers = 0"), "workers must be positive"),
-            (&format!("{MINIMAL}[engine]\nresolved_capacity = 100000001"), "resolved_capacity is at most 100000000"),
+            (
+                &format!("{MINIMAL}[engine]\nresolved_capacity = 100000001"),
+                "resolved_capacity is at most 100000000",
+            ),
             (&format!("{MINIMAL}[http]\nworkers = 0"), "must be positive"),
             (
                 &format!("{MINIMAL}[[keys]]\nsecret_id = \"op\"\nsecret_key = \"x\"\nuin = 5"),
