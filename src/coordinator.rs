@@ -866,11 +866,11 @@ fn not_authorized(caller: Caller, target: Uin) -> Rejection {
 /// open reservation never holds up forgetting.
 ///
 /// Forgetting does not touch the index either: an index entry whose sequence number is
-/// below `first_sequence` is stale and matches nothing. Stale entries are purged, in one
-/// sequential pass, only when the index would otherwise have to grow, and the purge leaves
-/// room for as many inserts as there are live entries; so the index holds at most about
-/// twice the live records, and a purchase pays a few nanoseconds of purging instead of two
-/// cache misses into a table of a million entries.
+/// below `first_sequence` is stale and matches nothing. Stale entries are purged only when
+/// the index is full: the purge rebuilds it from the live entries with room for twice the
+/// records, so the index holds at most about four entries per record, and a purchase pays
+/// tens of nanoseconds of rebuilding instead of two cache misses into a table of a million
+/// entries.
 ///
 /// An index entry is 8 bytes: the low 32 bits of the sequence number and 32 bits of the
 /// id's hash, so that growing the index never reads the ring. Sequence numbers are told
@@ -920,9 +920,9 @@ impl std::fmt::Debug for Records {
 
 impl Records {
     /// At most this many live records (the capacity plus open reservations) per partition.
-    /// The index then has room for at most four times as many entries, so a stale entry is
-    /// purged before its offset could wrap around into the ring's range: the ring and the
-    /// stale entries span fewer than 2^30 + 2^28 sequence numbers, far below 2^32.
+    /// The index then has room for at most about four times as many entries, so a stale
+    /// entry is purged before its offset could wrap around into the ring's range: the ring
+    /// and the stale entries span well under 2^31 sequence numbers, far below 2^32.
     pub const LIVE_MAX: usize = 1 << 28;
 
     fn hash(&self, id: &PurchaseId) -> u32 {
@@ -986,13 +986,17 @@ impl Records {
         self.index.insert_unique(spread(hash), slot, |slot| spread(slot.hash));
     }
 
-    /// Drops the index entries of forgotten records, and makes room for as many inserts as
-    /// there are live entries, so that the next purge is that many inserts away.
+    /// Rebuilds the index from its live entries, with room for twice as many as the ring
+    /// holds: the next purge is at least that many inserts away, and the index never holds
+    /// more than about four entries per record. (Removing stale entries in place would leave
+    /// tombstones that make the table double instead.)
     fn purge_stale(&mut self) {
         let (first, len) = (self.first_sequence as u32, self.ring.len());
-        self.index.retain(|slot| (slot.sequence.wrapping_sub(first) as usize) < len);
-        let live = self.index.len();
-        self.index.reserve(live.max(16), |slot| spread(slot.hash));
+        let mut index = hashbrown::HashTable::with_capacity(2 * len + 16);
+        for slot in self.index.iter().filter(|slot| (slot.sequence.wrapping_sub(first) as usize) < len) {
+            index.insert_unique(spread(slot.hash), *slot, |slot| spread(slot.hash));
+        }
+        self.index = index;
     }
 
     /// The record of `id` (looked for at sequence number `near` first), marked resolved at

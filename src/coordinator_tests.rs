@@ -313,32 +313,36 @@ fn a_saga_finds_its_record_after_eviction_moved_it() {
 
 #[test]
 fn forgotten_records_leave_the_index_bounded() {
-    let capacity = 10;
-    let mut w = world(LedgerLimits { resolved_capacity: capacity, ..limits() });
-    // Far more purchases than the capacity, with reservations held open across the churn,
-    // so that records are forgotten, moved to the back and purged many times over.
-    w.reserve("open-a", 1).unwrap();
-    for index in 0..2_000 {
-        // Refused (beyond the customer's credit), so that the books stay as they are.
-        w.purchase(&format!("p{index}"), 1_000).unwrap_err();
-        if index == 1_000 {
-            w.reserve("open-b", 1).unwrap();
+    for capacity in [10, 1_000] {
+        let mut w = world(LedgerLimits { resolved_capacity: capacity, ..limits() });
+        // Far more purchases than the capacity, with reservations held open across the churn,
+        // so that records are forgotten, moved to the back and purged many times over.
+        w.reserve("open-a", 1).unwrap();
+        let purchases = 20 * capacity;
+        for index in 0..purchases {
+            // Refused (beyond the customer's credit), so that the books stay as they are.
+            w.purchase(&format!("p{index}"), 1_000).unwrap_err();
+            if index == purchases / 2 {
+                w.reserve("open-b", 1).unwrap();
+            }
+            let records = &w.ledger.records;
+            let live = records.len();
+            assert!(
+                records.index.capacity() <= 4 * live + 64,
+                "capacity {}: room for {} index entries for {live} records",
+                capacity,
+                records.index.capacity()
+            );
         }
-        let records = &w.ledger.records;
-        let live = records.len();
-        assert!(
-            records.index.len() <= 2 * live + 32,
-            "{} index entries for {live} records",
-            records.index.len()
+        let last = format!("p{}", purchases - 1);
+        let refusal = name(w.purchase(&last, 1_000));
+        assert_eq!(
+            name(w.purchase(&last, 2)),
+            "PurchaseIdConflict",
+            "the latest ids are remembered: {refusal}"
         );
+        assert_eq!(name(w.purchase("p0", 1)), "Purchased", "the oldest were forgotten");
+        assert_eq!(name(w.commit("open-a")), "Committed", "open reservations are never forgotten");
+        assert_eq!(name(w.cancel("open-b")), "Cancelled");
     }
-    let refusal = name(w.purchase("p1999", 1_000));
-    assert_eq!(
-        name(w.purchase("p1999", 2)),
-        "PurchaseIdConflict",
-        "the latest ids are remembered: {refusal}"
-    );
-    assert_eq!(name(w.purchase("p0", 1)), "Purchased", "the oldest were forgotten");
-    assert_eq!(name(w.commit("open-a")), "Committed", "open reservations are never forgotten");
-    assert_eq!(name(w.cancel("open-b")), "Cancelled");
 }
