@@ -120,18 +120,33 @@ impl Params {
     /// An array of at most `max` UINs; a longer one is refused with `code` before anything
     /// is built from it.
     pub fn uins(&mut self, name: &str, max: usize, code: &'static str) -> Result<Option<Vec<Uin>>, ApiError> {
+        self.array(name, max, code, "an array of UINs", |element, value| uin_of(&element, &value))
+    }
+
+    /// An array of at most `max` elements, each read by `read` (given the element's full name,
+    /// `Name.index`); a longer one is refused with `code` before anything is read from it, and
+    /// anything but an array is refused as not being `what`.
+    fn array<T>(
+        &mut self,
+        name: &str,
+        max: usize,
+        code: &'static str,
+        what: &str,
+        mut read: impl FnMut(String, Value) -> Result<T, ApiError>,
+    ) -> Result<Option<Vec<T>>, ApiError> {
+        let full = self.full(name);
         match self.take(name) {
             None => Ok(None),
             Some(Value::Array(values)) => {
-                check_len(&self.full(name), values.len(), max, code)?;
+                check_len(&full, values.len(), max, code)?;
                 values
-                    .iter()
+                    .into_iter()
                     .enumerate()
-                    .map(|(index, value)| uin_of(&format!("{}.{index}", self.full(name)), value))
+                    .map(|(index, value)| read(format!("{full}.{index}"), value))
                     .collect::<Result<_, _>>()
                     .map(Some)
             }
-            Some(_) => Err(ApiError::wrong_type(&self.full(name), "an array of UINs")),
+            Some(_) => Err(ApiError::wrong_type(&full, what)),
         }
     }
 
@@ -235,23 +250,10 @@ impl Params {
         max: usize,
         code: &'static str,
     ) -> Result<Option<Vec<String>>, ApiError> {
-        let full = self.full(name);
-        match self.take(name) {
-            None => Ok(None),
-            Some(Value::Array(values)) => {
-                check_len(&full, values.len(), max, code)?;
-                values
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, value)| match value {
-                        Value::String(text) => Ok(text),
-                        _ => Err(ApiError::wrong_type(&format!("{full}.{index}"), "a string")),
-                    })
-                    .collect::<Result<_, _>>()
-                    .map(Some)
-            }
-            Some(_) => Err(ApiError::wrong_type(&full, "an array of strings")),
-        }
+        self.array(name, max, code, "an array of strings", |element, value| match value {
+            Value::String(text) => Ok(text),
+            _ => Err(ApiError::wrong_type(&element, "a string")),
+        })
     }
 
     pub fn required_purchase_id(&mut self, name: &str) -> Result<PurchaseId, ApiError> {
@@ -267,23 +269,10 @@ impl Params {
         max: usize,
         code: &'static str,
     ) -> Result<Option<Vec<Params>>, ApiError> {
-        let full = self.full(name);
-        match self.take(name) {
-            None => Ok(None),
-            Some(Value::Array(values)) => {
-                check_len(&full, values.len(), max, code)?;
-                values
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, value)| match value {
-                        Value::Object(map) => Ok(Params { map, prefix: format!("{full}.{index}") }),
-                        _ => Err(ApiError::wrong_type(&format!("{full}.{index}"), "an object")),
-                    })
-                    .collect::<Result<_, _>>()
-                    .map(Some)
-            }
-            Some(_) => Err(ApiError::wrong_type(&full, "an array of objects")),
-        }
+        self.array(name, max, code, "an array of objects", |element, value| match value {
+            Value::Object(map) => Ok(Params { map, prefix: element }),
+            _ => Err(ApiError::wrong_type(&element, "an object")),
+        })
     }
 }
 
