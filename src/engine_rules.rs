@@ -208,9 +208,7 @@ impl Engine {
         let index = self.vouchers.clone();
         run_to_end(async move {
             call(&runtime, issuer, Command::DrawVoucherQuota { amount }).await?;
-            index.insert(id, customer);
-            if let Err(error) = call(&runtime, customer, Command::AddVoucher(Box::new(voucher))).await {
-                index.remove(&id);
+            if let Err(error) = add_voucher(&runtime, &index, voucher).await {
                 call(&runtime, issuer, Command::ReturnVoucherQuota { amount }).await?;
                 return Err(error);
             }
@@ -278,18 +276,9 @@ impl Engine {
             // invalidated, and an invalidated voucher is never approved.
             let associated = voucher.associated_trial();
             if let Some(associated) = associated.clone() {
-                let customer = associated.owner;
-                index.insert(associated.id, customer);
-                if let Err(error) =
-                    call(&runtime, customer, Command::AddVoucher(Box::new(associated.clone()))).await
-                {
-                    index.remove(&associated.id);
-                    return Err(error);
-                }
+                add_voucher(&runtime, &index, associated).await?;
             }
-            index.insert(id, partner);
-            if let Err(error) = call(&runtime, partner, Command::AddVoucher(Box::new(voucher))).await {
-                index.remove(&id);
+            if let Err(error) = add_voucher(&runtime, &index, voucher).await {
                 if let Some(associated) = associated {
                     call(&runtime, associated.owner, Command::InvalidateAssociated { id: associated.id })
                         .await?;
@@ -833,6 +822,22 @@ pub fn check_coefficient(coefficient: Decimal) -> Result<(), Error> {
     }
     if coefficient.normalize().scale() > 8 {
         return Err(invalid("FreezingCoefficient", format!("{coefficient} has more than 8 decimals")));
+    }
+    Ok(())
+}
+
+/// Indexes a new voucher under its owner and adds it to the owner's book; a refusal takes the
+/// index entry back. Indexed first, so that the voucher is findable as soon as it exists.
+async fn add_voucher(
+    runtime: &Runtime,
+    index: &DashMap<VoucherId, Uin>,
+    voucher: Voucher,
+) -> EngineResult<()> {
+    let (id, owner) = (voucher.id, voucher.owner);
+    index.insert(id, owner);
+    if let Err(error) = call(runtime, owner, Command::AddVoucher(Box::new(voucher))).await {
+        index.remove(&id);
+        return Err(error);
     }
     Ok(())
 }
