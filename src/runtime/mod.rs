@@ -70,11 +70,9 @@ pub struct RuntimeSettings {
     pub events: Arc<EventBus>,
 }
 
-/// Publishes one event per warning level a command on `account` crossed.
+/// Publishes one event per warning level a command on `account` crossed (callers skip it,
+/// and the clock read for `now`, when it crossed none).
 pub(crate) fn publish_warnings(events: &EventBus, account: &Account, crossings: Crossings, now: Timestamp) {
-    if crossings.is_empty() {
-        return;
-    }
     let Role::Customer { parent, credit, .. } = &account.role else { return };
     let (partner_threshold, own_threshold) = account.thresholds();
     for level in crossings.iter() {

@@ -591,7 +591,7 @@ impl Shard {
             Some(account) => {
                 let (reply, crossings) = account.handle_noting(command);
                 if !crossings.is_empty() {
-                    super::publish_warnings(&self.events, account, crossings, self.clock.now());
+                    super::publish_warnings(&self.events, account, crossings, self.now);
                 }
                 reply
             }
@@ -843,7 +843,7 @@ impl ShardedRuntime {
         let shard_count = self.senders.len();
         let count = requests.len();
         // Ids spread evenly: room for a fair share and some skew, so most batches grow none.
-        let share = count / shard_count + count / 8 + 1;
+        let share = count.div_ceil(shard_count) * 5 / 4;
         let mut per_shard: Vec<Vec<(u32, PurchaseRequest)>> =
             (0..shard_count).map(|_| Vec::with_capacity(share)).collect();
         for (position, request) in requests.into_iter().enumerate() {
