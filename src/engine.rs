@@ -275,8 +275,9 @@ pub struct Engine {
     vouchers: Arc<DashMap<VoucherId, Uin>>,
     /// Which customer each active postpaid resource freezes credit of.
     resources: Arc<DashMap<Box<str>, Uin>>,
-    /// Held by a trial-voucher priority switch and by a customer's creation, which reads it.
-    switching: Arc<tokio::sync::Mutex<()>>,
+    /// Written by a trial-voucher priority switch, read by a customer's creation (which copies
+    /// the switch): creations run alongside each other, never alongside a switch.
+    switching: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Engine {
@@ -316,7 +317,7 @@ impl Engine {
             next_voucher: AtomicU64::new(1),
             vouchers: Arc::new(DashMap::new()),
             resources: Arc::new(DashMap::new()),
-            switching: Arc::new(tokio::sync::Mutex::new(())),
+            switching: Arc::new(tokio::sync::RwLock::new(())),
         }
     }
 
@@ -422,7 +423,7 @@ impl Engine {
         // A customer copies its partner's trial-voucher priority switch: no switch may run
         // between that read and the customer's registration.
         let switching = match role {
-            Role::Customer { .. } => Some(self.switching.clone().lock_owned().await),
+            Role::Customer { .. } => Some(self.switching.clone().read_owned().await),
             _ => None,
         };
         // Adopt, then spawn (or disown): run to the end even if the caller stops waiting, so

@@ -130,7 +130,7 @@ impl Engine {
     }
 
     fn voucher_owner(&self, id: VoucherId) -> EngineResult<Uin> {
-        self.vouchers.get(&id).map(|owner| *owner).ok_or_else(|| Rejection::UnknownVoucher(id).into())
+        owner_of(&self.vouchers, id)
     }
 
     /// Everything about an account's vouchers (without usage records), bills and frozen
@@ -228,15 +228,7 @@ impl Engine {
     ) -> EngineResult<VoucherId> {
         self.admit(caller, Action::ApplyPartnerVoucher)?;
         let now = self.clock.now();
-        let partner = match (caller, voucher.partner) {
-            (Caller::Operator, Some(partner)) => partner,
-            (Caller::Operator, None) => {
-                return Err(invalid("PartnerUin", "the operator names the partner a voucher is for".into()))
-            }
-            (Caller::Uin(own), None) => own,
-            (Caller::Uin(own), Some(partner)) if own == partner => partner,
-            (Caller::Uin(_), Some(partner)) => return Err(not_authorized(caller, partner)),
-        };
+        let partner = own_or_named(caller, voucher.partner, "the partner a voucher is for")?;
         let view = self.snapshot(partner).await?;
         if !matches!(view.role, Role::Distributor { .. } | Role::Reseller { .. }) {
             return Err(wrong_kind(partner, KindRequired::ChargeablePartner));
@@ -307,9 +299,7 @@ impl Engine {
             match call(&runtime, owner, Command::ApproveVoucher { id, now }).await? {
                 Reply::Approved(None) => Ok((id, None)),
                 Reply::Approved(Some(associated)) => {
-                    let Some(customer) = index.get(&associated).map(|owner| *owner) else {
-                        return Err(Rejection::UnknownVoucher(associated).into());
-                    };
+                    let customer = owner_of(&index, associated)?;
                     // Refused only if the pair was invalidated meanwhile: then both are.
                     call(&runtime, customer, Command::ApproveAssociated { id: associated, now }).await?;
                     Ok((id, Some(associated)))
@@ -342,8 +332,7 @@ impl Engine {
             match invalidated.map_err(|error| hide_owner(error, Rejection::UnknownVoucher(id)))? {
                 Reply::Invalidated(None) => Ok(()),
                 Reply::Invalidated(Some(associated)) => {
-                    let customer = index.get(&associated).map(|owner| *owner);
-                    if let Some(customer) = customer {
+                    if let Ok(customer) = owner_of(&index, associated) {
                         call(&runtime, customer, Command::InvalidateAssociated { id: associated }).await?;
                     }
                     Ok(())
@@ -363,18 +352,7 @@ impl Engine {
         enabled: bool,
     ) -> EngineResult<()> {
         self.admit(caller, Action::SetTrialVoucherPriority)?;
-        let partner = match (caller, partner) {
-            (Caller::Operator, Some(partner)) => partner,
-            (Caller::Operator, None) => {
-                return Err(invalid(
-                    "PartnerUin",
-                    "the operator names the partner whose switch it sets".into(),
-                ))
-            }
-            (Caller::Uin(own), None) => own,
-            (Caller::Uin(own), Some(partner)) if own == partner => partner,
-            (Caller::Uin(_), Some(partner)) => return Err(not_authorized(caller, partner)),
-        };
+        let partner = own_or_named(caller, partner, "the partner whose switch it sets")?;
         let view = self.snapshot(partner).await?;
         let distributor = match view.role {
             Role::Distributor { .. } => true,
@@ -384,7 +362,7 @@ impl Engine {
         let runtime = self.runtime.clone();
         // One switch at a time, and no customer created meanwhile: a customer reads its
         // partner's switch when it is created.
-        let switching = self.switching.clone().lock_owned().await;
+        let switching = self.switching.clone().write_owned().await;
         run_to_end(async move {
             let _switching = switching;
             call(&runtime, partner, Command::SetTrialFirst { enabled }).await?;
@@ -569,8 +547,7 @@ impl Engine {
         self.admit(caller, Action::QueryVoucherAmountByUin)?;
         self.check_voucher_uins(caller, uins).await?;
         let mut amounts = Vec::with_capacity(uins.len());
-        for uin in uins {
-            let details = self.details(*uin).await?;
+        for (uin, details) in uins.iter().zip(self.details_of_all(uins).await?) {
             let total = details
                 .vouchers
                 .iter()
@@ -599,14 +576,18 @@ impl Engine {
             VoucherListStatus::Expired => VoucherStatus::Expired,
         });
         let mut lists = Vec::with_capacity(uins.len());
-        for uin in uins {
-            let vouchers = self.details(*uin).await?.vouchers;
-            let vouchers = vouchers.into_iter().filter(|voucher| {
+        for (uin, details) in uins.iter().zip(self.details_of_all(uins).await?) {
+            let vouchers = details.vouchers.into_iter().filter(|voucher| {
                 issued(voucher) && wanted.map_or(true, |wanted| voucher.status(now) == wanted)
             });
             lists.push((*uin, vouchers.collect()));
         }
         Ok(lists)
+    }
+
+    /// The details of every account of `uins`, asked of their actors at once.
+    async fn details_of_all(&self, uins: &[Uin]) -> EngineResult<Vec<AccountDetails>> {
+        join_all(uins.iter().map(|uin| self.details(*uin))).await.into_iter().collect()
     }
 
     async fn check_voucher_uins(&self, caller: Caller, uins: &[Uin]) -> EngineResult<()> {
@@ -840,4 +821,21 @@ async fn add_voucher(
         return Err(error);
     }
     Ok(())
+}
+
+/// The owner of voucher `id`, from the engine's voucher index.
+fn owner_of(index: &DashMap<VoucherId, Uin>, id: VoucherId) -> EngineResult<Uin> {
+    index.get(&id).map(|owner| *owner).ok_or_else(|| Rejection::UnknownVoucher(id).into())
+}
+
+/// The partner an own action of a partner is about: the caller itself, or the `PartnerUin`
+/// the operator names (`what` says which partner, for the error when it names none).
+fn own_or_named(caller: Caller, named: Option<Uin>, what: &str) -> EngineResult<Uin> {
+    match (caller, named) {
+        (Caller::Operator, Some(partner)) => Ok(partner),
+        (Caller::Operator, None) => Err(invalid("PartnerUin", format!("the operator names {what}"))),
+        (Caller::Uin(own), None) => Ok(own),
+        (Caller::Uin(own), Some(partner)) if own == partner => Ok(partner),
+        (Caller::Uin(_), Some(partner)) => Err(not_authorized(caller, partner)),
+    }
 }
