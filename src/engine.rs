@@ -34,7 +34,7 @@ use crate::world::World;
 #[path = "engine_rules.rs"]
 mod rules;
 pub use rules::{
-    check_coefficient, usage_of, NewCustomerVoucher, NewPartnerVoucher, PartnerVoucherType, VoucherAmount,
+    check_coefficient, NewCustomerVoucher, NewPartnerVoucher, PartnerVoucherType, VoucherAmount,
     VoucherFilter, VoucherListStatus, VoucherPage, VoucherPoolView, VoucherUsage, RESOURCE_ID_MAX,
     VOUCHER_PAGE_SIZE_MAX, VOUCHER_UIN_LIST_MAX,
 };

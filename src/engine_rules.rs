@@ -481,7 +481,7 @@ impl Engine {
                         && filter.payment.map_or(true, |payment| voucher.scope.payment == payment)
                         && filter.products.map_or(true, |products| voucher.scope.products == products)
                         && filter.id.map_or(true, |id| voucher.id == id)
-                        && filter.usage.map_or(true, |usage| usage_of(voucher) == Some(usage))
+                        && filter.usage.map_or(true, |usage| voucher.kind.usage() == Some(usage))
                 })),
                 Err(Error::Rejected(Rejection::UnknownUin(_))) => {}
                 Err(error) => return Err(error),
@@ -774,15 +774,6 @@ fn hide_owner(error: Error, unknown: Rejection) -> Error {
 /// invalidation commute).
 fn issued(voucher: &Voucher) -> bool {
     voucher.approved || !matches!(voucher.kind, VoucherKind::CustomerTrial { .. })
-}
-
-/// A customer voucher's usage; `None` for partner vouchers.
-pub fn usage_of(voucher: &Voucher) -> Option<Usage> {
-    match voucher.kind {
-        VoucherKind::CustomerOffer { .. } => Some(Usage::CustomerOffer),
-        VoucherKind::CustomerTrial { .. } => Some(Usage::ProductTrial),
-        VoucherKind::PartnerGeneral | VoucherKind::PartnerTrial { .. } => None,
-    }
 }
 
 fn check_resource_id(resource: &str) -> Result<(), Error> {

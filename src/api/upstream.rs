@@ -75,8 +75,8 @@ use crate::domain::{
     AccountKind, AccountView, Action, AllocationRecord, Caller, Rejection, Role, Timestamp, Uin, VoucherId,
 };
 use crate::engine::{
-    usage_of, CustomerFilterField, CustomerQuery, Engine, SubAgentFilterField, SubAgentQuery, UinCredit,
-    VoucherFilter, VoucherListStatus, VOUCHER_UIN_LIST_MAX,
+    CustomerFilterField, CustomerQuery, Engine, SubAgentFilterField, SubAgentQuery, UinCredit, VoucherFilter,
+    VoucherListStatus, VOUCHER_UIN_LIST_MAX,
 };
 
 /// The page size of `QueryCustomersCredit` and `QueryCreditAllocationHistory` when the
@@ -625,7 +625,7 @@ fn customer_voucher(voucher: &Voucher, now: Timestamp, with_usage: bool) -> Valu
         "ExpireTime": time(voucher.expire),
     }));
     if with_usage {
-        item.insert("Usage".into(), json!(usage_of(voucher).map(Usage::name)));
+        item.insert("Usage".into(), json!(voucher.kind.usage().map(Usage::name)));
         item.insert("ApplyReason".into(), json!(""));
     }
     Value::Object(item)

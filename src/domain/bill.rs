@@ -39,10 +39,6 @@ impl BillHistory {
         self.returned
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.older.is_empty() && self.confirmed.is_empty()
-    }
-
     fn older_sum(&self) -> Money {
         self.older.iter().map(|(_, sum)| *sum).sum()
     }

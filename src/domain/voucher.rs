@@ -287,11 +287,6 @@ pub enum VoucherKind {
 }
 
 impl VoucherKind {
-    /// Type I or Type II: owned by a partner, approved by the operator.
-    pub fn is_partner(self) -> bool {
-        matches!(self, VoucherKind::PartnerGeneral | VoucherKind::PartnerTrial { .. })
-    }
-
     /// A customer voucher's usage; `None` for partner vouchers, which have none upstream.
     pub fn usage(self) -> Option<Usage> {
         match self {
@@ -354,9 +349,9 @@ impl Voucher {
     /// The most usage records one voucher keeps; older ones are dropped first.
     pub const USAGE_MAX: usize = 10_000;
 
-    /// A Type III offer, approved at issue. Refused when the amount is not in (0, 1000000]
-    /// (a zero voucher would change nothing, so the upstream range's 0 is refused) or when
-    /// it would expire before it takes effect. An `expire` in the past is accepted: the
+    /// A Type III offer, approved at issue. Refused when the amount is not in [0, 1000000]
+    /// (the upstream range, as the issue asks) or when it would expire before it takes
+    /// effect. An `expire` in the past is accepted: the
     /// voucher is born `Expired`.
     #[allow(clippy::too_many_arguments)] // The fields of an issue request, all required.
     pub fn customer_offer(
@@ -400,7 +395,7 @@ impl Voucher {
 
     /// A Type I or Type II partner voucher, pending approval: `effective` is `now` until the
     /// approval sets it. Refused when `kind` is not `PartnerGeneral` or `PartnerTrial` with no
-    /// associated voucher yet, when the amount is not in (0, 1000000], or when `expire` is not
+    /// associated voucher yet, when the amount is not in [0, 1000000], or when `expire` is not
     /// after `now`.
     pub fn partner(
         id: VoucherId,
