@@ -991,9 +991,8 @@ impl Records {
     /// more than about four entries per record. (Removing stale entries in place would leave
     /// tombstones that make the table double instead.)
     fn purge_stale(&mut self) {
-        let (first, len) = (self.first_sequence as u32, self.ring.len());
-        let mut index = hashbrown::HashTable::with_capacity(2 * len + 16);
-        for slot in self.index.iter().filter(|slot| (slot.sequence.wrapping_sub(first) as usize) < len) {
+        let mut index = hashbrown::HashTable::with_capacity(2 * self.ring.len() + 16);
+        for slot in self.index.iter().filter(|slot| self.offset(**slot).is_some()) {
             index.insert_unique(spread(slot.hash), *slot, |slot| spread(slot.hash));
         }
         self.index = index;
