@@ -476,9 +476,7 @@ impl Drop for Connection {
 }
 
 fn unix_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as i64)
+    crate::clock::Clock::now(&crate::clock::SystemClock).0.div_euclid(1000)
 }
 
 /// The JSON body of an event (see the module's documentation).
@@ -511,11 +509,17 @@ pub fn body(event_id: u64, event: &Event) -> Vec<u8> {
 /// The signature header's value: `sha256=` and the hex of HMAC-SHA256(secret,
 /// `<timestamp>.<body>`).
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mac = mac(secret, &timestamp.to_string(), body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// HMAC-SHA256 with `secret` over `"<timestamp>.<body>"`.
+fn mac(secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    mac.update(timestamp.to_string().as_bytes());
+    mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
 /// What a receiver checks: that `signature_header` is the signature of `body` at
@@ -541,12 +545,8 @@ pub fn verify(
     let Ok(expected) = hex::decode(hex_text) else {
         return false;
     };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    mac.update(timestamp_header.as_bytes());
-    mac.update(b".");
-    mac.update(body);
     // `verify_slice` compares in constant time.
-    mac.verify_slice(&expected).is_ok()
+    mac(secret, timestamp_header, body).verify_slice(&expected).is_ok()
 }
 
 #[cfg(test)]
