@@ -226,15 +226,7 @@ impl Params {
     pub fn voucher_id(&mut self, name: &str) -> Result<Option<VoucherId>, ApiError> {
         match self.take(name) {
             None => Ok(None),
-            Some(Value::Number(number)) => match (number.as_u64(), number.as_i64()) {
-                (Some(id), _) if id > 0 => Ok(Some(VoucherId(id))),
-                (Some(_), _) | (None, Some(_)) => Err(ApiError::value(
-                    &self.full(name),
-                    format!("{number} is not a voucher id (a positive integer)"),
-                )),
-                (None, None) => Err(ApiError::wrong_type(&self.full(name), "an integer voucher id")),
-            },
-            Some(_) => Err(ApiError::wrong_type(&self.full(name), "an integer voucher id")),
+            Some(value) => positive_id(&self.full(name), &value, "voucher id").map(|id| Some(VoucherId(id))),
         }
     }
 
@@ -284,15 +276,20 @@ fn check_len(name: &str, len: usize, max: usize, code: &'static str) -> Result<(
 }
 
 fn uin_of(name: &str, value: &Value) -> Result<Uin, ApiError> {
+    positive_id(name, value, "UIN").map(Uin)
+}
+
+/// A positive integer identifier (`what`: "UIN", "voucher id").
+fn positive_id(name: &str, value: &Value, what: &str) -> Result<u64, ApiError> {
     match value {
         Value::Number(number) => match (number.as_u64(), number.as_i64()) {
-            (Some(uin), _) if uin > 0 => Ok(Uin(uin)),
+            (Some(id), _) if id > 0 => Ok(id),
             (Some(_), _) | (None, Some(_)) => {
-                Err(ApiError::value(name, format!("{number} is not a UIN (a positive integer)")))
+                Err(ApiError::value(name, format!("{number} is not a {what} (a positive integer)")))
             }
-            (None, None) => Err(ApiError::wrong_type(name, "an integer UIN")),
+            (None, None) => Err(ApiError::wrong_type(name, &format!("an integer {what}"))),
         },
-        _ => Err(ApiError::wrong_type(name, "an integer UIN")),
+        _ => Err(ApiError::wrong_type(name, &format!("an integer {what}"))),
     }
 }
 
