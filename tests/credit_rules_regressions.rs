@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use partner_credit::domain::account::{DrawVoucherQuota, GrantVoucherQuota};
 use partner_credit::domain::voucher::{PaymentMode, ProductScope, Scope, VoucherKind};
 use partner_credit::domain::QuotaTable;
-use partner_credit::domain::{Account, Command, PartnerCredit, Role};
+use partner_credit::domain::{Account, PartnerCredit, Role};
 use partner_credit::engine::{NewCustomer, NewPartnerVoucher, PartnerVoucherType};
 use partner_credit::events::Event;
 use partner_credit::{Caller, EngineConfig, RuntimeKind, Timestamp, Uin};
@@ -26,7 +27,7 @@ fn all_products() -> Scope {
 fn refused_grant_voucher_quota_changes_nothing() {
     let mut account = Account::new(Uin(5), Role::Reseller { credit: PartnerCredit::default() }, Timestamp(0));
     let before = account.clone();
-    let reply = account.handle(Command::GrantVoucherQuota { delta: m("-1") });
+    let reply = account.handle(GrantVoucherQuota { delta: m("-1") });
     assert!(reply.is_err(), "{reply:?}");
     assert_eq!(account, before, "a refused GrantVoucherQuota changed the account");
 }
@@ -35,7 +36,7 @@ fn refused_grant_voucher_quota_changes_nothing() {
 fn refused_draw_voucher_quota_changes_nothing() {
     let mut account = Account::new(Uin(5), Role::Reseller { credit: PartnerCredit::default() }, Timestamp(0));
     let before = account.clone();
-    let reply = account.handle(Command::DrawVoucherQuota { amount: m("1") });
+    let reply = account.handle(DrawVoucherQuota { quota: m("1") });
     assert!(reply.is_err(), "{reply:?}");
     assert_eq!(account, before, "a refused DrawVoucherQuota changed the account");
 }

@@ -2,6 +2,7 @@
 //!
 //! Invariant: nothing here knows about actors, runtimes, HTTP or JSON; time is passed in.
 
+pub mod access;
 pub mod account;
 pub mod bill;
 pub mod ids;
@@ -12,8 +13,9 @@ pub mod voucher;
 pub mod warning;
 
 pub use account::{
-    Account, AccountDetails, AccountKind, AccountView, AllocationRecord, Command, CreditLine, CustomerCredit,
-    Goods, PartnerCredit, PoolCredit, Profile, RecordInfo, Reply, Role, Settlement, VoucherPool,
+    Account, AccountDetails, AccountKind, AccountView, AllocationRecord, Command, Credit, CreditLine,
+    CustomerCredit, Goods, PartnerCredit, PoolCredit, Profile, RecordInfo, Reply, Request, Role, Settlement,
+    VoucherPool,
 };
 pub use ids::{Caller, Month, PurchaseId, PurchaseIdError, Timestamp, Uin, VoucherId};
 pub use money::{Money, MoneyError};

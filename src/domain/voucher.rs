@@ -596,13 +596,19 @@ impl Deductions {
         if self.parts.is_empty() {
             amount
         } else {
-            amount - self.total()
+            charge(amount, self.total())
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.parts.is_empty()
     }
+}
+
+/// What one side's credit pays of a purchase's `amount` when its vouchers deducted
+/// `deducted`: the one formula of a charge.
+pub fn charge(amount: Money, deducted: Money) -> Money {
+    amount - deducted
 }
 
 /// What a settle records in each voucher's usage.

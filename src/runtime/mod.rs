@@ -179,6 +179,15 @@ impl Runtime {
         }
     }
 
+    /// Whether `partner`'s available credit is split into per-shard slices (only the sharded
+    /// runtime escrows, and only with more than one shard).
+    pub fn is_escrowed(&self, partner: Uin) -> bool {
+        match self {
+            Runtime::Sharded(runtime) => runtime.is_escrowed(partner),
+            Runtime::Actix(_) => false,
+        }
+    }
+
     pub fn uins(&self) -> Vec<Uin> {
         match self {
             Runtime::Sharded(runtime) => runtime.uins(),

@@ -1,25 +1,33 @@
-//! The engine's side of vouchers, frozen credit, bill confirmation and credit warnings
-//! (issue 8): each operation authorizes, checks its input, then sends commands to the
-//! accounts it concerns. The rules themselves live in the domain (`voucher`, `bill`,
-//! `warning`) and in [`Account::handle`].
+//! Vouchers on the engine's side: each operation authorizes, checks its input, then sends
+//! commands to the accounts it concerns. The rules live in the domain
+//! ([`crate::domain::voucher`], and the voucher commands of [`crate::domain::account`]).
 //!
-//! Two indexes let an operation that names only a voucher or a postpaid resource find the
-//! account that owns it: `VoucherId -> owner` and `ResourceId -> customer`. They hold no
-//! state of their own: the owner's actor does.
+//! An index lets an operation that names only a voucher find the account that owns it:
+//! `VoucherId -> owner`. It holds no state of its own: the owner's actor does.
+//!
+//! Invariant: a voucher is indexed before it is added to its owner's book and unindexed if
+//! the book refuses it, so a voucher is findable as soon as it exists.
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use rust_decimal::Decimal;
+use dashmap::DashMap;
+use futures::future::join_all;
 
-use super::*;
-use crate::domain::account::UsageOf;
-use crate::domain::bill;
+use super::{ask, check_page, invalid, page_of, run_to_end, Engine, EngineResult, Error};
+use crate::domain::access;
+use crate::domain::account::{
+    AddVoucher, ApproveAssociated, ApproveVoucher, Children, Details, DrawVoucherQuota, GrantVoucherQuota,
+    InvalidateAssociated, InvalidateVoucher, ReturnVoucherQuota, SetTrialFirst, UsageOf, VoucherIssuer,
+    WithdrawVoucher,
+};
 use crate::domain::voucher::{
     PaymentMode, ProductScope, Scope, Usage, UsageRecord, Voucher, VoucherKind, VoucherStatus,
 };
-use crate::domain::warning::Threshold;
-use crate::domain::{AccountDetails, Month, Timestamp, VoucherId};
-use crate::events::{EventBus, Subscription};
+use crate::domain::{
+    AccountDetails, AccountKind, AccountView, Action, Caller, KindRequired, Money, Month, Rejection, Role,
+    Timestamp, Uin, VoucherId, VoucherPool,
+};
+use crate::runtime::Runtime;
 
 /// A customer voucher as IssueCustomerVoucher asks for it.
 #[derive(Clone, Debug)]
@@ -111,20 +119,8 @@ pub enum VoucherListStatus {
 pub const VOUCHER_PAGE_SIZE_MAX: usize = 100;
 /// QueryVoucherAmountByUin and QueryVoucherListByUin take 1 to 20 UINs.
 pub const VOUCHER_UIN_LIST_MAX: usize = 20;
-/// The longest postpaid resource id, in characters.
-pub const RESOURCE_ID_MAX: usize = 64;
 
 impl Engine {
-    /// The bus that carries credit warnings; subscribe to it to receive them.
-    pub fn events(&self) -> &Arc<EventBus> {
-        &self.events
-    }
-
-    /// A subscription to the engine's events with a queue of `capacity`.
-    pub fn subscribe(&self, capacity: usize) -> Subscription {
-        self.events.subscribe(capacity)
-    }
-
     fn next_voucher_id(&self) -> VoucherId {
         VoucherId(self.next_voucher.fetch_add(1, Ordering::Relaxed))
     }
@@ -146,10 +142,7 @@ impl Engine {
         vouchers: bool,
         usage: UsageOf,
     ) -> EngineResult<AccountDetails> {
-        match self.call(uin, Command::Details { now: self.clock.now(), vouchers, usage }).await? {
-            Reply::Details(details) => Ok(*details),
-            other => unexpected(other),
-        }
+        Ok(*self.ask(uin, Details { now: self.clock.now(), vouchers, usage }).await?)
     }
 
     /// Vouchers (with their usage records), bills, frozen credit and warning thresholds of an
@@ -158,8 +151,6 @@ impl Engine {
         self.account(caller, uin).await?;
         self.details_with(uin, true, UsageOf::All).await
     }
-
-    // ----- vouchers -----
 
     /// GrantVoucherQuota: the operator adds `delta` (or, negative, takes it back from what is
     /// not issued) to a partner's pool for customer vouchers; answers the pool's total.
@@ -170,11 +161,8 @@ impl Engine {
         delta: Money,
     ) -> EngineResult<Money> {
         self.admit(caller, Action::GrantVoucherQuota)?;
-        require_operator(caller, "grant voucher quota")?;
-        match self.call(partner, Command::GrantVoucherQuota { delta }).await? {
-            Reply::Amount(total) => Ok(total),
-            other => unexpected(other),
-        }
+        access::operator_only(caller, "grant voucher quota")?;
+        self.ask(partner, GrantVoucherQuota { delta }).await
     }
 
     /// IssueCustomerVoucher: the customer's reseller or second-level reseller (or the
@@ -187,10 +175,7 @@ impl Engine {
         self.admit(caller, Action::IssueCustomerVoucher)?;
         let now = self.clock.now();
         let customer = voucher.customer;
-        let issuer = match self.call(customer, Command::VoucherIssuer { caller }).await? {
-            Reply::Issuer(parent) => parent,
-            other => return unexpected(other),
-        };
+        let issuer = self.ask(customer, VoucherIssuer { caller }).await?;
         let id = self.next_voucher_id();
         // Checked before anything is drawn from the pool.
         let voucher = Voucher::customer_offer(
@@ -203,13 +188,13 @@ impl Engine {
             voucher.expire,
             now,
         )?;
-        let amount = voucher.total;
+        let quota = voucher.total;
         let runtime = self.runtime.clone();
         let index = self.vouchers.clone();
         run_to_end(async move {
-            call(&runtime, issuer, Command::DrawVoucherQuota { amount }).await?;
+            ask(&runtime, issuer, DrawVoucherQuota { quota }).await?;
             if let Err(error) = add_voucher(&runtime, &index, voucher).await {
-                call(&runtime, issuer, Command::ReturnVoucherQuota { amount }).await?;
+                ask(&runtime, issuer, ReturnVoucherQuota { quota }).await?;
                 return Err(error);
             }
             Ok(id)
@@ -228,14 +213,12 @@ impl Engine {
     ) -> EngineResult<VoucherId> {
         self.admit(caller, Action::ApplyPartnerVoucher)?;
         let now = self.clock.now();
-        let partner = own_or_named(caller, voucher.partner, "the partner a voucher is for")?;
+        let partner = access::own_or_named(caller, voucher.partner, "the partner a voucher is for")?;
         let view = self.snapshot(partner).await?;
         if !matches!(view.role, Role::Distributor { .. } | Role::Reseller { .. }) {
             return Err(wrong_kind(partner, KindRequired::ChargeablePartner));
         }
-        let escrow_active =
-            self.config.runtime == crate::runtime::RuntimeKind::Sharded && self.config.workers > 1;
-        if escrow_active && self.config.escrow_partners.contains(&partner) {
+        if self.runtime.is_escrowed(partner) {
             return Err(Rejection::Unsupported(format!(
                 "partner {partner}'s credit is split across shards (escrow_partners); partner vouchers \
                  are not offered for escrowed partners"
@@ -272,8 +255,7 @@ impl Engine {
             }
             if let Err(error) = add_voucher(&runtime, &index, voucher).await {
                 if let Some(associated) = associated {
-                    call(&runtime, associated.owner, Command::InvalidateAssociated { id: associated.id })
-                        .await?;
+                    ask(&runtime, associated.owner, InvalidateAssociated { id: associated.id }).await?;
                 }
                 return Err(error);
             }
@@ -290,22 +272,19 @@ impl Engine {
         id: VoucherId,
     ) -> EngineResult<(VoucherId, Option<VoucherId>)> {
         self.admit(caller, Action::ApprovePartnerVoucher)?;
-        require_operator(caller, "approve partner vouchers")?;
+        access::operator_only(caller, "approve partner vouchers")?;
         let owner = self.voucher_owner(id)?;
         let now = self.clock.now();
         let runtime = self.runtime.clone();
         let index = self.vouchers.clone();
         run_to_end(async move {
-            match call(&runtime, owner, Command::ApproveVoucher { id, now }).await? {
-                Reply::Approved(None) => Ok((id, None)),
-                Reply::Approved(Some(associated)) => {
-                    let customer = owner_of(&index, associated)?;
-                    // Refused only if the pair was invalidated meanwhile: then both are.
-                    call(&runtime, customer, Command::ApproveAssociated { id: associated, now }).await?;
-                    Ok((id, Some(associated)))
-                }
-                other => unexpected(other),
-            }
+            let Some(associated) = ask(&runtime, owner, ApproveVoucher { id, now }).await? else {
+                return Ok((id, None));
+            };
+            let customer = owner_of(&index, associated)?;
+            // Refused only if the pair was invalidated meanwhile: then both are.
+            ask(&runtime, customer, ApproveAssociated { id: associated, now }).await?;
+            Ok((id, Some(associated)))
         })
         .await
     }
@@ -315,9 +294,8 @@ impl Engine {
     pub async fn withdraw_customer_voucher(&self, caller: Caller, id: VoucherId) -> EngineResult<()> {
         self.admit(caller, Action::WithdrawCustomerVoucher)?;
         let owner = self.voucher_owner(id)?;
-        let command = Command::WithdrawVoucher { caller, id, now: self.clock.now() };
-        self.call(owner, command).await.map_err(|error| hide_owner(error, Rejection::UnknownVoucher(id)))?;
-        Ok(())
+        let command = WithdrawVoucher { caller, id, now: self.clock.now() };
+        self.ask(owner, command).await.map_err(|error| hide_owner(error, Rejection::UnknownVoucher(id)))
     }
 
     /// InvalidatePartnerVoucher: by its partner or the operator, pending or approved; its
@@ -328,17 +306,14 @@ impl Engine {
         let runtime = self.runtime.clone();
         let index = self.vouchers.clone();
         run_to_end(async move {
-            let invalidated = call(&runtime, owner, Command::InvalidateVoucher { caller, id }).await;
-            match invalidated.map_err(|error| hide_owner(error, Rejection::UnknownVoucher(id)))? {
-                Reply::Invalidated(None) => Ok(()),
-                Reply::Invalidated(Some(associated)) => {
-                    if let Ok(customer) = owner_of(&index, associated) {
-                        call(&runtime, customer, Command::InvalidateAssociated { id: associated }).await?;
-                    }
-                    Ok(())
+            let invalidated = ask(&runtime, owner, InvalidateVoucher { caller, id }).await;
+            let associated = invalidated.map_err(|error| hide_owner(error, Rejection::UnknownVoucher(id)))?;
+            if let Some(associated) = associated {
+                if let Ok(customer) = owner_of(&index, associated) {
+                    ask(&runtime, customer, InvalidateAssociated { id: associated }).await?;
                 }
-                other => unexpected(other),
             }
+            Ok(())
         })
         .await
     }
@@ -352,7 +327,7 @@ impl Engine {
         enabled: bool,
     ) -> EngineResult<()> {
         self.admit(caller, Action::SetTrialVoucherPriority)?;
-        let partner = own_or_named(caller, partner, "the partner whose switch it sets")?;
+        let partner = access::own_or_named(caller, partner, "the partner whose switch it sets")?;
         let view = self.snapshot(partner).await?;
         let distributor = match view.role {
             Role::Distributor { .. } => true,
@@ -365,13 +340,12 @@ impl Engine {
         let switching = self.switching.clone().write_owned().await;
         run_to_end(async move {
             let _switching = switching;
-            call(&runtime, partner, Command::SetTrialFirst { enabled }).await?;
+            ask(&runtime, partner, SetTrialFirst { enabled }).await?;
             // The customers it is charged for keep a copy, so that a purchase needs no lookup:
             // a reseller's children, or the children of a distributor's second-level resellers.
-            let customers = customers_of(&runtime, partner, distributor).await?;
+            let customers = charged_customers(&runtime, partner, distributor).await?;
             for result in
-                join_all(customers.iter().map(|uin| call(&runtime, *uin, Command::SetTrialFirst { enabled })))
-                    .await
+                join_all(customers.iter().map(|uin| ask(&runtime, *uin, SetTrialFirst { enabled }))).await
             {
                 match result {
                     Ok(_) | Err(Error::Rejected(Rejection::UnknownUin(_))) => {}
@@ -387,12 +361,10 @@ impl Engine {
     pub async fn query_voucher_pool(&self, caller: Caller, partner: Uin) -> EngineResult<VoucherPoolView> {
         self.admit(caller, Action::QueryVoucherPool)?;
         let view = self.snapshot(partner).await?;
-        if !(caller == Caller::Operator || caller.is(partner)) {
-            return Err(not_authorized(caller, partner));
-        }
         if view.kind() == AccountKind::Customer {
             return Err(wrong_kind(partner, KindRequired::Partner));
         }
+        access::itself(caller, partner)?;
         let pool = self.details_with(partner, false, UsageOf::None).await?.voucher_pool;
         Ok(VoucherPoolView { partner: view, pool })
     }
@@ -405,7 +377,7 @@ impl Engine {
             if view.kind() != AccountKind::Customer {
                 return Err(wrong_kind(customer, KindRequired::Customer));
             }
-            self.authorize_partner_of(caller, &view).await?;
+            its_partners(caller, &view)?;
             return Ok(vec![customer]);
         }
         let Caller::Uin(partner) = caller else {
@@ -415,21 +387,7 @@ impl Engine {
             ));
         };
         let distributor = self.snapshot(partner).await?.kind() == AccountKind::Distributor;
-        customers_of(&self.runtime, partner, distributor).await
-    }
-
-    /// The customer's parent, the distributor of its second-level reseller, or the operator.
-    async fn authorize_partner_of(&self, caller: Caller, customer: &AccountView) -> EngineResult<()> {
-        let Caller::Uin(uin) = caller else { return Ok(()) };
-        if customer.parent() == Some(uin) {
-            return Ok(());
-        }
-        if let Role::Customer { charged, parent, .. } = customer.role {
-            if charged == uin && parent != uin {
-                return Ok(());
-            }
-        }
-        Err(not_authorized(caller, customer.uin))
+        charged_customers(&self.runtime, partner, distributor).await
     }
 
     /// DescribeCustomerVoucherList: the customer vouchers of a partner's customers.
@@ -514,11 +472,9 @@ impl Engine {
             return Err(wrong_kind(customer, KindRequired::Customer));
         }
         if action == Action::DescribeCustomerOwnVoucherUsageDetails {
-            if !(caller == Caller::Operator || caller.is(customer)) {
-                return Err(not_authorized(caller, customer));
-            }
+            access::itself(caller, customer)?;
         } else {
-            self.authorize_partner_of(caller, &view).await?;
+            its_partners(caller, &view)?;
         }
         let details = self.details_with(customer, true, UsageOf::One(id)).await?;
         let Some(voucher) = details.vouchers.into_iter().find(|voucher| voucher.id == id) else {
@@ -601,168 +557,34 @@ impl Engine {
             if view.kind() != AccountKind::Customer {
                 return Err(wrong_kind(view.uin, KindRequired::Customer));
             }
-            self.authorize_partner_of(caller, &view).await?;
+            its_partners(caller, &view)?;
         }
-        Ok(())
-    }
-
-    // ----- frozen credit -----
-
-    /// ActivatePostpaid: freezes `amount x coefficient` (the configured default coefficient
-    /// when none is given) of the customer's available credit for `resource`, rounded up to
-    /// 8 decimals; answers what was frozen.
-    pub async fn activate_postpaid(
-        &self,
-        caller: Caller,
-        resource: &str,
-        customer: Uin,
-        amount: Money,
-        coefficient: Option<Decimal>,
-    ) -> EngineResult<Money> {
-        self.admit(caller, Action::ActivatePostpaid)?;
-        check_resource_id(resource)?;
-        require_positive(amount)?;
-        let coefficient = coefficient.unwrap_or(self.config.freezing_coefficient_default);
-        check_coefficient(coefficient)?;
-        let frozen = amount.as_decimal() * coefficient;
-        let frozen = Money::from_decimal(
-            frozen.round_dp_with_strategy(8, rust_decimal::RoundingStrategy::AwayFromZero),
-        )
-        .map_err(|error| invalid("Amount", error.to_string()))?;
-        // Authorized and a customer before the id is claimed, so that nobody else learns
-        // which ids are active or holds one up.
-        let view = self.snapshot(customer).await?;
-        let Role::Customer { parent, .. } = view.role else {
-            return Err(wrong_kind(customer, KindRequired::Customer));
-        };
-        if !(caller == Caller::Operator || caller.is(customer) || caller.is(parent)) {
-            return Err(not_authorized(caller, customer));
-        }
-        let resource: Box<str> = resource.into();
-        match self.resources.entry(resource.clone()) {
-            dashmap::Entry::Occupied(_) => return Err(Rejection::ResourceTaken(resource.into()).into()),
-            dashmap::Entry::Vacant(entry) => {
-                entry.insert(customer);
-            }
-        }
-        let runtime = self.runtime.clone();
-        let resources = self.resources.clone();
-        run_to_end(async move {
-            let command = Command::Freeze { caller, resource: resource.clone(), amount: frozen };
-            if let Err(error) = call(&runtime, customer, command).await {
-                resources.remove(&resource);
-                return Err(error);
-            }
-            Ok(frozen)
-        })
-        .await
-    }
-
-    /// TerminatePostpaid: releases what the resource froze; answers the customer's available
-    /// credit after.
-    pub async fn terminate_postpaid(&self, caller: Caller, resource: &str) -> EngineResult<(Uin, Money)> {
-        self.admit(caller, Action::TerminatePostpaid)?;
-        check_resource_id(resource)?;
-        let Some(customer) = self.resources.get(resource).map(|customer| *customer) else {
-            return Err(Rejection::UnknownResource(resource.into()).into());
-        };
-        let runtime = self.runtime.clone();
-        let resources = self.resources.clone();
-        let resource: Box<str> = resource.into();
-        run_to_end(async move {
-            let reply = call(&runtime, customer, Command::Unfreeze { caller, resource: resource.clone() })
-                .await
-                .map_err(|error| hide_owner(error, Rejection::UnknownResource(resource.to_string())))?;
-            resources.remove_if(&resource, |_, owner| *owner == customer);
-            match reply {
-                Reply::Available(available) => Ok((customer, available)),
-                other => unexpected(other),
-            }
-        })
-        .await
-    }
-
-    // ----- bills -----
-
-    /// When the bill of `month` becomes final (see [`bill`]).
-    pub fn bill_final_from(&self, month: Month) -> Timestamp {
-        bill::final_from(month, self.config.reservation_timeout_ms_max)
-    }
-
-    /// ConfirmBill: the customer's partner (or the operator) confirms its bill of `month`;
-    /// what it was charged in that month returns to its available credit. Answers the credit
-    /// returned.
-    pub async fn confirm_bill(&self, caller: Caller, customer: Uin, month: Month) -> EngineResult<Money> {
-        self.admit(caller, Action::ConfirmBill)?;
-        let view = self.snapshot(customer).await?;
-        if view.kind() != AccountKind::Customer {
-            return Err(wrong_kind(customer, KindRequired::Customer));
-        }
-        self.confirm(caller, customer, month).await
-    }
-
-    /// SettlePartnerBill (operator): the same for what a distributor or reseller was charged.
-    pub async fn settle_partner_bill(
-        &self,
-        caller: Caller,
-        partner: Uin,
-        month: Month,
-    ) -> EngineResult<Money> {
-        self.admit(caller, Action::SettlePartnerBill)?;
-        require_operator(caller, "settle a partner's bill")?;
-        let view = self.snapshot(partner).await?;
-        if !matches!(view.role, Role::Distributor { .. } | Role::Reseller { .. }) {
-            return Err(wrong_kind(partner, KindRequired::ChargeablePartner));
-        }
-        self.confirm(caller, partner, month).await
-    }
-
-    async fn confirm(&self, caller: Caller, uin: Uin, month: Month) -> EngineResult<Money> {
-        let command = Command::ConfirmBill {
-            caller,
-            month,
-            now: self.clock.now(),
-            final_from: self.bill_final_from(month),
-        };
-        match self.call(uin, command).await? {
-            Reply::Amount(returned) => Ok(returned),
-            other => unexpected(other),
-        }
-    }
-
-    // ----- warnings -----
-
-    /// SetCreditWarning: the customer's partner sets its threshold for the customer (events
-    /// to the partner), or the customer its own (events to itself); `None` removes it.
-    pub async fn set_credit_warning(
-        &self,
-        caller: Caller,
-        customer: Uin,
-        threshold: Option<Threshold>,
-    ) -> EngineResult<()> {
-        self.admit(caller, Action::SetCreditWarning)?;
-        self.call(customer, Command::SetWarningThreshold { caller, threshold }).await?;
         Ok(())
     }
 }
 
-/// The customers a partner is charged for or has: a distributor's through its second-level
-/// resellers, anyone else's directly.
-async fn customers_of(runtime: &Runtime, partner: Uin, distributor: bool) -> EngineResult<Vec<Uin>> {
-    let direct = children(runtime, partner).await?;
+/// The customers a partner is charged for: a distributor's through its second-level
+/// resellers, anyone else's directly (as the children they list).
+async fn charged_customers(runtime: &Runtime, partner: Uin, distributor: bool) -> EngineResult<Vec<Uin>> {
+    let direct = ask(runtime, partner, Children).await?;
     if !distributor {
         return Ok(direct);
     }
     let mut customers = Vec::new();
     for sub_agent in direct {
-        customers.extend(children(runtime, sub_agent).await?);
+        customers.extend(ask(runtime, sub_agent, Children).await?);
     }
     Ok(customers)
 }
 
+/// A customer's partners: its parent, the partner its purchases charge, or the operator.
+fn its_partners(caller: Caller, view: &AccountView) -> Result<(), Rejection> {
+    access::permit(caller, view.uin, [view.parent(), view.role.charged()])
+}
+
 /// A caller who may not act on a voucher or a resource named only by its id is told it does
 /// not exist: ids are global and sequential, and the refusal would name their owner.
-fn hide_owner(error: Error, unknown: Rejection) -> Error {
+pub(super) fn hide_owner(error: Error, unknown: Rejection) -> Error {
     match error {
         Error::Rejected(Rejection::NotAuthorized { .. }) => unknown.into(),
         other => other,
@@ -776,28 +598,6 @@ fn issued(voucher: &Voucher) -> bool {
     voucher.approved || !matches!(voucher.kind, VoucherKind::CustomerTrial { .. })
 }
 
-fn check_resource_id(resource: &str) -> Result<(), Error> {
-    let length = resource.chars().count();
-    if length == 0 || length > RESOURCE_ID_MAX || resource.chars().any(char::is_control) {
-        return Err(invalid(
-            "ResourceId",
-            format!("must be 1 to {RESOURCE_ID_MAX} characters without control characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// A freezing coefficient is from 0 to 1, with at most 8 decimals.
-pub fn check_coefficient(coefficient: Decimal) -> Result<(), Error> {
-    if coefficient.is_sign_negative() && !coefficient.is_zero() || coefficient > Decimal::ONE {
-        return Err(invalid("FreezingCoefficient", format!("{coefficient} is outside 0 to 1")));
-    }
-    if coefficient.normalize().scale() > 8 {
-        return Err(invalid("FreezingCoefficient", format!("{coefficient} has more than 8 decimals")));
-    }
-    Ok(())
-}
-
 /// Indexes a new voucher under its owner and adds it to the owner's book; a refusal takes the
 /// index entry back. Indexed first, so that the voucher is findable as soon as it exists.
 async fn add_voucher(
@@ -807,7 +607,7 @@ async fn add_voucher(
 ) -> EngineResult<()> {
     let (id, owner) = (voucher.id, voucher.owner);
     index.insert(id, owner);
-    if let Err(error) = call(runtime, owner, Command::AddVoucher(Box::new(voucher))).await {
+    if let Err(error) = ask(runtime, owner, AddVoucher { voucher: Box::new(voucher) }).await {
         index.remove(&id);
         return Err(error);
     }
@@ -819,14 +619,6 @@ fn owner_of(index: &DashMap<VoucherId, Uin>, id: VoucherId) -> EngineResult<Uin>
     index.get(&id).map(|owner| *owner).ok_or_else(|| Rejection::UnknownVoucher(id).into())
 }
 
-/// The partner an own action of a partner is about: the caller itself, or the `PartnerUin`
-/// the operator names (`what` says which partner, for the error when it names none).
-fn own_or_named(caller: Caller, named: Option<Uin>, what: &str) -> EngineResult<Uin> {
-    match (caller, named) {
-        (Caller::Operator, Some(partner)) => Ok(partner),
-        (Caller::Operator, None) => Err(invalid("PartnerUin", format!("the operator names {what}"))),
-        (Caller::Uin(own), None) => Ok(own),
-        (Caller::Uin(own), Some(partner)) if own == partner => Ok(partner),
-        (Caller::Uin(_), Some(partner)) => Err(not_authorized(caller, partner)),
-    }
+fn wrong_kind(uin: Uin, required: KindRequired) -> Error {
+    Rejection::WrongKind { uin, required }.into()
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::domain::{Account, CustomerCredit, PartnerCredit, Role};
+use crate::domain::{Caller, Rejection};
 
 const R: Uin = Uin(3);
 const C: Uin = Uin(10);
@@ -145,7 +146,11 @@ fn refusals_are_recorded_and_release_the_customer() {
     let mut w = world(limits());
     assert_eq!(name(w.purchase("big", 51)), "InsufficientCustomerCredit");
     // The partner refuses after the customer reserved: the customer's hold is undone.
-    w.accounts.get_mut(&R).unwrap().handle(Command::HoldEscrow { amount: Money::from_units(95) }).unwrap();
+    w.accounts
+        .get_mut(&R)
+        .unwrap()
+        .handle(crate::domain::account::HoldEscrow { credit: Money::from_units(95) })
+        .unwrap();
     assert_eq!(name(w.purchase("p2", 10)), "InsufficientPartnerCredit");
     assert_eq!(w.books(), units((0, 0, 0, 95)));
     assert_eq!(name(w.purchase("p2", 10)), "InsufficientPartnerCredit", "a repeat returns the refusal");
