@@ -2,6 +2,37 @@
 //!
 //! Invariant: nothing here knows about actors, runtimes, HTTP or JSON; time is passed in.
 
+/// Declares an enum whose variants are named in the API exactly as in Rust, with `ALL` (every
+/// variant, in order), `name` and `from_name` (exact, case-sensitive, as the API is).
+macro_rules! named {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$variant_meta:meta])* $variant:ident,)+ }) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: [$name; [$(stringify!($variant)),+].len()] = [$($name::$variant),+];
+
+            /// The API name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => stringify!($variant),)+
+                }
+            }
+
+            /// The variant with this API name, exactly.
+            pub fn from_name(name: &str) -> Option<$name> {
+                match name {
+                    $(stringify!($variant) => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 pub mod access;
 pub mod account;
 pub mod bill;

@@ -1,8 +1,32 @@
 //! The closed set of refusals: expected outcomes of valid requests, not failures.
 //!
-//! When several refusals apply to one request, the first one checked wins; the checks run
-//! in the order of the variants below (rate limit, existence, kind, authorization, input,
-//! state, then amounts). Each variant names the condition, not the operation.
+//! When several refusals apply to one request, the first one checked wins. The checks run in
+//! the order of the variants below, in these groups:
+//! 1. the caller's quota for the action (`RateLimited`);
+//! 2. what the request alone decides, before any state is read: operator-only actions,
+//!    parameters, amounts and sizes (`OperatorOnly`, `InvalidParameter`, `InvalidAmount`,
+//!    `BatchTooLarge`);
+//! 3. the existence of what the request names (`UinTaken` for a UIN to create, checked
+//!    before its parent; `UnknownUin`, `UnknownPurchase`, `UnknownVoucher`,
+//!    `UnknownResource`);
+//! 4. the kind of the accounts it names (`WrongKind`);
+//! 5. whether the caller may act on them (`NotAuthorized`);
+//! 6. their state (`ResourceTaken` to `Suspended`);
+//! 7. amounts against credit (`InsufficientCustomerCredit` to `InsufficientVoucherQuota`).
+//!
+//! Two deliberate exceptions:
+//! - The purchase protocol authorizes first: its coordinator refuses a caller that is
+//!   neither the operator nor the customer a purchase names, then decides what the purchase
+//!   id's record says (`PurchaseIdConflict` to `TooManyOpenReservations`), all before any
+//!   account is read, so that a refused request can neither claim nor probe a purchase id.
+//!   Only then do the accounts decide (existence, kind, suspension, the customer's credit,
+//!   then the partner's).
+//! - A caller that may not act on a voucher or a postpaid resource it names only by its id
+//!   is told it does not exist (`UnknownVoucher`, `UnknownResource`): ids are global and
+//!   sequential, and `NotAuthorized` would confirm them.
+//!
+//! `tests/precedence.rs` pins the order with one row per pair of conditions that can both
+//! hold. Each variant names the condition, not the operation.
 //!
 //! Invariant: a refused operation changes nothing.
 
@@ -46,6 +70,21 @@ pub enum Rejection {
     /// The caller used up its quota for this action; retry later.
     #[error("rate limit exceeded: {action} admits {per_second} requests per second per caller")]
     RateLimited { action: Action, per_second: u32 },
+    /// An action only the platform operator may take (set-up, credit lines, imports).
+    #[error("only the operator may {0}")]
+    OperatorOnly(&'static str),
+    /// A parameter outside its documented bounds (page size, list length, timeout, ...).
+    #[error("invalid {parameter}: {reason}")]
+    InvalidParameter { parameter: &'static str, reason: String },
+    /// An amount that is zero, negative or otherwise invalid where a positive one is needed.
+    #[error("invalid amount {0}: {1}")]
+    InvalidAmount(Money, &'static str),
+    /// A batch with more requests than the engine takes at once.
+    #[error("a batch holds at most {limit} purchases, got {len}")]
+    BatchTooLarge { len: usize, limit: usize },
+    /// Creating an account whose UIN is taken.
+    #[error("UIN {0} already exists")]
+    UinTaken(Uin),
     /// No account has this UIN.
     #[error("UIN {0} does not exist")]
     UnknownUin(Uin),
@@ -61,28 +100,13 @@ pub enum Rejection {
     /// The account is of another kind than the operation needs.
     #[error("UIN {uin} is not {required}")]
     WrongKind { uin: Uin, required: KindRequired },
-    /// Creating an account whose UIN is taken.
-    #[error("UIN {0} already exists")]
-    UinTaken(Uin),
-    /// Activating a postpaid resource whose id is already active.
-    #[error("postpaid resource '{0}' is already active")]
-    ResourceTaken(String),
     /// The caller may not act on this account: a partner acts only on its own customers and
     /// second-level resellers, a customer only on itself.
     #[error("caller {caller} may not act on UIN {target}")]
     NotAuthorized { caller: String, target: Uin },
-    /// An action only the platform operator may take (set-up, credit lines, imports).
-    #[error("only the operator may {0}")]
-    OperatorOnly(&'static str),
-    /// An amount that is zero, negative or otherwise invalid where a positive one is needed.
-    #[error("invalid amount {0}: {1}")]
-    InvalidAmount(Money, &'static str),
-    /// A parameter outside its documented bounds (page size, list length, timeout, ...).
-    #[error("invalid {parameter}: {reason}")]
-    InvalidParameter { parameter: &'static str, reason: String },
-    /// A batch with more requests than the engine takes at once.
-    #[error("a batch holds at most {limit} purchases, got {len}")]
-    BatchTooLarge { len: usize, limit: usize },
+    /// Activating a postpaid resource whose id is already active.
+    #[error("postpaid resource '{0}' is already active")]
+    ResourceTaken(String),
     /// The same purchase id was used before with other content.
     #[error("purchase {0} was already used with other content")]
     PurchaseIdConflict(PurchaseId),
@@ -147,18 +171,18 @@ impl Rejection {
     /// The names of every variant, in precedence order; tests check that each has a case.
     pub const NAMES: [&'static str; 32] = [
         "RateLimited",
+        "OperatorOnly",
+        "InvalidParameter",
+        "InvalidAmount",
+        "BatchTooLarge",
+        "UinTaken",
         "UnknownUin",
         "UnknownPurchase",
         "UnknownVoucher",
         "UnknownResource",
         "WrongKind",
-        "UinTaken",
-        "ResourceTaken",
         "NotAuthorized",
-        "OperatorOnly",
-        "InvalidAmount",
-        "InvalidParameter",
-        "BatchTooLarge",
+        "ResourceTaken",
         "PurchaseIdConflict",
         "PurchaseInProgress",
         "AlreadyCommitted",
