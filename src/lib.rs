@@ -4,11 +4,15 @@
 //! is owned by one actor. A purchase reserves on the customer and on the partner charged for
 //! it, then commits both or releases both.
 //!
-//! The components, from the inside out:
-//! - [`domain`]: pure rules (money, ids, accounts and their commands, rejections);
+//! The components, from the inside out (docs/ARCHITECTURE.md has the code map):
+//! - [`domain`]: pure rules: money and ids, who may act on what (`access`), the refusals in
+//!   precedence order (`rejection`), accounts and their commands by concept (`account/`),
+//!   vouchers, bills, warnings and quotas;
 //! - [`coordinator`]: the purchase ledger and the two-phase saga, as state machines;
-//! - [`runtime`]: how actors map to threads (`actix`: one actix actor per UIN);
-//! - [`engine`]: the async API that everything else calls; [`limits`]: its rate limits;
+//! - [`runtime`]: how actors map to threads (`sharded`: one thread per core, the default;
+//!   `actix`: one actix actor per UIN, the reference);
+//! - [`engine`]: the async API that everything else calls, one file per concept;
+//!   [`limits`]: its rate limits;
 //! - [`events`]: the in-process event bus the engine publishes credit warnings on;
 //! - [`api`]: the HTTP API server (feature `http`, on by default);
 //! - [`world`]: hierarchies to import, from a file or generated; [`audit`]: the books' check;
