@@ -21,9 +21,7 @@ use serde::Serialize;
 
 use crate::coordinator::PurchaseRequest;
 use crate::domain::voucher::{PaymentMode, ProductScope, Scope};
-use crate::domain::{
-    Action, Caller, CustomerCredit, Money, PartnerCredit, PurchaseId, Quota, QuotaTable, Uin,
-};
+use crate::domain::{Action, Caller, Money, PurchaseId, Quota, QuotaTable, Uin};
 use crate::engine::{Engine, EngineConfig, NewCustomerVoucher};
 use crate::runtime::RuntimeKind;
 use crate::world::{World, WorldSpec};
@@ -263,8 +261,29 @@ struct Measured {
     ratio_to_no_quota: Option<f64>,
 }
 
+/// A credit in the limit row: `rust_decimal`, as a program written without the engine's
+/// fixed-point money would keep it, so that the row stays the baseline it has always been
+/// (a customer's available credit also subtracts its frozen credit, a partner's does not).
+#[derive(Clone, Copy, Default)]
+struct LimitCredit {
+    total: rust_decimal::Decimal,
+    used: rust_decimal::Decimal,
+    reserved: rust_decimal::Decimal,
+    frozen: Option<rust_decimal::Decimal>,
+}
+
+impl LimitCredit {
+    fn available(&self) -> rust_decimal::Decimal {
+        match self.frozen {
+            Some(frozen) => self.total - self.used - self.reserved - frozen,
+            None => self.total - self.used - self.reserved,
+        }
+    }
+}
+
 /// One thread, plain vectors, the two-phase check inline.
 fn limit(world: &World, duration: Duration) -> Measured {
+    use rust_decimal::Decimal;
     let resident_before = resident_bytes();
     let partner_index: std::collections::HashMap<u64, usize> = world
         .distributors
@@ -273,32 +292,36 @@ fn limit(world: &World, duration: Duration) -> Measured {
         .enumerate()
         .map(|(index, partner)| (partner.uin, index))
         .collect();
-    let mut partners: Vec<PartnerCredit> = world
+    // Every value at scale 8, as the engine's money used to be, so additions take
+    // `rust_decimal`'s equal-scale path.
+    let fixed = |mut value: Decimal| {
+        value.rescale(8);
+        value
+    };
+    let mut partners: Vec<LimitCredit> = world
         .distributors
         .iter()
         .chain(&world.resellers)
-        .map(|partner| PartnerCredit {
-            total: Money::from_decimal(partner.credit).expect("valid"),
-            ..Default::default()
-        })
+        .map(|partner| LimitCredit { total: fixed(partner.credit), ..LimitCredit::default() })
         .collect();
     let sub_agent_distributor: std::collections::HashMap<u64, u64> =
         world.second_level_resellers.iter().map(|sub_agent| (sub_agent.uin, sub_agent.distributor)).collect();
-    let mut customers: Vec<(CustomerCredit, usize)> = world
+    let mut customers: Vec<(LimitCredit, usize)> = world
         .customers
         .iter()
         .map(|customer| {
             let charged = sub_agent_distributor.get(&customer.parent).copied().unwrap_or(customer.parent);
-            let credit = CustomerCredit {
-                total: Money::from_decimal(customer.credit).expect("valid"),
-                ..Default::default()
+            let credit = LimitCredit {
+                total: fixed(customer.credit),
+                frozen: Some(fixed(Decimal::ZERO)),
+                ..LimitCredit::default()
             };
             (credit, partner_index[&charged])
         })
         .collect();
     let bytes_per_uin =
         resident_bytes().saturating_sub(resident_before) as f64 / (customers.len() + partners.len()) as f64;
-    let amount = Money::from_units(1);
+    let amount = fixed(Decimal::ONE);
     let mut rng = SmallRng::seed_from_u64(1);
     let cpu_before = cpu_time();
     let started = Instant::now();
@@ -331,9 +354,9 @@ fn limit(world: &World, duration: Duration) -> Measured {
     }
     let elapsed = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_before);
-    let customer_used: Money = customers.iter().map(|(credit, _)| credit.used).sum();
-    let partner_used: Money = partners.iter().map(|credit| credit.used).sum();
-    let expected = Money::from_decimal(rust_decimal::Decimal::from(committed)).expect("in range");
+    let customer_used: Decimal = customers.iter().map(|(credit, _)| credit.used).sum();
+    let partner_used: Decimal = partners.iter().map(|credit| credit.used).sum();
+    let expected = Decimal::from(committed);
     Measured {
         purchases,
         elapsed,

@@ -1,14 +1,18 @@
 //! Exact decimal money.
 //!
-//! Every amount inside the engine is a [`Money`]: a `rust_decimal::Decimal` with at most
-//! [`Money::SCALE_MAX`] decimal places and an absolute value of at most [`Money::ABS_MAX`].
-//! Floating point never touches money here; the API layer parses JSON numbers from their
-//! text, not through `f64`.
+//! Every amount inside the engine is a [`Money`]: an exact decimal with at most
+//! [`Money::SCALE_MAX`] decimal places and an absolute value of at most [`Money::ABS_MAX`],
+//! stored as a whole number of 10^-8 units in an `i128` (fixed point). Additions,
+//! subtractions and comparisons are then single integer instructions: `rust_decimal` costs
+//! about seven times as much on the purchase path (docs/performance.md). Texts and
+//! `Decimal`s are converted at the edges ([`Money::parse`], [`Money::from_decimal`],
+//! [`Money::as_decimal`], `Display`); multiplications (freezing coefficients, warning
+//! percentages) go through `Decimal`. Floating point never touches money here; the API layer
+//! parses JSON numbers from their text, not through `f64`.
 //!
 //! Invariant: a `Money` built by [`Money::parse`] or [`Money::from_decimal`] has at most 8
-//! significant decimal places and |value| <= `ABS_MAX`, and is stored at scale exactly 8;
-//! sums of such values cannot overflow `Decimal` for any number of accounts the engine can
-//! hold.
+//! decimal places (it is a whole number of units) and |value| <= `ABS_MAX`; an `i128` holds
+//! sums of 10^17 such values, far more than the engine can hold.
 
 use std::fmt;
 use std::iter::Sum;
@@ -17,9 +21,12 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-/// An exact amount of money in the platform currency (USD).
+/// An exact amount of money in the platform currency (USD): a whole number of 10^-8 units.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Money(Decimal);
+pub struct Money(i128);
+
+/// Units of 10^-8 in one whole unit of money.
+const UNITS_PER_WHOLE: i128 = 100_000_000;
 
 /// Why a text or decimal is not a valid amount of money.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,9 +43,10 @@ impl Money {
     /// The most decimal places an amount may carry (the upstream bills use 8).
     pub const SCALE_MAX: u32 = 8;
     /// The largest absolute amount of one operation: one trillion. It keeps every sum the
-    /// engine forms far below `Decimal`'s limit of about 7.9e28.
+    /// engine forms far below the limits of `i128` and of `Decimal` (about 7.9e28), to which
+    /// amounts convert at the edges.
     pub const ABS_MAX: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
-    pub const ZERO: Money = Money(Decimal::from_parts(0, 0, 0, false, 8));
+    pub const ZERO: Money = Money(0);
 
     /// Parses a decimal text such as `"12.50"`, `"-3"` or `"1e2"` is refused (no exponents).
     pub fn parse(text: &str) -> Result<Money, MoneyError> {
@@ -79,49 +87,47 @@ impl Money {
         if normalized.abs() > Self::ABS_MAX {
             return Err(MoneyError::OutOfRange(value.to_string()));
         }
-        Ok(Money::at_fixed_scale(normalized))
+        let mut fixed = normalized;
+        fixed.rescale(Self::SCALE_MAX);
+        Ok(Money(fixed.mantissa()))
     }
 
     /// Whole units, for generated worlds and tests.
     pub fn from_units(units: i64) -> Money {
-        Money::at_fixed_scale(Decimal::from(units))
+        Money(i128::from(units) * UNITS_PER_WHOLE)
     }
 
     /// Hundredths (cents), for generated worlds and tests.
     pub fn from_cents(cents: i64) -> Money {
-        Money::at_fixed_scale(Decimal::new(cents, 2))
+        Money(i128::from(cents) * (UNITS_PER_WHOLE / 100))
     }
 
-    /// Every `Money` carries exactly `SCALE_MAX` decimal places: additions and subtractions of
-    /// equal scales take `rust_decimal`'s fast path, and the scale never changes. Equality,
-    /// ordering and hashing of `Decimal` do not depend on the scale; display normalizes.
-    fn at_fixed_scale(mut value: Decimal) -> Money {
-        value.rescale(Self::SCALE_MAX);
-        Money(value)
-    }
-
+    /// The amount as a `Decimal` at scale 8 (its `Display` and equality ignore the scale).
     pub fn as_decimal(self) -> Decimal {
+        Decimal::from_i128_with_scale(self.0, Self::SCALE_MAX)
+    }
+
+    /// The amount in units of 10^-8: the fixed-point value itself.
+    pub fn units(self) -> i128 {
         self.0
     }
 
     pub fn is_zero(self) -> bool {
-        self.0.is_zero()
+        self.0 == 0
     }
 
     pub fn is_positive(self) -> bool {
-        self.0.is_sign_positive() && !self.0.is_zero()
+        self.0 > 0
     }
 
     pub fn is_negative(self) -> bool {
-        self.0.is_sign_negative() && !self.0.is_zero()
+        self.0 < 0
     }
 
     /// One of `parts` equal shares, cut to 8 places towards zero (so that the shares never
     /// add up to more than the whole).
     pub fn share_of(self, parts: u32) -> Money {
-        let mut value = (self.0 / Decimal::from(parts.max(1))).trunc_with_scale(Self::SCALE_MAX);
-        value.rescale(Self::SCALE_MAX);
-        Money(value)
+        Money(self.0 / i128::from(parts.max(1)))
     }
 
     pub fn abs(self) -> Money {
@@ -131,19 +137,19 @@ impl Money {
     /// The value as `f64`, only for JSON output and reports, never for arithmetic.
     pub fn to_f64_lossy(self) -> f64 {
         use rust_decimal::prelude::ToPrimitive;
-        self.0.to_f64().unwrap_or(f64::NAN)
+        self.as_decimal().to_f64().unwrap_or(f64::NAN)
     }
 }
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.normalize(), f)
+        fmt::Display::fmt(&self.as_decimal().normalize(), f)
     }
 }
 
 impl fmt::Debug for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Money({})", self.0.normalize())
+        write!(f, "Money({self})")
     }
 }
 
@@ -252,6 +258,23 @@ mod tests {
             assert_eq!((money + Money::parse("0.00000001").unwrap()).as_decimal().scale(), 8);
         }
         assert_eq!(Money::parse("1.50").unwrap().to_string(), "1.5");
+    }
+
+    #[test]
+    fn fixed_point_round_trips_through_decimal_and_text() {
+        for text in ["0", "1", "-1", "0.00000001", "-0.00000001", "1000000000000", "-1000000000000", "123.45"]
+        {
+            let money = Money::parse(text).unwrap();
+            assert_eq!(Money::from_decimal(money.as_decimal()), Ok(money), "{text}");
+            assert_eq!(money.to_string().parse::<Money>(), Ok(money), "{text}");
+        }
+        assert_eq!(Money::parse("0.00000001").unwrap().units(), 1);
+        assert_eq!(Money::from_units(-2).units(), -200_000_000);
+        assert_eq!(Money::from_cents(150), Money::parse("1.5").unwrap());
+        assert!(Money::parse("-0.00000001").unwrap().is_negative());
+        assert!(!Money::ZERO.is_negative() && !Money::ZERO.is_positive() && Money::ZERO.is_zero());
+        assert!(Money::parse("0.00000002").unwrap() > Money::parse("0.00000001").unwrap());
+        assert_eq!(format!("{:?}", Money::from_cents(5)), "Money(0.05)");
     }
 
     #[test]
