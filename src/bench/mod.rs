@@ -6,7 +6,10 @@
 //! books: conservation must hold and the customers' used credit must equal what the row
 //! counted as committed. The first row is the machine's limit for this work: one thread, a
 //! plain vector of credit structs with `rust_decimal`, the two-phase check inline, no actors,
-//! no idempotency records.
+//! no idempotency records. The `dashmap` row is the peer an embedder would write instead of
+//! using the engine: a `DashMap<u64, Mutex<..>>` of the same credit structs, a thread per
+//! core, no idempotency records. The `single-task` row makes one purchase at a time from one
+//! task and reports its latency.
 //!
 //! Invariant: every loop is bounded by time; the world's credit is large enough that every
 //! purchase succeeds, so rows measure the same work.
@@ -56,6 +59,9 @@ impl Default for BenchOptions {
 pub enum Submission {
     Inline,
     Single,
+    /// One task, one purchase at a time: the latency an embedder calling
+    /// `engine.purchase(...).await` in a loop sees.
+    SingleTask,
     Batch(usize),
     /// `Ping` over HTTP: the server's cost with no engine call.
     HttpPing,
@@ -70,6 +76,7 @@ impl Submission {
         match self {
             Submission::Inline => "inline".into(),
             Submission::Single => "single".into(),
+            Submission::SingleTask => "single-task".into(),
             Submission::Batch(size) => format!("batch-{size}"),
             Submission::HttpPing => "http-ping".into(),
             Submission::HttpSingle => "http-single".into(),
@@ -90,6 +97,8 @@ pub struct Row {
     pub bytes_per_uin: f64,
     pub ratio_to_limit: f64,
     pub ratio_to_actix: f64,
+    /// Its purchases/s over the `dashmap uniform inline` row's (NaN before that row runs).
+    pub ratio_to_dashmap: f64,
     /// The quota row only: its purchases/s over the same purchases with no quota, the
     /// median of alternating rounds of the same run.
     pub ratio_to_no_quota: Option<f64>,
@@ -99,6 +108,10 @@ pub struct Row {
     /// The `vouchers` row only: its purchases/s over the same submission's row without
     /// vouchers (`sharded uniform batch-1024`).
     pub ratio_to_plain: Option<f64>,
+    /// The `single-task` row only: the median and 99th percentile of one purchase's
+    /// latency, in microseconds.
+    pub latency_us_p50: Option<f64>,
+    pub latency_us_p99: Option<f64>,
     /// Conservation held after the row and its committed purchases match the books.
     pub audit_ok: bool,
 }
@@ -109,7 +122,10 @@ pub struct Report {
 }
 
 struct Plan {
+    /// `None` for the rows without the engine: the limit, or with `dashmap`, the
+    /// `DashMap<u64, Mutex<..>>` design an embedder could write in an afternoon.
     runtime: Option<RuntimeKind>,
+    dashmap: bool,
     hot_partner: bool,
     submission: Submission,
     /// Purchases under a generous quota ([`GENEROUS_QUOTA`]), measured against the same
@@ -133,7 +149,11 @@ const QUOTA_ROUNDS: u32 = 10;
 
 impl Plan {
     fn runtime_name(&self) -> &'static str {
-        self.runtime.map_or("limit", RuntimeKind::name)
+        match (self.runtime, self.dashmap) {
+            (Some(kind), _) => kind.name(),
+            (None, true) => "dashmap",
+            (None, false) => "limit",
+        }
     }
 
     fn scenario(&self) -> &'static str {
@@ -155,6 +175,7 @@ impl Plan {
 fn plans() -> Vec<Plan> {
     let plan = |runtime, hot_partner, submission| Plan {
         runtime,
+        dashmap: false,
         hot_partner,
         submission,
         quota: false,
@@ -163,6 +184,8 @@ fn plans() -> Vec<Plan> {
     vec![
         plan(None, false, Submission::Inline),
         plan(Some(RuntimeKind::Actix), false, Submission::Single),
+        Plan { dashmap: true, ..plan(None, false, Submission::Inline) },
+        plan(Some(RuntimeKind::Sharded), false, Submission::SingleTask),
         plan(Some(RuntimeKind::Sharded), false, Submission::Single),
         plan(Some(RuntimeKind::Sharded), false, Submission::Batch(64)),
         plan(Some(RuntimeKind::Sharded), false, Submission::Batch(1024)),
@@ -185,6 +208,7 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
     let mut rows: Vec<Row> = Vec::new();
     for plan in plans() {
         let name = plan.name();
+        // The bases of the ratios always run.
         let is_base = matches!(plan.runtime, None | Some(RuntimeKind::Actix));
         if !is_base && options.only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
             continue;
@@ -198,6 +222,7 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
         };
         let world = World::generate(&spec);
         let measured = match plan.runtime {
+            None if plan.dashmap => dashmap_row(&world, duration),
             None => limit(&world, duration),
             Some(kind) => {
                 // The hot partner's credit is split into per-shard slices (escrow).
@@ -225,20 +250,27 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
             bytes_per_uin: measured.bytes_per_uin,
             ratio_to_limit: 0.0,
             ratio_to_actix: 0.0,
+            ratio_to_dashmap: f64::NAN,
             ratio_to_no_quota: measured.ratio_to_no_quota,
             ratio_to_empty_endpoint: None,
             ratio_to_plain: None,
+            latency_us_p50: measured.latency_us.map(|(p50, _)| p50),
+            latency_us_p99: measured.latency_us.map(|(_, p99)| p99),
             audit_ok: measured.audit_ok,
         };
         let base = |name: &str| rows.iter().find(|row| row.runtime == name).map(|row| row.purchases_per_sec);
         row.ratio_to_limit = base("limit").map_or(1.0, |limit| row.purchases_per_sec / limit);
         row.ratio_to_actix = base("actix").map_or(f64::NAN, |actix| row.purchases_per_sec / actix);
+        row.ratio_to_dashmap = base("dashmap").map_or(f64::NAN, |dashmap| row.purchases_per_sec / dashmap);
         if plan.submission == Submission::HttpSingle {
             let ping = rows.iter().find(|row| row.submission == "http-ping").map(|row| row.purchases_per_sec);
             row.ratio_to_empty_endpoint = ping.map(|ping| row.purchases_per_sec / ping);
         }
         if row.runtime == "actix" {
             row.ratio_to_actix = 1.0;
+        }
+        if row.runtime == "dashmap" {
+            row.ratio_to_dashmap = 1.0;
         }
         if plan.vouchers {
             let plain = format!("sharded uniform {}", plan.submission.name());
@@ -259,6 +291,8 @@ struct Measured {
     bytes_per_uin: f64,
     audit_ok: bool,
     ratio_to_no_quota: Option<f64>,
+    /// The median and 99th percentile of one purchase's latency (single-task rows).
+    latency_us: Option<(f64, f64)>,
 }
 
 /// A credit in the limit row: `rust_decimal`, as a program written without the engine's
@@ -364,6 +398,100 @@ fn limit(world: &World, duration: Duration) -> Measured {
         bytes_per_uin,
         audit_ok: customer_used == partner_used && customer_used == expected && committed == purchases,
         ratio_to_no_quota: None,
+        latency_us: None,
+    }
+}
+
+/// One `DashMap<u64, Mutex<..>>` of every account's `rust_decimal` credit, and a thread per
+/// core making purchases inline: lock the customer, then its charged partner, check and
+/// reserve both, commit both. No actors, no idempotency records: the design an embedder
+/// could write in an afternoon, and the peer the sharded runtime is measured against.
+fn dashmap_row(world: &World, duration: Duration) -> Measured {
+    use rust_decimal::Decimal;
+    type Account = parking_lot::Mutex<LimitCredit>;
+    let resident_before = resident_bytes();
+    let fixed = |mut value: Decimal| {
+        value.rescale(8);
+        value
+    };
+    let accounts: dashmap::DashMap<u64, Account> = dashmap::DashMap::new();
+    for partner in world.distributors.iter().chain(&world.resellers) {
+        let credit = LimitCredit { total: fixed(partner.credit), ..LimitCredit::default() };
+        accounts.insert(partner.uin, parking_lot::Mutex::new(credit));
+    }
+    let sub_agent_distributor: std::collections::HashMap<u64, u64> =
+        world.second_level_resellers.iter().map(|sub_agent| (sub_agent.uin, sub_agent.distributor)).collect();
+    let mut customers: Vec<(u64, u64)> = Vec::with_capacity(world.customers.len());
+    for customer in &world.customers {
+        let charged = sub_agent_distributor.get(&customer.parent).copied().unwrap_or(customer.parent);
+        let credit = LimitCredit {
+            total: fixed(customer.credit),
+            frozen: Some(fixed(Decimal::ZERO)),
+            ..LimitCredit::default()
+        };
+        accounts.insert(customer.uin, parking_lot::Mutex::new(credit));
+        customers.push((customer.uin, charged));
+    }
+    let bytes_per_uin = resident_bytes().saturating_sub(resident_before) as f64 / accounts.len() as f64;
+    let amount = fixed(Decimal::ONE);
+    let threads = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let (purchases, committed) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|thread| {
+                let (accounts, customers) = (&accounts, &customers);
+                scope.spawn(move || {
+                    let mut rng = SmallRng::seed_from_u64(thread as u64 + 1);
+                    let (mut purchases, mut committed) = (0u64, 0u64);
+                    while started.elapsed() < duration {
+                        for _ in 0..1024 {
+                            let (customer, partner) = customers[rng.gen_range(0..customers.len())];
+                            purchases += 1;
+                            let customer = accounts.get(&customer).expect("a customer of the world");
+                            let mut customer = customer.lock();
+                            if customer.available() < amount {
+                                continue;
+                            }
+                            let partner = accounts.get(&partner).expect("a partner of the world");
+                            let mut partner = partner.lock();
+                            if partner.available() < amount {
+                                continue;
+                            }
+                            customer.reserved += amount;
+                            partner.reserved += amount;
+                            customer.reserved -= amount;
+                            customer.used += amount;
+                            partner.reserved -= amount;
+                            partner.used += amount;
+                            committed += 1;
+                        }
+                    }
+                    (purchases, committed)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("a bench thread"))
+            .fold((0, 0), |sum, one| (sum.0 + one.0, sum.1 + one.1))
+    });
+    let elapsed = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    let used = |uin: &u64| accounts.get(uin).map_or(Decimal::ZERO, |account| account.lock().used);
+    let customer_used: Decimal = customers.iter().map(|(customer, _)| used(customer)).sum();
+    let partners: std::collections::BTreeSet<u64> = customers.iter().map(|(_, partner)| *partner).collect();
+    let partner_used: Decimal = partners.iter().map(used).sum();
+    Measured {
+        purchases,
+        elapsed,
+        cpu,
+        bytes_per_uin,
+        audit_ok: customer_used == partner_used
+            && customer_used == Decimal::from(committed)
+            && committed == purchases,
+        ratio_to_no_quota: None,
+        latency_us: None,
     }
 }
 
@@ -543,6 +671,7 @@ async fn drive(
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = match submission {
         Submission::Single => single_tasks,
+        Submission::SingleTask => 1,
         // Enough batches in flight to keep every shard busy.
         Submission::Batch(_) => 8,
         other => unreachable!("{other:?} rows are not driven in process"),
@@ -568,10 +697,10 @@ async fn drive(
 
 /// Starts the callers, lets them run for `duration`, stops them: answers how many
 /// purchases they made, the wall time and the process's CPU time.
-async fn timed(
+async fn timed<M: Into<Made>>(
     duration: Duration,
     stop: Arc<AtomicBool>,
-    spawn: impl FnOnce() -> Vec<tokio::task::JoinHandle<anyhow::Result<u64>>>,
+    spawn: impl FnOnce() -> Vec<tokio::task::JoinHandle<anyhow::Result<M>>>,
 ) -> anyhow::Result<Measured> {
     let cpu_before = cpu_time();
     let started = Instant::now();
@@ -579,12 +708,39 @@ async fn timed(
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
     let mut purchases = 0;
+    let mut latencies: Option<Latencies> = None;
     for handle in handles {
-        purchases += handle.await??;
+        let made: Made = handle.await??.into();
+        purchases += made.purchases;
+        match (&mut latencies, made.latencies) {
+            (Some(all), Some(one)) => all.add(&one)?,
+            (all @ None, one) => *all = one,
+            (Some(_), None) => {}
+        }
     }
     let elapsed = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_before);
-    Ok(Measured { purchases, elapsed, cpu, ..Measured::zero() })
+    let latency_us = latencies.map(|latencies| {
+        let us = |quantile| latencies.value_at_quantile(quantile) as f64 / 1000.0;
+        (us(0.5), us(0.99))
+    });
+    Ok(Measured { purchases, elapsed, cpu, latency_us, ..Measured::zero() })
+}
+
+/// Latencies of single purchases, in nanoseconds.
+type Latencies = hdrhistogram::Histogram<u64>;
+
+/// What one caller did: how many purchases it made and, for a single-task row, how long
+/// each took.
+struct Made {
+    purchases: u64,
+    latencies: Option<Latencies>,
+}
+
+impl From<u64> for Made {
+    fn from(purchases: u64) -> Made {
+        Made { purchases, latencies: None }
+    }
 }
 
 /// Checks the books after a row, and that they hold what the callers saw committed; then
@@ -607,6 +763,7 @@ impl Measured {
             bytes_per_uin: 0.0,
             audit_ok: true,
             ratio_to_no_quota: None,
+            latency_us: None,
         }
     }
 
@@ -635,9 +792,14 @@ struct Submitter {
 }
 
 impl Submitter {
-    /// Answers how many purchases it made.
-    async fn run(self) -> anyhow::Result<u64> {
+    /// Answers how many purchases it made (and, one at a time, how long each took).
+    async fn run(self) -> anyhow::Result<Made> {
         let Submitter { engine, customers, stop, committed, submission, id, product } = self;
+        let mut latencies = match submission {
+            // From 1 ns to 60 s, three significant digits.
+            Submission::SingleTask => Some(Latencies::new_with_bounds(1, 60_000_000_000, 3)?),
+            _ => None,
+        };
         let mut rng = SmallRng::seed_from_u64(id + 1);
         let amount = Money::from_units(1);
         let mut sequence = 0u64;
@@ -650,10 +812,15 @@ impl Submitter {
         let mut made = 0u64;
         while !stop.load(Ordering::Relaxed) {
             match submission {
-                Submission::Single => {
+                Submission::Single | Submission::SingleTask => {
                     let request = next(&mut rng);
                     made += 1;
-                    if engine.purchase(Caller::Operator, request).await.is_ok() {
+                    let started = Instant::now();
+                    let answer = engine.purchase(Caller::Operator, request).await;
+                    if let Some(latencies) = &mut latencies {
+                        latencies.saturating_record(started.elapsed().as_nanos() as u64);
+                    }
+                    if answer.is_ok() {
                         committed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -667,7 +834,7 @@ impl Submitter {
                 other => unreachable!("{other:?} rows are not driven in process"),
             }
         }
-        Ok(made)
+        Ok(Made { purchases: made, latencies })
     }
 }
 
@@ -716,19 +883,32 @@ impl std::fmt::Display for Report {
 /// without vouchers.
 pub fn header() -> String {
     format!(
-        "{:<42} {:>14} {:>12} {:>9} {:>9} {:>10} {:>6} {:>10}",
-        "row", "purchases/s", "CPU ns/purch", "x limit", "x actix", "bytes/UIN", "audit", "x base"
+        "{:<42} {:>14} {:>12} {:>9} {:>9} {:>9} {:>10} {:>6} {:>10}",
+        "row",
+        "purchases/s",
+        "CPU ns/purch",
+        "x limit",
+        "x actix",
+        "x dashmap",
+        "bytes/UIN",
+        "audit",
+        "x base"
     )
 }
 
 pub fn format_row(row: &Row) -> String {
+    let latency = match (row.latency_us_p50, row.latency_us_p99) {
+        (Some(p50), Some(p99)) => format!("  latency p50 {p50:.1} us, p99 {p99:.1} us"),
+        _ => String::new(),
+    };
     format!(
-        "{:<42} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>10.0} {:>6} {:>10}",
+        "{:<42} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>9.3} {:>10.0} {:>6} {:>10}{latency}",
         row.name,
         row.purchases_per_sec,
         row.cpu_ns_per_purchase,
         row.ratio_to_limit,
         row.ratio_to_actix,
+        row.ratio_to_dashmap,
         row.bytes_per_uin,
         if row.audit_ok { "ok" } else { "FAILED" },
         row.ratio_to_no_quota
