@@ -1,106 +1,35 @@
 //! The ledger of one partition: the record of every purchase id it remembers, and what a
-//! request means for it (new, a repeat, a conflict, too late).
+//! request means for it (new, a repeat, a conflict, too late, or another shard's).
+//!
+//! Ids are claimed in the runtime's [`IdIndex`], which the partitions of a runtime may share:
+//! a new purchase claims its id across every partition at once, and a request for an id
+//! whose entry is another partition's is answered [`Next::Elsewhere`], for the runtime to
+//! take there. Each method takes the index's [`IndexRead`], held by the runtime for its round.
 //!
 //! Invariants:
 //! - a request is authorized (the operator or the purchase's customer) before anything is
 //!   recorded, so a refused request cannot claim a purchase id;
-//! - a record's state changes only here, under the partition's actor.
+//! - a record's state changes only here, under the partition's actor;
+//! - the partition's window is published in the index before the method that changed it
+//!   returns, while the caller still holds its read: a rebuild never sees a claimed entry
+//!   outside its window.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use compact_str::CompactString;
+use rustc_hash::FxHashMap;
 
-use super::records::Records;
+use super::index::{Claim, IdIndex, IndexRead, Place};
+use super::records::{Answer, Key, Keys, Open, Records, RefusalOf, State};
 use super::saga::{Saga, SagaEnd, SagaKind, Stamp};
 use super::{
-    Deducted, Holds, LedgerLimits, Mode, Outcome, PurchaseReceipt, PurchaseRequest, ReservationReceipt, Spent,
+    Holds, LedgerLimits, Mode, Outcome, PurchaseReceipt, PurchaseRequest, ReservationReceipt, Spent,
 };
 use crate::domain::access;
 use crate::domain::account::Goods;
 use crate::domain::voucher::PayMode;
-use crate::domain::{Caller, Money, Month, PurchaseId, Rejection, Timestamp, Uin};
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Content {
-    customer: Uin,
-    amount: Money,
-    /// What vouchers need to know of the purchase, built once and shared with its sagas:
-    /// nothing (no allocation) for the plain one. Compared by value for repeats.
-    goods: Option<Arc<Goods>>,
-    mode: Mode,
-}
-
-impl Content {
-    fn goods(product_code: Option<CompactString>, pay: PayMode) -> Option<Arc<Goods>> {
-        if product_code.is_none() && pay == PayMode::Prepaid {
-            return None;
-        }
-        Some(Arc::new(Goods { product: product_code, pay }))
-    }
-}
-
-#[derive(Clone, Debug)]
-pub(super) enum State {
-    InFlight,
-    Reserved {
-        charged: Uin,
-        deadline: Timestamp,
-        /// The bill month its charges are booked to: the month it was reserved in.
-        month: Month,
-        /// Boxed: most reservations hold no voucher deduction.
-        holds: Option<Box<Holds>>,
-    },
-    Committed,
-    Cancelled,
-    Expired,
-    Refused,
-}
-
-#[derive(Clone, Debug)]
-pub(super) struct Record {
-    pub(super) content: Content,
-    pub(super) state: State,
-    /// The answer to the request that created the record, repeated to identical requests.
-    pub(super) first: Option<First>,
-    /// When the record reached a final state; `None` while in flight or reserved.
-    pub(super) resolved_at: Option<Timestamp>,
-    /// A commit or release saga is applying the record's final state: requests for it wait
-    /// (`PurchaseInProgress`) so that no answer runs ahead of the books.
-    pub(super) settling: bool,
-}
-
-/// The answer to the request that created a record, kept compactly: the id and the amount
-/// are the record's own, so a repeat's answer is rebuilt from them.
-#[derive(Clone, Debug)]
-pub(super) enum First {
-    Purchased { charged: Uin, customer_available: Money, partner_available: Money, deductions: Deducted },
-    Reserved { charged: Uin, deadline: Timestamp, deductions: Deducted },
-    Refused(Rejection),
-}
-
-impl First {
-    fn answer(&self, id: &PurchaseId, amount: Money) -> Result<Outcome, Rejection> {
-        match self {
-            First::Purchased { charged, customer_available, partner_available, deductions } => {
-                Ok(Outcome::Purchased(PurchaseReceipt {
-                    id: id.clone(),
-                    charged: *charged,
-                    customer_available: *customer_available,
-                    partner_available: *partner_available,
-                    spent: Spent { amount, deductions: deductions.clone() },
-                }))
-            }
-            First::Reserved { charged, deadline, deductions } => Ok(Outcome::Reserved(ReservationReceipt {
-                id: id.clone(),
-                charged: *charged,
-                deadline: *deadline,
-                spent: Spent { amount, deductions: deductions.clone() },
-            })),
-            First::Refused(rejection) => Err(rejection.clone()),
-        }
-    }
-}
+use crate::domain::{Caller, KindRequired, Money, Month, PurchaseId, Rejection, Timestamp, Uin};
 
 /// What a runtime does next for a request.
 #[derive(Debug)]
@@ -109,22 +38,40 @@ pub enum Next {
     Run(Saga),
     /// Answer at once; nothing changes.
     Answer(Result<Outcome, Rejection>),
+    /// Another partition has an entry for the id: only it can tell whether the id is its
+    /// (then it answers the request) or the entry is stale or a coincidence of tags (then
+    /// the request comes back with the place in its `ignored`). Nothing changed here.
+    Elsewhere(Place),
 }
 
 /// One partition of the purchase ledger.
 #[derive(Debug)]
 pub struct Ledger {
     limits: LedgerLimits,
+    /// This partition's number in the index.
+    shard: u32,
+    index: Arc<IdIndex>,
+    keys: Arc<Keys>,
     pub(super) records: Records,
     /// Open reservations by deadline, for expiry.
-    deadlines: BTreeSet<(Timestamp, PurchaseId)>,
+    deadlines: BTreeSet<(Timestamp, Key)>,
     open_reservations: usize,
     /// The last month computed and its bounds, so that most purchases compute none.
     month: (Timestamp, Timestamp, Month),
+    /// The partner each customer's purchases charge, learned when a purchase of it ends: a
+    /// repeat's answer names it, and a record does not keep it (a customer's charged
+    /// partner never changes). At most one entry per customer.
+    charged: FxHashMap<Uin, Uin>,
 }
 
 impl Ledger {
-    pub fn new(limits: LedgerLimits) -> Ledger {
+    /// A partition alone in its own index: the reference runtime, and tests.
+    pub fn alone(limits: LedgerLimits) -> Ledger {
+        Ledger::new(limits, Arc::new(IdIndex::new(1)), 0, Arc::new(Keys::random()))
+    }
+
+    /// Partition `shard` of a runtime whose partitions share `index` and `keys`.
+    pub fn new(limits: LedgerLimits, index: Arc<IdIndex>, shard: u32, keys: Arc<Keys>) -> Ledger {
         assert!(
             limits.resolved_capacity.saturating_add(limits.open_reservations_max) <= Records::LIVE_MAX,
             "a ledger partition holds at most {} records (resolved capacity plus open reservations)",
@@ -133,11 +80,20 @@ impl Ledger {
         let month = Month::of(Timestamp(0));
         Ledger {
             limits,
+            shard,
+            index,
+            keys,
             records: Records::default(),
             deadlines: BTreeSet::new(),
             open_reservations: 0,
             month: (month.start(), month.end(), month),
+            charged: FxHashMap::default(),
         }
+    }
+
+    /// The index this partition claims ids in.
+    pub fn index(&self) -> &Arc<IdIndex> {
+        &self.index
     }
 
     /// The bill month of `now`.
@@ -151,104 +107,210 @@ impl Ledger {
         month
     }
 
-    /// A one-shot purchase or a reservation by `caller`.
-    pub fn begin(&mut self, caller: Caller, request: PurchaseRequest, mode: Mode, now: Timestamp) -> Next {
-        let content = Content {
-            customer: request.customer,
-            amount: request.amount,
-            goods: Content::goods(request.product_code, request.pay),
-            mode,
-        };
+    fn publish(&self) {
+        let (first, end) = self.records.window();
+        self.index.publish(self.shard, first, end);
+    }
+
+    /// A one-shot purchase or a reservation by `caller`. `ignored` holds the places other
+    /// partitions said hold something else (see [`Next::Elsewhere`]); empty at first.
+    pub fn begin(
+        &mut self,
+        table: &IndexRead<'_>,
+        caller: Caller,
+        request: PurchaseRequest,
+        mode: Mode,
+        now: Timestamp,
+        ignored: &[Place],
+    ) -> Next {
         // Authorize before anything is recorded, so that nobody can claim another customer's
         // purchase id with a refused request.
-        if let Err(refusal) = access::itself(caller, content.customer) {
-            return Next::Answer(Err(refusal));
-        }
-        if let Some(record) = self.records.get(&request.id) {
-            if let Err(refusal) = access::itself(caller, record.content.customer) {
-                return Next::Answer(Err(refusal));
-            }
-            if record.content != content {
-                return Next::Answer(Err(Rejection::PurchaseIdConflict(request.id)));
-            }
-            return Next::Answer(match &record.first {
-                Some(first) => first.answer(&request.id, record.content.amount),
-                None => Err(Rejection::PurchaseInProgress(request.id)),
-            });
-        }
-        if matches!(mode, Mode::Reserve { .. }) && self.open_reservations >= self.limits.open_reservations_max
-        {
-            return Next::Answer(Err(Rejection::TooManyOpenReservations(self.limits.open_reservations_max)));
-        }
-        self.evict(now);
-        let mut saga = Saga::start(
-            request.id.clone(),
-            match mode {
-                Mode::OneShot => SagaKind::OneShot,
-                Mode::Reserve { .. } => SagaKind::Reserve,
-            },
-            content.customer,
-            None,
-            content.amount,
-            Stamp { now, month: self.month_of(now), goods: content.goods.clone() },
-            Holds::default(),
-        );
-        if matches!(mode, Mode::Reserve { .. }) {
-            self.open_reservations += 1;
-        }
-        saga.record = self.records.insert(
-            request.id,
-            Record { content, state: State::InFlight, first: None, settling: false, resolved_at: None },
-        );
-        Next::Run(saga)
-    }
-
-    /// Phase two of a reservation: its amounts become used.
-    pub fn commit(&mut self, caller: Caller, id: PurchaseId, now: Timestamp) -> Next {
-        self.resolve(caller, id, now, true)
-    }
-
-    /// Releases a reservation.
-    pub fn cancel(&mut self, caller: Caller, id: PurchaseId, now: Timestamp) -> Next {
-        self.resolve(caller, id, now, false)
-    }
-
-    fn resolve(&mut self, caller: Caller, id: PurchaseId, now: Timestamp, commit: bool) -> Next {
-        let Some(record) = self.records.get_mut(&id) else {
-            return Next::Answer(Err(Rejection::UnknownPurchase(id)));
-        };
-        let customer = record.content.customer;
+        let PurchaseRequest { id, customer, amount, product_code, pay } = request;
         if let Err(refusal) = access::itself(caller, customer) {
             return Next::Answer(Err(refusal));
         }
-        if record.content.mode == Mode::OneShot {
+        let goods = goods(product_code, pay);
+        let key = self.keys.id(&id);
+        let fingerprint = self.keys.content(amount, &goods, mode);
+        let asked = Asked { id: &id, customer, amount, fingerprint };
+        let reservation = matches!(mode, Mode::Reserve { .. });
+        if reservation && self.open_reservations >= self.limits.open_reservations_max {
+            // A repeat still gets its first answer.
+            let records = &self.records;
+            return match table
+                .find(key.low, Some(self.shard), ignored, |sequence| records.here(sequence, key))
+            {
+                Some(Claim::Here(sequence)) => Next::Answer(self.repeat(caller, &asked, sequence)),
+                Some(Claim::There(place)) => Next::Elsewhere(place),
+                _ => Next::Answer(Err(Rejection::TooManyOpenReservations(self.limits.open_reservations_max))),
+            };
+        }
+        let sequence = self.records.window().1;
+        let records = &self.records;
+        match table.claim(key.low, self.shard, sequence, ignored, |sequence| records.here(sequence, key)) {
+            Claim::Here(sequence) => return Next::Answer(self.repeat(caller, &asked, sequence)),
+            Claim::There(place) => return Next::Elsewhere(place),
+            Claim::Claimed => self.index.wrote(self.shard, 1),
+        }
+        self.records.push(key, customer, fingerprint, reservation);
+        if reservation {
+            self.open_reservations += 1;
+        }
+        // Forgetting comes after the lookup, so that a repeat at the capacity's edge still
+        // finds its record, and after the push, so that a record moved to the back lands
+        // behind the new one's claimed sequence number.
+        self.evict(table, now);
+        let kind = if reservation { SagaKind::Reserve } else { SagaKind::OneShot };
+        let stamp = Stamp { now, month: self.month_of(now), goods };
+        let mut saga = Saga::start(id, kind, customer, None, amount, stamp, Holds::default());
+        saga.record = sequence;
+        saga.key = key;
+        if let Mode::Reserve { timeout_ms } = mode {
+            saga.timeout_ms = timeout_ms;
+        }
+        self.publish();
+        Next::Run(saga)
+    }
+
+    /// The answer to a request whose id has a record here.
+    fn repeat(&self, caller: Caller, asked: &Asked<'_>, sequence: u64) -> Result<Outcome, Rejection> {
+        let record = self.records.get(sequence);
+        access::itself(caller, record.customer())?;
+        if record.customer() != asked.customer || !record.same_content(asked.fingerprint) {
+            return Err(Rejection::PurchaseIdConflict(asked.id.clone()));
+        }
+        match self.records.first_answer(sequence) {
+            Some(answer) => self.outcome(asked.id, asked.amount, record.customer(), answer),
+            None => Err(Rejection::PurchaseInProgress(asked.id.clone())),
+        }
+    }
+
+    /// A first answer, rebuilt for the request `id` of `amount`.
+    fn outcome(
+        &self,
+        id: &PurchaseId,
+        amount: Money,
+        customer: Uin,
+        answer: Answer,
+    ) -> Result<Outcome, Rejection> {
+        let charged = || {
+            *self.charged.get(&customer).expect("a customer's partner is known once a purchase of it ended")
+        };
+        match answer {
+            Answer::Purchased { customer_available, partner_available, deducted } => {
+                Ok(Outcome::Purchased(PurchaseReceipt {
+                    id: id.clone(),
+                    charged: charged(),
+                    customer_available,
+                    partner_available,
+                    spent: Spent { amount, deductions: deducted },
+                }))
+            }
+            Answer::Reserved { deadline, deducted } => Ok(Outcome::Reserved(ReservationReceipt {
+                id: id.clone(),
+                charged: charged(),
+                deadline,
+                spent: Spent { amount, deductions: deducted },
+            })),
+            Answer::Refused(refusal) => Err(match refusal {
+                RefusalOf::UnknownUin => Rejection::UnknownUin(customer),
+                RefusalOf::WrongKind => {
+                    Rejection::WrongKind { uin: customer, required: KindRequired::Customer }
+                }
+                RefusalOf::Suspended => Rejection::Suspended(customer),
+                RefusalOf::InsufficientCustomerCredit { available, needed } => {
+                    Rejection::InsufficientCustomerCredit { uin: customer, available, needed }
+                }
+                RefusalOf::InsufficientPartnerCredit { available, needed } => {
+                    Rejection::InsufficientPartnerCredit { uin: charged(), available, needed }
+                }
+                RefusalOf::Other(rejection) => rejection,
+            }),
+        }
+    }
+
+    /// How a record keeps a refusal of `customer`'s purchase: in place when it is one of
+    /// the refusals a purchase's accounts give, else whole beside it.
+    fn refusal_of(&self, rejection: &Rejection, customer: Uin) -> RefusalOf {
+        let charged = self.charged.get(&customer).copied();
+        match rejection {
+            Rejection::UnknownUin(uin) if *uin == customer => RefusalOf::UnknownUin,
+            Rejection::WrongKind { uin, required: KindRequired::Customer } if *uin == customer => {
+                RefusalOf::WrongKind
+            }
+            Rejection::Suspended(uin) if *uin == customer => RefusalOf::Suspended,
+            Rejection::InsufficientCustomerCredit { uin, available, needed } if *uin == customer => {
+                RefusalOf::InsufficientCustomerCredit { available: *available, needed: *needed }
+            }
+            Rejection::InsufficientPartnerCredit { uin, available, needed } if Some(*uin) == charged => {
+                RefusalOf::InsufficientPartnerCredit { available: *available, needed: *needed }
+            }
+            other => RefusalOf::Other(other.clone()),
+        }
+    }
+
+    /// Phase two of a reservation: its amounts become used.
+    pub fn commit(&mut self, table: &IndexRead<'_>, caller: Caller, id: PurchaseId, now: Timestamp) -> Next {
+        self.resolve(table, caller, id, now, true)
+    }
+
+    /// Releases a reservation.
+    pub fn cancel(&mut self, table: &IndexRead<'_>, caller: Caller, id: PurchaseId, now: Timestamp) -> Next {
+        self.resolve(table, caller, id, now, false)
+    }
+
+    fn resolve(
+        &mut self,
+        table: &IndexRead<'_>,
+        caller: Caller,
+        id: PurchaseId,
+        now: Timestamp,
+        commit: bool,
+    ) -> Next {
+        let key = self.keys.id(&id);
+        let records = &self.records;
+        let sequence =
+            match table.find(key.low, Some(self.shard), &[], |sequence| records.here(sequence, key)) {
+                Some(Claim::Here(sequence)) => sequence,
+                Some(Claim::There(place)) => return Next::Elsewhere(place),
+                _ => return Next::Answer(Err(Rejection::UnknownPurchase(id))),
+            };
+        let record = *self.records.get(sequence);
+        let customer = record.customer();
+        if let Err(refusal) = access::itself(caller, customer) {
+            return Next::Answer(Err(refusal));
+        }
+        if !record.is_reservation() {
             return Next::Answer(Err(Rejection::NotAReservation(id)));
         }
-        if record.settling {
+        if record.settling() {
             return Next::Answer(Err(Rejection::PurchaseInProgress(id)));
         }
-        let answer = match (&mut record.state, commit) {
-            (State::InFlight, _) => Err(Rejection::PurchaseInProgress(id.clone())),
-            (State::Reserved { charged, deadline, month, holds }, _) => {
-                let (charged, deadline, month) = (*charged, *deadline, *month);
-                let holds = holds.take().map_or_else(Holds::default, |holds| *holds);
-                let goods = if holds.is_empty() { None } else { record.content.goods.clone() };
-                let amount = record.content.amount;
-                let (kind, state) = if now >= deadline {
+        let answer = match (record.state(), commit) {
+            (State::InFlight, _) => Err(Rejection::PurchaseInProgress(id)),
+            (State::Reserved, _) => {
+                let open =
+                    self.records.side_mut(sequence).open.take().expect("a reservation keeps its content");
+                let (kind, state) = if now >= open.deadline {
                     (SagaKind::Release { expired: true }, State::Expired)
                 } else if commit {
                     (SagaKind::Commit, State::Committed)
                 } else {
                     (SagaKind::Release { expired: false }, State::Cancelled)
                 };
-                record.state = state;
-                record.settling = true;
-                record.resolved_at = Some(now);
-                self.records.unresolved -= 1;
-                self.deadlines.remove(&(deadline, id.clone()));
+                let record = self.records.get_mut(sequence);
+                record.set_state(state);
+                record.set_settling(true);
+                self.records.resolve(sequence, now);
+                self.deadlines.remove(&(open.deadline, key));
                 self.open_reservations -= 1;
+                let Open { amount, charged, month, holds, goods, .. } = *open;
+                let goods = if holds.is_empty() { None } else { goods };
                 let stamp = Stamp { now, month, goods };
-                let saga = Saga::start(id, kind, customer, Some(charged), amount, stamp, holds);
+                let mut saga = Saga::start(id, kind, customer, Some(charged), amount, stamp, holds);
+                saga.record = sequence;
+                saga.key = key;
+                self.publish();
                 return Next::Run(saga);
             }
             (State::Committed, true) => Ok(Outcome::Committed(id)),
@@ -256,44 +318,61 @@ impl Ledger {
             (State::Cancelled, true) => Err(Rejection::AlreadyCancelled(id)),
             (State::Cancelled, false) => Ok(Outcome::Cancelled(id)),
             (State::Expired, _) => Err(Rejection::ReservationExpired(id)),
-            (State::Refused, _) => match &record.first {
-                Some(First::Refused(rejection)) => Err(rejection.clone()),
-                _ => unreachable!("a refused record keeps its refusal"),
-            },
+            // The refusal the purchase got, again.
+            (State::Refused, _) => {
+                let answer = self.records.first_answer(sequence).expect("a refused record keeps its refusal");
+                self.outcome(&id, Money::ZERO, customer, answer)
+            }
         };
         Next::Answer(answer)
     }
 
     /// Records the end of a saga and gives the answer for the request that started it.
-    pub fn finish(&mut self, mut saga: Saga, end: SagaEnd, now: Timestamp) -> Result<Outcome, Rejection> {
+    pub fn finish(
+        &mut self,
+        table: &IndexRead<'_>,
+        mut saga: Saga,
+        end: SagaEnd,
+        now: Timestamp,
+    ) -> Result<Outcome, Rejection> {
         let [customer_deduction, partner_deduction] = saga.deducted();
         let spent = Spent::new(saga.amount, customer_deduction, partner_deduction);
         let holds = saga.take_all_holds();
-        let month = saga.stamp.month;
-        let near = saga.record;
-        let id = saga.id;
-        if end == SagaEnd::Settled {
-            // The record may have been forgotten meanwhile (capacity); then nobody waits.
-            if let Some(record) = self.records.get_mut(&id) {
-                record.settling = false;
-            }
+        let customer = saga.customer();
+        if let Some(charged) = saga.charged() {
+            self.charged.insert(customer, charged);
         }
-        match (saga.kind, end) {
+        let located = self.records.locate(table, self.shard, saga.key, saga.record);
+        let id = saga.id;
+        let answer = match (saga.kind, end) {
+            (_, SagaEnd::Settled) => {
+                // The record may have been forgotten meanwhile (capacity); then nobody waits.
+                if let Some(sequence) = located {
+                    self.records.get_mut(sequence).set_settling(false);
+                }
+                match saga.kind {
+                    SagaKind::Commit => Ok(Outcome::Committed(id)),
+                    SagaKind::Release { expired: false } => Ok(Outcome::Cancelled(id)),
+                    SagaKind::Release { expired: true } => Err(Rejection::ReservationExpired(id)),
+                    kind => unreachable!("saga {kind:?} cannot end settled"),
+                }
+            }
             (SagaKind::OneShot | SagaKind::Reserve, SagaEnd::Refused(rejection)) => {
-                let record = self.records.resolve_mut(&id, near, now);
-                if matches!(record.content.mode, Mode::Reserve { .. }) {
+                let sequence = located.expect("an in-flight record stays");
+                self.records.resolve(sequence, now);
+                if self.records.get(sequence).is_reservation() {
                     self.open_reservations -= 1;
                 }
-                record.state = State::Refused;
-                record.first = Some(First::Refused(rejection.clone()));
+                let refusal = self.refusal_of(&rejection, customer);
+                self.records.answer(sequence, State::Refused, Answer::Refused(refusal));
                 Err(rejection)
             }
             (SagaKind::OneShot, SagaEnd::Purchased { charged, customer_available, partner_available }) => {
-                let record = self.records.resolve_mut(&id, near, now);
-                record.state = State::Committed;
-                let deductions = spent.deductions.clone();
-                record.first =
-                    Some(First::Purchased { charged, customer_available, partner_available, deductions });
+                let sequence = located.expect("an in-flight record stays");
+                self.records.resolve(sequence, now);
+                let deducted = spent.deductions.clone();
+                let answer = Answer::Purchased { customer_available, partner_available, deducted };
+                self.records.answer(sequence, State::Committed, answer);
                 Ok(Outcome::Purchased(PurchaseReceipt {
                     id,
                     charged,
@@ -303,72 +382,78 @@ impl Ledger {
                 }))
             }
             (SagaKind::Reserve, SagaEnd::Reserved { charged }) => {
-                let position = self.records.near(&id, near).expect("in-flight record");
-                let record = &mut self.records.ring[position].record;
-                let Mode::Reserve { timeout_ms } = record.content.mode else {
-                    unreachable!("a reserve saga belongs to a reservation")
-                };
+                let sequence = located.expect("an in-flight record stays");
                 // The deadline counts from the moment the reservation holds on both sides.
-                let deadline = now.plus_ms(timeout_ms);
-                let holds = if holds.is_empty() { None } else { Some(Box::new(holds)) };
-                record.state = State::Reserved { charged, deadline, month, holds };
-                record.first =
-                    Some(First::Reserved { charged, deadline, deductions: spent.deductions.clone() });
-                self.deadlines.insert((deadline, id.clone()));
+                let deadline = now.plus_ms(saga.timeout_ms);
+                let answer = Answer::Reserved { deadline, deducted: spent.deductions.clone() };
+                self.records.answer(sequence, State::Reserved, answer);
+                let month = saga.stamp.month;
+                let goods = saga.stamp.goods.take();
+                let open =
+                    Open { id: id.clone(), amount: saga.amount, charged, deadline, month, holds, goods };
+                self.records.side_mut(sequence).open = Some(Box::new(open));
+                self.deadlines.insert((deadline, saga.key));
                 Ok(Outcome::Reserved(ReservationReceipt { id, charged, deadline, spent }))
             }
-            (SagaKind::Commit, SagaEnd::Settled) => Ok(Outcome::Committed(id)),
-            (SagaKind::Release { expired: false }, SagaEnd::Settled) => Ok(Outcome::Cancelled(id)),
-            (SagaKind::Release { expired: true }, SagaEnd::Settled) => Err(Rejection::ReservationExpired(id)),
             (kind, end) => unreachable!("saga {kind:?} cannot end with {end:?}"),
-        }
+        };
+        self.publish();
+        answer
     }
 
     /// Expires every reservation whose deadline is at or before `now`; each returned saga
     /// releases one. Also forgets resolved ids past the retention window.
-    pub fn expire_due(&mut self, now: Timestamp) -> Vec<Saga> {
+    pub fn expire_due(&mut self, table: &IndexRead<'_>, now: Timestamp) -> Vec<Saga> {
         let mut sagas = Vec::new();
         while let Some((deadline, _)) = self.deadlines.first() {
             if *deadline > now {
                 break;
             }
-            let (_, id) = self.deadlines.pop_first().expect("first exists");
-            let record = self.records.resolve_mut(&id, u64::MAX, now);
-            let State::Reserved { charged, month, ref mut holds, .. } = record.state else {
-                unreachable!("only reserved records have deadlines")
-            };
-            let holds = holds.take().map_or_else(Holds::default, |holds| *holds);
-            record.state = State::Expired;
-            record.settling = true;
+            let (_, key) = self.deadlines.pop_first().expect("first exists");
+            let sequence =
+                self.records.locate(table, self.shard, key, u64::MAX).expect("a reservation stays");
+            let open = self.records.side_mut(sequence).open.take().expect("a reservation keeps its content");
+            let record = self.records.get_mut(sequence);
+            record.set_state(State::Expired);
+            record.set_settling(true);
+            let customer = record.customer();
+            self.records.resolve(sequence, now);
             self.open_reservations -= 1;
-            let customer = record.content.customer;
-            let amount = record.content.amount;
             let kind = SagaKind::Release { expired: true };
-            let stamp = Stamp { now, month, goods: None };
-            sagas.push(Saga::start(id, kind, customer, Some(charged), amount, stamp, holds));
+            let stamp = Stamp { now, month: open.month, goods: None };
+            let mut saga =
+                Saga::start(open.id, kind, customer, Some(open.charged), open.amount, stamp, open.holds);
+            saga.record = sequence;
+            saga.key = key;
+            sagas.push(saga);
         }
-        self.evict(now);
+        self.evict(table, now);
+        self.publish();
         sagas
     }
 
     /// Looks `id` up, so that its place in the index is in the cache when `begin` needs it
     /// (see the sharded runtime's warming).
-    pub fn warm(&self, id: &PurchaseId) {
-        std::hint::black_box(self.records.position(id));
+    pub fn warm(&self, table: &IndexRead<'_>, id: &PurchaseId) {
+        let key = self.keys.id(id);
+        std::hint::black_box(table.find(key.low, None, &[], |_| None));
     }
 
     /// Reads the ledger record `saga` will resolve, so that it is in the cache when it ends.
     pub fn warm_record(&self, saga: &Saga) {
-        let offset = saga.record.checked_sub(self.records.first_sequence);
-        let entry = offset.and_then(|offset| self.records.ring.get(offset as usize));
-        std::hint::black_box(
-            entry.map(|entry| (entry.id.as_str().len(), entry.record.resolved_at.is_some())),
-        );
+        let (first, end) = self.records.window();
+        if (first..end).contains(&saga.record) {
+            std::hint::black_box(self.records.get(saga.record).customer);
+        }
     }
 
     /// Forgets the oldest resolved records beyond the retention window or the capacity.
-    fn evict(&mut self, now: Timestamp) {
-        self.records.evict(now, self.limits.resolved_retention_ms, self.limits.resolved_capacity);
+    fn evict(&mut self, table: &IndexRead<'_>, now: Timestamp) {
+        let (retention_ms, capacity) = (self.limits.resolved_retention_ms, self.limits.resolved_capacity);
+        let written = self.records.evict(table, self.shard, now, retention_ms, capacity);
+        if written > 0 {
+            self.index.wrote(self.shard, written);
+        }
     }
 
     pub fn open_reservations(&self) -> usize {
@@ -379,4 +464,21 @@ impl Ledger {
     pub fn records_len(&self) -> usize {
         self.records.len()
     }
+}
+
+/// What a request asks, as a repeat is judged by it.
+struct Asked<'a> {
+    id: &'a PurchaseId,
+    customer: Uin,
+    amount: Money,
+    fingerprint: u64,
+}
+
+/// What vouchers need to know of a purchase, built once and shared with its sagas: nothing
+/// (no allocation) for the plain one.
+fn goods(product_code: Option<CompactString>, pay: PayMode) -> Option<Arc<Goods>> {
+    if product_code.is_none() && pay == PayMode::Prepaid {
+        return None;
+    }
+    Some(Arc::new(Goods { product: product_code, pay }))
 }

@@ -28,11 +28,14 @@
 //! - a terminal record is forgotten only after the retention window or when the partition
 //!   holds more than its share of `resolved_capacity`; a repeat after that is a new purchase.
 
+pub mod index;
 mod ledger;
 mod records;
 mod saga;
 
+pub use index::{IdIndex, IndexRead, Place};
 pub use ledger::{Ledger, Next};
+pub use records::{Key, Keys};
 pub use saga::{Saga, SagaEnd, SagaKind, Step};
 
 use compact_str::CompactString;

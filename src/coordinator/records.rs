@@ -1,192 +1,496 @@
-//! The records of one ledger partition, in a ring with a compact index (see [`Records`]).
+//! The records of one ledger partition: 48 bytes each, fixed size and without pointers, in a
+//! ring in creation order; what only some records need (an open reservation's content, an
+//! answer that does not fit) lives beside them in a side table.
+//!
+//! A record names its purchase by 80 bits of the id's keyed hash ([`Key`]), not by the id:
+//! the id can be 64 characters, and every remembered purchase would pay for it. The content
+//! a repeat must match (amount, goods, mode) is a 48-bit keyed fingerprint; the customer is
+//! kept whole, because a repeat by another customer is refused differently (see the
+//! ledger). The answer a repeat gets again is rebuilt from two 64-bit values and the state.
+//!
+//! Appending and forgetting walk the ring sequentially; an id finds its record through the
+//! partition's [`super::index::IdIndex`] entry (its shard and sequence number). A record
+//! still open when it reaches the front moves to the back, under a new sequence number and a
+//! new index entry, so an open reservation never holds up forgetting.
+//!
+//! Invariants:
+//! - `ring[i]` has sequence number `first_sequence + i`;
+//! - a record has a side entry exactly when its `SIDE` flag is set;
+//! - a partition holds at most [`Records::LIVE_MAX`] records, so the index's 32-bit
+//!   sequence numbers are exact.
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
+use std::sync::Arc;
 
-use super::ledger::Record;
-use crate::domain::{PurchaseId, Timestamp};
+use rustc_hash::FxHashMap;
 
-/// The records of one partition: a ring in creation order, and an index from purchase id
-/// to position.
-///
-/// Appending and forgetting walk the ring sequentially, and the index holds only sequence
-/// numbers with their hashes precomputed, so forgetting the oldest record never has to
-/// read a cold key: what makes a large idempotency table cheap on the purchase path. A
-/// record still in flight or reserved when it reaches the front is moved to the back, so an
-/// open reservation never holds up forgetting.
-///
-/// Forgetting does not touch the index either: an index entry whose sequence number is
-/// below `first_sequence` is stale and matches nothing. Stale entries are purged only when
-/// the index is full: the purge rebuilds it from the live entries with room for twice the
-/// records, so the index holds at most about four entries per record, and a purchase pays
-/// tens of nanoseconds of rebuilding instead of two cache misses into a table of a million
-/// entries.
-///
-/// An index entry is 8 bytes: the low 32 bits of the sequence number and 32 bits of the
-/// id's hash, so that growing the index never reads the ring. Sequence numbers are told
-/// apart by their offset from `first_sequence` modulo 2^32, which is exact while the ring
-/// and the stale entries span fewer than 2^32 records: [`Records::LIVE_MAX`] keeps them far
-/// below.
-#[derive(Default)]
-pub(super) struct Records {
-    pub(super) ring: VecDeque<Entry>,
-    /// The sequence number of `ring[0]`; `ring[i]` has `first_sequence + i`.
-    pub(super) first_sequence: u64,
-    pub(super) index: hashbrown::HashTable<Slot>,
-    /// Seeded fast hashing: purchase ids are chosen by clients, so the hash must resist
-    /// flooding, and it is on every purchase's path.
-    hasher: foldhash::fast::RandomState,
-    /// Records not yet resolved (in flight or reserved).
-    pub(super) unresolved: usize,
+use super::index::{in_window, Claim, IndexRead};
+use super::{Deducted, Holds, Mode};
+use crate::domain::account::Goods;
+use crate::domain::{Money, Month, PurchaseId, Rejection, Timestamp, Uin};
+
+/// 80 bits of a purchase id's keyed hash: 2^-80 that two ids of a partition share one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    /// The index's tag and bucket come from these bits.
+    pub low: u64,
+    pub high: u16,
 }
 
-pub(super) struct Entry {
-    pub(super) id: PurchaseId,
-    hash: u32,
-    pub(super) record: Record,
+/// The keys of the hashes of ids and contents, drawn once per runtime (every shard must
+/// hash an id alike, for the shared index).
+#[derive(Clone, Debug)]
+pub struct Keys {
+    id: (u64, u64),
+    content: (u64, u64),
 }
 
-/// An index entry (see [`Records`]).
-#[derive(Clone, Copy)]
-pub(super) struct Slot {
-    sequence: u32,
-    hash: u32,
-}
-
-/// The table hash of a 32-bit id hash: its bits both low (where the table picks a bucket)
-/// and high (where it takes a bucket's tag).
-fn spread(hash: u32) -> u64 {
-    (u64::from(hash) << 32) | u64::from(hash)
-}
-
-impl std::fmt::Debug for Records {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Records")
-            .field("len", &self.ring.len())
-            .field("unresolved", &self.unresolved)
-            .finish()
-    }
-}
-
-impl Records {
-    /// At most this many live records (the capacity plus open reservations) per partition.
-    /// The index then has room for at most about four times as many entries, so a stale
-    /// entry is purged before its offset could wrap around into the ring's range: the ring
-    /// and the stale entries span well under 2^31 sequence numbers, far below 2^32.
-    pub const LIVE_MAX: usize = 1 << 28;
-
-    fn hash(&self, id: &PurchaseId) -> u32 {
-        self.hasher.hash_one(id) as u32
+impl Keys {
+    /// Fresh random keys: clients choose purchase ids, so hashes must be unpredictable.
+    pub fn random() -> Keys {
+        use rand::RngCore;
+        let mut rng = rand::thread_rng();
+        Keys { id: (rng.next_u64(), rng.next_u64()), content: (rng.next_u64(), rng.next_u64()) }
     }
 
-    /// The ring position of an index entry; `None` when it is stale.
-    fn offset(&self, slot: Slot) -> Option<usize> {
-        let offset = slot.sequence.wrapping_sub(self.first_sequence as u32) as usize;
-        (offset < self.ring.len()).then_some(offset)
+    pub fn id(&self, id: &PurchaseId) -> Key {
+        use std::hash::Hasher;
+        let mut hasher = siphasher::sip128::SipHasher13::new_with_keys(self.id.0, self.id.1);
+        hasher.write(id.as_str().as_bytes());
+        let hash = siphasher::sip128::Hasher128::finish128(&hasher);
+        Key { low: hash.h1, high: hash.h2 as u16 }
     }
 
-    pub(super) fn position(&self, id: &PurchaseId) -> Option<usize> {
-        let hash = self.hash(id);
-        let ring = &self.ring;
-        let matches = |slot: &Slot| {
-            slot.hash == hash && self.offset(*slot).is_some_and(|offset| ring[offset].id == *id)
-        };
-        self.index.find(spread(hash), matches).and_then(|slot| self.offset(*slot))
-    }
-
-    pub(super) fn get(&self, id: &PurchaseId) -> Option<&Record> {
-        self.position(id).map(|position| &self.ring[position].record)
-    }
-
-    pub(super) fn get_mut(&mut self, id: &PurchaseId) -> Option<&mut Record> {
-        self.position(id).map(|position| &mut self.ring[position].record)
-    }
-
-    /// The position of `id`, looked for first where sequence number `near` is: a record keeps
-    /// its sequence number unless `evict` moves it to the back, so a saga finds its record
-    /// there without touching the index, unless it was moved meanwhile.
-    pub(super) fn near(&self, id: &PurchaseId, near: u64) -> Option<usize> {
-        if let Some(offset) = near.checked_sub(self.first_sequence) {
-            if let Some(entry) = self.ring.get(offset as usize) {
-                if entry.id == *id {
-                    return Some(offset as usize);
+    /// The fingerprint of what a repeat must match besides the customer.
+    pub fn content(&self, amount: Money, goods: &Option<Arc<Goods>>, mode: Mode) -> u64 {
+        use std::hash::Hasher;
+        let mut hasher = siphasher::sip::SipHasher13::new_with_keys(self.content.0, self.content.1);
+        hasher.write_i128(amount.units());
+        match goods.as_deref() {
+            None => hasher.write_u8(0),
+            Some(goods) => {
+                hasher.write_u8(1);
+                hasher.write_u8(goods.pay as u8);
+                match &goods.product {
+                    None => hasher.write_u8(0),
+                    Some(product) => {
+                        hasher.write_u8(1);
+                        hasher.write_usize(product.len());
+                        hasher.write(product.as_bytes());
+                    }
                 }
             }
         }
-        self.position(id)
+        match mode {
+            Mode::OneShot => hasher.write_u8(0),
+            Mode::Reserve { timeout_ms } => {
+                hasher.write_u8(1);
+                hasher.write_i64(timeout_ms);
+            }
+        }
+        hasher.finish()
+    }
+}
+
+/// The state of a purchase record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    InFlight = 0,
+    Reserved = 1,
+    Committed = 2,
+    Cancelled = 3,
+    Expired = 4,
+    Refused = 5,
+}
+
+/// The refusals a record keeps in place: the ones a purchase's accounts give. Any other is
+/// kept in the side table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Refusal {
+    Side = 0,
+    UnknownUin = 1,
+    WrongKind = 2,
+    Suspended = 3,
+    InsufficientCustomerCredit = 4,
+    InsufficientPartnerCredit = 5,
+}
+
+const FINGERPRINT_BITS: u32 = 48;
+const STATE_SHIFT: u32 = FINGERPRINT_BITS;
+const REFUSAL_SHIFT: u32 = STATE_SHIFT + 3;
+const SIDE: u64 = 1 << (REFUSAL_SHIFT + 3);
+const SETTLING: u64 = SIDE << 1;
+const RESERVATION: u64 = SIDE << 2;
+const TIME_BITS: u32 = 48;
+
+/// One remembered purchase. 48 bytes, `Copy`, no pointers: what the journal can write as it
+/// is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Record {
+    /// The key's low 64 bits.
+    id: u64,
+    /// The key's high 16 bits, then 48 bits of when the record was resolved (ms since the
+    /// epoch; 0 while in flight or reserved).
+    id_and_time: u64,
+    pub customer: u64,
+    /// The content's fingerprint (48 bits), then the state, the kind of refusal and flags.
+    content: u64,
+    /// The answer a repeat gets: the customer's and the partner's available credit of a
+    /// purchase, the deadline of a reservation, the available and needed credit of a
+    /// refusal for credit.
+    values: [i64; 2],
+}
+
+const _: () = assert!(std::mem::size_of::<Record>() == 48);
+
+impl Record {
+    fn new(key: Key, customer: Uin, fingerprint: u64, reservation: bool) -> Record {
+        Record {
+            id: key.low,
+            id_and_time: u64::from(key.high) << TIME_BITS,
+            customer: customer.0,
+            content: (fingerprint & ((1 << FINGERPRINT_BITS) - 1))
+                | ((State::InFlight as u64) << STATE_SHIFT)
+                | if reservation { RESERVATION } else { 0 },
+            values: [0; 2],
+        }
     }
 
-    /// Adds an unresolved record; the id must not be present. Answers its sequence number.
-    pub(super) fn insert(&mut self, id: PurchaseId, record: Record) -> u64 {
-        let hash = self.hash(&id);
-        let sequence = self.first_sequence + self.ring.len() as u64;
-        self.index_insert(hash, sequence);
-        self.ring.push_back(Entry { id, hash, record });
+    pub fn key(&self) -> Key {
+        Key { low: self.id, high: (self.id_and_time >> TIME_BITS) as u16 }
+    }
+
+    pub fn customer(&self) -> Uin {
+        Uin(self.customer)
+    }
+
+    /// Whether a request's content is this record's (the customer is compared apart).
+    pub fn same_content(&self, fingerprint: u64) -> bool {
+        self.content & ((1 << FINGERPRINT_BITS) - 1) == fingerprint & ((1 << FINGERPRINT_BITS) - 1)
+    }
+
+    pub fn state(&self) -> State {
+        match (self.content >> STATE_SHIFT) & 0b111 {
+            0 => State::InFlight,
+            1 => State::Reserved,
+            2 => State::Committed,
+            3 => State::Cancelled,
+            4 => State::Expired,
+            _ => State::Refused,
+        }
+    }
+
+    pub fn set_state(&mut self, state: State) {
+        self.content = (self.content & !(0b111 << STATE_SHIFT)) | ((state as u64) << STATE_SHIFT);
+    }
+
+    pub fn is_reservation(&self) -> bool {
+        self.content & RESERVATION != 0
+    }
+
+    pub fn settling(&self) -> bool {
+        self.content & SETTLING != 0
+    }
+
+    pub fn set_settling(&mut self, settling: bool) {
+        self.content = if settling { self.content | SETTLING } else { self.content & !SETTLING };
+    }
+
+    fn has_side(&self) -> bool {
+        self.content & SIDE != 0
+    }
+
+    fn refusal(&self) -> Refusal {
+        match (self.content >> REFUSAL_SHIFT) & 0b111 {
+            1 => Refusal::UnknownUin,
+            2 => Refusal::WrongKind,
+            3 => Refusal::Suspended,
+            4 => Refusal::InsufficientCustomerCredit,
+            5 => Refusal::InsufficientPartnerCredit,
+            _ => Refusal::Side,
+        }
+    }
+
+    fn set_refusal(&mut self, refusal: Refusal) {
+        self.content = (self.content & !(0b111 << REFUSAL_SHIFT)) | ((refusal as u64) << REFUSAL_SHIFT);
+    }
+
+    /// When the record reached a final state (or, for an expired or settling reservation,
+    /// when its release began); `None` while in flight or reserved.
+    pub fn resolved_at(&self) -> Option<Timestamp> {
+        let ms = self.id_and_time & ((1 << TIME_BITS) - 1);
+        (ms != 0).then_some(Timestamp(ms as i64))
+    }
+
+    /// Marks the record resolved at `now` (an instant before 1 ms past the epoch counts as
+    /// 1 ms: 0 means unresolved).
+    fn set_resolved_at(&mut self, now: Timestamp) {
+        let ms = now.0.clamp(1, (1 << TIME_BITS) - 1) as u64;
+        self.id_and_time = (self.id_and_time & !((1 << TIME_BITS) - 1)) | ms;
+    }
+}
+
+/// What a record keeps beside it: the full content of an open reservation, and answers that
+/// do not fit the record.
+#[derive(Debug, Default)]
+pub struct Side {
+    pub open: Option<Box<Open>>,
+    /// The first answer's voucher deductions (the customer's, the partner's), when any.
+    pub deducted: Deducted,
+    /// The first answer's two amounts, when either does not fit 64 bits.
+    pub values: Option<[Money; 2]>,
+    /// A refusal other than the ones a record keeps in place.
+    pub refusal: Option<Rejection>,
+}
+
+/// An open reservation: what its commit, cancel or expiry needs.
+#[derive(Debug)]
+pub struct Open {
+    pub id: PurchaseId,
+    pub amount: Money,
+    pub charged: Uin,
+    pub deadline: Timestamp,
+    /// The bill month its charges are booked to: the month it was reserved in.
+    pub month: Month,
+    pub holds: Holds,
+    pub goods: Option<Arc<Goods>>,
+}
+
+/// The first answer of a record, as the ledger rebuilds it for a repeat.
+pub enum Answer {
+    Purchased {
+        customer_available: Money,
+        partner_available: Money,
+        deducted: Deducted,
+    },
+    Reserved {
+        deadline: Timestamp,
+        deducted: Deducted,
+    },
+    /// `charged` is filled in by the ledger, which knows each customer's partner.
+    Refused(RefusalOf),
+}
+
+/// A refusal as a record keeps it: the ledger turns it into a [`Rejection`].
+pub enum RefusalOf {
+    UnknownUin,
+    WrongKind,
+    Suspended,
+    InsufficientCustomerCredit { available: Money, needed: Money },
+    InsufficientPartnerCredit { available: Money, needed: Money },
+    Other(Rejection),
+}
+
+/// The records of one partition.
+#[derive(Debug, Default)]
+pub struct Records {
+    ring: VecDeque<Record>,
+    /// The sequence number of `ring[0]`.
+    first_sequence: u64,
+    /// Side entries by sequence number.
+    side: FxHashMap<u64, Side>,
+    /// Records not yet resolved (in flight or reserved).
+    unresolved: usize,
+}
+
+impl Records {
+    /// At most this many live records (the capacity plus open reservations) per partition:
+    /// the index tells sequence numbers apart modulo 2^32, and a stale entry is dropped at
+    /// the index's next rebuild, long before the ring could wrap around onto it.
+    pub const LIVE_MAX: usize = 1 << 28;
+
+    /// The sequence numbers of the live records: `first..end`.
+    pub fn window(&self) -> (u64, u64) {
+        (self.first_sequence, self.first_sequence + self.ring.len() as u64)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// The full sequence number of the live record at the 32-bit `sequence` if its key is
+    /// `key`: how an index entry is checked.
+    pub fn here(&self, sequence: u32, key: Key) -> Option<u64> {
+        let (first, end) = self.window();
+        let full = in_window(sequence, first, end)?;
+        (self.ring[(full - first) as usize].key() == key).then_some(full)
+    }
+
+    /// The record with `key`, looked for first at sequence number `near` (where a saga saw
+    /// it begin), then through the index.
+    pub fn locate(&self, table: &IndexRead<'_>, shard: u32, key: Key, near: u64) -> Option<u64> {
+        if let Some(offset) = near.checked_sub(self.first_sequence) {
+            if self.ring.get(offset as usize).is_some_and(|record| record.key() == key) {
+                return Some(near);
+            }
+        }
+        match table.find(key.low, Some(shard), &[], |sequence| self.here(sequence, key)) {
+            Some(Claim::Here(sequence)) => Some(sequence),
+            _ => None,
+        }
+    }
+
+    pub fn get(&self, sequence: u64) -> &Record {
+        &self.ring[(sequence - self.first_sequence) as usize]
+    }
+
+    pub fn get_mut(&mut self, sequence: u64) -> &mut Record {
+        &mut self.ring[(sequence - self.first_sequence) as usize]
+    }
+
+    /// Appends an unresolved record for an id just claimed; answers its sequence number,
+    /// which must be the one the claim was made for ([`Records::window`]'s end).
+    pub fn push(&mut self, key: Key, customer: Uin, fingerprint: u64, reservation: bool) -> u64 {
+        let sequence = self.window().1;
+        self.ring.push_back(Record::new(key, customer, fingerprint, reservation));
         self.unresolved += 1;
         sequence
     }
 
-    /// Indexes the ring entry that has (or is about to get) `sequence`; stale entries are
-    /// purged first when the index is full.
-    fn index_insert(&mut self, hash: u32, sequence: u64) {
-        if self.index.len() == self.index.capacity() {
-            self.purge_stale();
-        }
-        let slot = Slot { sequence: sequence as u32, hash };
-        self.index.insert_unique(spread(hash), slot, |slot| spread(slot.hash));
-    }
-
-    /// Rebuilds the index from its live entries, with room for twice as many as the ring
-    /// holds: the next purge is at least that many inserts away, and the index never holds
-    /// more than about four entries per record. (Removing stale entries in place would leave
-    /// tombstones that make the table double instead.)
-    fn purge_stale(&mut self) {
-        let mut index = hashbrown::HashTable::with_capacity(2 * self.ring.len() + 16);
-        for slot in self.index.iter().filter(|slot| self.offset(**slot).is_some()) {
-            index.insert_unique(spread(slot.hash), *slot, |slot| spread(slot.hash));
-        }
-        self.index = index;
-    }
-
-    /// The record of `id` (looked for at sequence number `near` first), marked resolved at
-    /// `now`: one lookup for both.
-    pub(super) fn resolve_mut(&mut self, id: &PurchaseId, near: u64, now: Timestamp) -> &mut Record {
-        let position = self.near(id, near).expect("a record being resolved exists");
+    /// Marks a record resolved at `now`.
+    pub fn resolve(&mut self, sequence: u64, now: Timestamp) {
+        let record = self.get_mut(sequence);
+        assert!(record.resolved_at().is_none(), "a record is resolved once");
+        record.set_resolved_at(now);
         self.unresolved -= 1;
-        let record = &mut self.ring[position].record;
-        assert!(record.resolved_at.is_none(), "a record is resolved once");
-        record.resolved_at = Some(now);
-        record
     }
 
-    /// Forgets resolved records from the front while they are past the retention window or
-    /// the ring holds more resolved records than `capacity`.
-    pub(super) fn evict(&mut self, now: Timestamp, retention_ms: i64, capacity: usize) {
-        // Each unresolved record is moved to the back at most once per call.
-        let mut moves_left = self.unresolved;
-        while let Some(front) = self.ring.front() {
-            let over_capacity = self.ring.len() - self.unresolved > capacity;
-            match front.record.resolved_at {
-                Some(resolved_at) if over_capacity || resolved_at.plus_ms(retention_ms) <= now => {
-                    // Its index entry is stale from now on.
-                    self.ring.pop_front();
-                    self.first_sequence += 1;
+    pub fn side(&self, sequence: u64) -> Option<&Side> {
+        self.get(sequence).has_side().then(|| &self.side[&sequence])
+    }
+
+    pub fn side_mut(&mut self, sequence: u64) -> &mut Side {
+        let record = self.get_mut(sequence);
+        record.content |= SIDE;
+        self.side.entry(sequence).or_default()
+    }
+
+    /// Keeps `answer` as the record's first answer (and its state with it).
+    pub fn answer(&mut self, sequence: u64, state: State, answer: Answer) {
+        let fit = |money: Money| i64::try_from(money.units()).ok();
+        let (values, refusal, deducted, spill) = match answer {
+            Answer::Purchased { customer_available, partner_available, deducted } => {
+                ([customer_available, partner_available], Refusal::Side, deducted, None)
+            }
+            Answer::Reserved { deadline, deducted } => {
+                ([Money::ZERO; 2], Refusal::Side, deducted, Some(deadline))
+            }
+            Answer::Refused(refusal) => {
+                let (kind, values, other) = match refusal {
+                    RefusalOf::UnknownUin => (Refusal::UnknownUin, [Money::ZERO; 2], None),
+                    RefusalOf::WrongKind => (Refusal::WrongKind, [Money::ZERO; 2], None),
+                    RefusalOf::Suspended => (Refusal::Suspended, [Money::ZERO; 2], None),
+                    RefusalOf::InsufficientCustomerCredit { available, needed } => {
+                        (Refusal::InsufficientCustomerCredit, [available, needed], None)
+                    }
+                    RefusalOf::InsufficientPartnerCredit { available, needed } => {
+                        (Refusal::InsufficientPartnerCredit, [available, needed], None)
+                    }
+                    RefusalOf::Other(rejection) => (Refusal::Side, [Money::ZERO; 2], Some(rejection)),
+                };
+                if let Some(rejection) = other {
+                    self.side_mut(sequence).refusal = Some(rejection);
                 }
-                None if over_capacity && moves_left > 0 => {
-                    moves_left -= 1;
-                    let entry = self.ring.pop_front().expect("front exists");
-                    self.first_sequence += 1;
-                    let new_sequence = self.first_sequence + self.ring.len() as u64;
-                    let hash = entry.hash;
-                    self.ring.push_back(entry);
-                    self.index_insert(hash, new_sequence);
+                (values, kind, None, None)
+            }
+        };
+        let record = self.get_mut(sequence);
+        record.set_state(state);
+        record.set_refusal(refusal);
+        match spill {
+            Some(deadline) => record.values = [deadline.0, 0],
+            None => match (fit(values[0]), fit(values[1])) {
+                (Some(first), Some(second)) => record.values = [first, second],
+                _ => self.side_mut(sequence).values = Some(values),
+            },
+        }
+        if deducted.is_some() {
+            self.side_mut(sequence).deducted = deducted;
+        }
+    }
+
+    /// The first answer a record keeps, if it has one (not while in flight).
+    pub fn first_answer(&self, sequence: u64) -> Option<Answer> {
+        let record = self.get(sequence);
+        let side = self.side(sequence);
+        let deducted = || side.and_then(|side| side.deducted.clone());
+        let values = || match side.and_then(|side| side.values) {
+            Some(values) => values,
+            None => record.values.map(|value| Money::from_fixed(i128::from(value))),
+        };
+        match record.state() {
+            State::InFlight => None,
+            State::Refused => Some(Answer::Refused(match record.refusal() {
+                Refusal::UnknownUin => RefusalOf::UnknownUin,
+                Refusal::WrongKind => RefusalOf::WrongKind,
+                Refusal::Suspended => RefusalOf::Suspended,
+                Refusal::InsufficientCustomerCredit => {
+                    let [available, needed] = values();
+                    RefusalOf::InsufficientCustomerCredit { available, needed }
                 }
-                _ => break,
+                Refusal::InsufficientPartnerCredit => {
+                    let [available, needed] = values();
+                    RefusalOf::InsufficientPartnerCredit { available, needed }
+                }
+                Refusal::Side => RefusalOf::Other(
+                    side.and_then(|side| side.refusal.clone()).expect("a refusal kept beside its record"),
+                ),
+            })),
+            _ if record.is_reservation() => {
+                Some(Answer::Reserved { deadline: Timestamp(record.values[0]), deducted: deducted() })
+            }
+            _ => {
+                let [customer_available, partner_available] = values();
+                Some(Answer::Purchased { customer_available, partner_available, deducted: deducted() })
             }
         }
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.ring.len()
+    /// Forgets resolved records from the front while they are past the retention window or
+    /// the ring holds more resolved records than `capacity`. A record still unresolved at
+    /// the front moves to the back under a new sequence number (its old index entry goes
+    /// stale). Answers how many index entries it wrote.
+    pub fn evict(
+        &mut self,
+        table: &IndexRead<'_>,
+        shard: u32,
+        now: Timestamp,
+        retention_ms: i64,
+        capacity: usize,
+    ) -> usize {
+        let mut written = 0;
+        // Each unresolved record is moved to the back at most once per call.
+        let mut moves_left = self.unresolved;
+        while let Some(front) = self.ring.front() {
+            let over_capacity = self.ring.len() - self.unresolved > capacity;
+            match front.resolved_at() {
+                Some(resolved_at) if over_capacity || resolved_at.plus_ms(retention_ms) <= now => {
+                    let record = self.ring.pop_front().expect("front exists");
+                    if record.has_side() {
+                        self.side.remove(&self.first_sequence);
+                    }
+                    self.first_sequence += 1;
+                }
+                None if over_capacity && moves_left > 0 => {
+                    moves_left -= 1;
+                    let record = self.ring.pop_front().expect("front exists");
+                    let old = self.first_sequence;
+                    self.first_sequence += 1;
+                    let sequence = self.window().1;
+                    self.ring.push_back(record);
+                    if record.has_side() {
+                        let side = self.side.remove(&old).expect("a side entry for its flag");
+                        self.side.insert(sequence, side);
+                    }
+                    table.insert(record.key().low, shard, sequence);
+                    written += 1;
+                }
+                _ => break,
+            }
+        }
+        written
     }
 }

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use super::records::Key;
 use super::Holds;
 use crate::domain::account::{
     Commit, CustomerReserved, Goods, PartnerReserved, Release, ReserveCustomer, ReservePartner,
@@ -16,7 +17,7 @@ use crate::domain::voucher::Deductions;
 use crate::domain::{Command, Money, Month, PurchaseId, Rejection, Reply, Request, Timestamp, Uin};
 
 /// What a saga does.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SagaKind {
     /// Reserve on the customer, charge the partner, commit the customer.
     OneShot,
@@ -79,9 +80,13 @@ pub struct Saga {
     /// there are none, so that a plain purchase's saga stays small.
     holds: Option<Box<Holds>>,
     /// Where its ledger record was when the saga began (a sequence number; see
-    /// [`super::records::Records::near`]): finding it there costs one read instead of an
+    /// [`super::records::Records::locate`]): finding it there costs one read instead of an
     /// index lookup.
     pub(super) record: u64,
+    /// Its record's key, to find the record if it moved meanwhile.
+    pub(super) key: Key,
+    /// A reservation's timeout: its deadline counts from the moment it holds on both sides.
+    pub(super) timeout_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +125,8 @@ impl Saga {
             partner_available: Money::ZERO,
             stamp,
             record: 0,
+            key: Key { low: 0, high: 0 },
+            timeout_ms: 0,
             holds: if holds.is_empty() {
                 None
             } else {

@@ -25,7 +25,7 @@ fn world(limits: LedgerLimits) -> World {
     let mut accounts = HashMap::new();
     accounts.insert(R, Account::new(R, Role::Reseller { credit: partner }, Timestamp(0)));
     accounts.insert(C, Account::new(C, Role::customer(R, R, customer), Timestamp(0)));
-    World { ledger: Ledger::new(limits), accounts, now: Timestamp(1_000) }
+    World { ledger: Ledger::alone(limits), accounts, now: Timestamp(1_000) }
 }
 
 fn limits() -> LedgerLimits {
@@ -41,13 +41,30 @@ fn request(text: &str, units: i64) -> PurchaseRequest {
 }
 
 impl World {
+    /// Runs `op` on the ledger with a read of its index held, as a runtime's round does.
+    fn with_index<T>(&mut self, op: impl FnOnce(&mut Ledger, &IndexRead<'_>, Timestamp) -> T) -> T {
+        let index = self.ledger.index().clone();
+        index.maintain();
+        let table = index.read();
+        op(&mut self.ledger, &table, self.now)
+    }
+
+    fn begin(&mut self, caller: Caller, request: PurchaseRequest, mode: Mode) -> Next {
+        self.with_index(|ledger, table, now| ledger.begin(table, caller, request, mode, now, &[]))
+    }
+
+    fn finish(&mut self, saga: Saga, end: SagaEnd) -> Result<Outcome, Rejection> {
+        self.with_index(|ledger, table, now| ledger.finish(table, saga, end, now))
+    }
+
     fn run(&mut self, next: Next) -> Result<Outcome, Rejection> {
         match next {
             Next::Answer(answer) => answer,
             Next::Run(mut saga) => {
                 let end = self.drive(&mut saga);
-                self.ledger.finish(saga, end, self.now)
+                self.finish(saga, end)
             }
+            Next::Elsewhere(place) => unreachable!("alone in its index: {place:?}"),
         }
     }
 
@@ -68,36 +85,38 @@ impl World {
     }
 
     fn purchase(&mut self, text: &str, units: i64) -> Result<Outcome, Rejection> {
-        let next = self.ledger.begin(Caller::Operator, request(text, units), Mode::OneShot, self.now);
+        let next = self.begin(Caller::Operator, request(text, units), Mode::OneShot);
         self.run(next)
     }
 
     fn reserve(&mut self, text: &str, units: i64) -> Result<Outcome, Rejection> {
-        let next = self.ledger.begin(
-            Caller::Operator,
-            request(text, units),
-            Mode::Reserve { timeout_ms: 500 },
-            self.now,
-        );
+        let next = self.begin(Caller::Operator, request(text, units), Mode::Reserve { timeout_ms: 500 });
         self.run(next)
     }
 
+    fn resolve(&mut self, caller: Caller, text: &str, commit: bool) -> Next {
+        self.with_index(|ledger, table, now| match commit {
+            true => ledger.commit(table, caller, id(text), now),
+            false => ledger.cancel(table, caller, id(text), now),
+        })
+    }
+
     fn commit(&mut self, text: &str) -> Result<Outcome, Rejection> {
-        let next = self.ledger.commit(Caller::Operator, id(text), self.now);
+        let next = self.resolve(Caller::Operator, text, true);
         self.run(next)
     }
 
     fn cancel(&mut self, text: &str) -> Result<Outcome, Rejection> {
-        let next = self.ledger.cancel(Caller::Operator, id(text), self.now);
+        let next = self.resolve(Caller::Operator, text, false);
         self.run(next)
     }
 
     fn expire(&mut self) -> usize {
-        let sagas = self.ledger.expire_due(self.now);
+        let sagas = self.with_index(|ledger, table, now| ledger.expire_due(table, now));
         let count = sagas.len();
         for mut saga in sagas {
             let end = self.drive(&mut saga);
-            let _ = self.ledger.finish(saga, end, self.now);
+            let _ = self.finish(saga, end);
         }
         count
     }
@@ -220,15 +239,14 @@ fn sweep_expires_only_what_is_due() {
 #[test]
 fn in_flight_purchases_answer_in_progress() {
     let mut w = world(limits());
-    let Next::Run(mut saga) =
-        w.ledger.begin(Caller::Operator, request("x", 1), Mode::Reserve { timeout_ms: 500 }, w.now)
+    let Next::Run(mut saga) = w.begin(Caller::Operator, request("x", 1), Mode::Reserve { timeout_ms: 500 })
     else {
         panic!("a new purchase runs a saga")
     };
     assert_eq!(name(w.reserve("x", 1)), "PurchaseInProgress");
     assert_eq!(name(w.commit("x")), "PurchaseInProgress");
     let end = w.drive(&mut saga);
-    assert_eq!(name(w.ledger.finish(saga, end, w.now)), "Reserved");
+    assert_eq!(name(w.finish(saga, end)), "Reserved");
     assert_eq!(name(w.commit("x")), "Committed");
 }
 
@@ -237,11 +255,24 @@ fn only_the_customer_or_the_operator_touches_a_purchase() {
     let mut w = world(limits());
     w.reserve("r", 1).unwrap();
     let stranger = Caller::Uin(Uin(77));
-    let next = w.ledger.commit(stranger, id("r"), w.now);
+    let next = w.resolve(stranger, "r", true);
     assert_eq!(name(w.run(next)), "NotAuthorized");
-    let next = w.ledger.begin(stranger, request("r", 1), Mode::Reserve { timeout_ms: 500 }, w.now);
+    let next = w.begin(stranger, request("r", 1), Mode::Reserve { timeout_ms: 500 });
     assert_eq!(name(w.run(next)), "NotAuthorized");
-    let next = w.ledger.cancel(Caller::Uin(C), id("r"), w.now);
+    // The request's customer is the caller, but the id is another customer's.
+    let next = w.begin(
+        Caller::Uin(Uin(77)),
+        PurchaseRequest::new(id("r"), Uin(77), Money::from_units(1)),
+        Mode::Reserve { timeout_ms: 500 },
+    );
+    assert_eq!(name(w.run(next)), "NotAuthorized");
+    let next = w.begin(
+        Caller::Operator,
+        PurchaseRequest::new(id("r"), Uin(77), Money::from_units(1)),
+        Mode::Reserve { timeout_ms: 500 },
+    );
+    assert_eq!(name(w.run(next)), "PurchaseIdConflict", "the operator learns the id is taken");
+    let next = w.resolve(Caller::Uin(C), "r", false);
     assert_eq!(name(w.run(next)), "Cancelled");
 }
 
@@ -278,13 +309,11 @@ fn resolved_ids_are_forgotten_after_the_window_or_beyond_capacity() {
 fn repeats_wait_until_a_commit_is_applied() {
     let mut w = world(limits());
     w.reserve("r", 5).unwrap();
-    let Next::Run(mut saga) = w.ledger.commit(Caller::Operator, id("r"), w.now) else {
-        panic!("a commit runs a saga")
-    };
+    let Next::Run(mut saga) = w.resolve(Caller::Operator, "r", true) else { panic!("a commit runs a saga") };
     assert_eq!(name(w.commit("r")), "PurchaseInProgress", "the books do not show the commit yet");
     assert_eq!(name(w.cancel("r")), "PurchaseInProgress");
     let end = w.drive(&mut saga);
-    assert_eq!(name(w.ledger.finish(saga, end, w.now)), "Committed");
+    assert_eq!(name(w.finish(saga, end)), "Committed");
     assert_eq!(w.books(), units((5, 0, 5, 0)));
     assert_eq!(name(w.commit("r")), "Committed");
     assert_eq!(name(w.cancel("r")), "AlreadyCommitted");
@@ -295,8 +324,7 @@ fn a_saga_finds_its_record_after_eviction_moved_it() {
     // Capacity 1: while "slow" is in flight, later purchases push the ring over capacity and
     // eviction moves the unresolved record to the back, under a new sequence number.
     let mut w = world(LedgerLimits { resolved_capacity: 1, ..limits() });
-    let Next::Run(mut slow) = w.ledger.begin(Caller::Operator, request("slow", 2), Mode::OneShot, w.now)
-    else {
+    let Next::Run(mut slow) = w.begin(Caller::Operator, request("slow", 2), Mode::OneShot) else {
         panic!("a new purchase runs a saga")
     };
     let began_at = slow.record;
@@ -304,13 +332,11 @@ fn a_saga_finds_its_record_after_eviction_moved_it() {
         w.purchase(&format!("p{index}"), 1).unwrap();
     }
     let records = &w.ledger.records;
-    let still_there = began_at
-        .checked_sub(records.first_sequence)
-        .and_then(|offset| records.ring.get(offset as usize))
-        .is_some_and(|entry| entry.id == id("slow"));
+    let (first, end) = records.window();
+    let still_there = (first..end).contains(&began_at) && records.get(began_at).key() == slow.key;
     assert!(!still_there, "eviction moved the in-flight record");
     let end = w.drive(&mut slow);
-    assert_eq!(name(w.ledger.finish(slow, end, w.now)), "Purchased");
+    assert_eq!(name(w.finish(slow, end)), "Purchased");
     assert_eq!(name(w.purchase("slow", 2)), "Purchased", "the repeat answers from the record");
     assert_eq!(name(w.purchase("slow", 3)), "PurchaseIdConflict");
     assert_eq!(w.books(), units((5, 0, 5, 0)));
@@ -330,14 +356,12 @@ fn forgotten_records_leave_the_index_bounded() {
             if index == purchases / 2 {
                 w.reserve("open-b", 1).unwrap();
             }
-            let records = &w.ledger.records;
-            let live = records.len();
-            assert!(
-                records.index.capacity() <= 4 * live + 64,
-                "capacity {}: room for {} index entries for {live} records",
-                capacity,
-                records.index.capacity()
-            );
+            // The stale entries of forgotten and moved records are dropped when the index is
+            // half full: it never holds more than half its room, and its room stays the
+            // smallest table for these few live records.
+            let index = w.ledger.index();
+            assert!(index.occupied() <= index.capacity() / 2 + 1, "capacity {capacity}: {index:?}");
+            assert_eq!(index.capacity(), super::index::CAPACITY_MIN, "capacity {capacity}: {index:?}");
         }
         let last = format!("p{}", purchases - 1);
         let refusal = name(w.purchase(&last, 1_000));

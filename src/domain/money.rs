@@ -112,6 +112,12 @@ impl Money {
         self.0
     }
 
+    /// The amount of `units` units of 10^-8, as [`Money::units`] answered it: records keep
+    /// amounts so. Only for values a `Money` had: sums may exceed [`Money::ABS_MAX`].
+    pub fn from_fixed(units: i128) -> Money {
+        Money(units)
+    }
+
     pub fn is_zero(self) -> bool {
         self.0 == 0
     }

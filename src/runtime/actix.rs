@@ -119,11 +119,17 @@ impl Handler<Coordinate> for CoordinatorActor {
 
     fn handle(&mut self, message: Coordinate, _ctx: &mut Self::Context) -> Self::Result {
         let now = self.clock.now();
+        let index = self.ledger.index().clone();
+        index.maintain();
+        let table = index.read();
         let next = match message.0 {
-            CoordinatorOp::Begin { caller, request, mode } => self.ledger.begin(caller, request, mode, now),
-            CoordinatorOp::Commit { caller, id } => self.ledger.commit(caller, id, now),
-            CoordinatorOp::Cancel { caller, id } => self.ledger.cancel(caller, id, now),
+            CoordinatorOp::Begin { caller, request, mode } => {
+                self.ledger.begin(&table, caller, request, mode, now, &[])
+            }
+            CoordinatorOp::Commit { caller, id } => self.ledger.commit(&table, caller, id, now),
+            CoordinatorOp::Cancel { caller, id } => self.ledger.cancel(&table, caller, id, now),
         };
+        drop(table);
         match next {
             Next::Answer(answer) => Box::pin(fut::ready(Ok(answer))),
             Next::Run(saga) => {
@@ -132,9 +138,12 @@ impl Handler<Coordinate> for CoordinatorActor {
                 Box::pin(driven.into_actor(self).map(|driven, actor, _ctx| {
                     let (saga, end) = driven?;
                     let now = actor.clock.now();
-                    Ok(actor.ledger.finish(saga, end, now))
+                    let index = actor.ledger.index().clone();
+                    let table = index.read();
+                    Ok(actor.ledger.finish(&table, saga, end, now))
                 }))
             }
+            Next::Elsewhere(place) => unreachable!("a partition alone in its index: {place:?}"),
         }
     }
 }
@@ -148,16 +157,20 @@ impl Handler<ExpireDue> for CoordinatorActor {
     type Result = ResponseActFuture<Self, Result<usize, Failure>>;
 
     fn handle(&mut self, _message: ExpireDue, _ctx: &mut Self::Context) -> Self::Result {
-        let sagas = self.ledger.expire_due(self.clock.now());
+        let index = self.ledger.index().clone();
+        index.maintain();
+        let sagas = self.ledger.expire_due(&index.read(), self.clock.now());
         let count = sagas.len();
         let registry = self.registry.clone();
         let driven = async move { join_all(sagas.into_iter().map(|saga| registry.drive(saga))).await };
         Box::pin(driven.into_actor(self).map(move |results, actor, _ctx| {
             let now = actor.clock.now();
+            let index = actor.ledger.index().clone();
+            let table = index.read();
             for result in results {
                 let (saga, end) = result?;
                 // An expiry's answer is ReservationExpired; nobody waits for it here.
-                let _ = actor.ledger.finish(saga, end, now);
+                let _ = actor.ledger.finish(&table, saga, end, now);
             }
             Ok(count)
         }))
@@ -219,7 +232,7 @@ impl ActixRuntime {
         let coordinators = arbiters
             .iter()
             .map(|arbiter| {
-                let ledger = Ledger::new(settings.ledger_limits);
+                let ledger = Ledger::alone(settings.ledger_limits);
                 let registry = registry.clone();
                 let clock = clock.clone();
                 let sweep_interval = Duration::from_millis(settings.expiry_sweep_interval_ms.max(1));

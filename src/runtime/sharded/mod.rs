@@ -207,6 +207,8 @@ impl Shard {
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
                 },
             };
+            // Between rounds, with no read of the index held: a rebuild may run.
+            self.ledger.index().maintain();
             if let Some(packet) = first {
                 handled += self.take(packet, &mut stopping);
             }
@@ -257,10 +259,13 @@ impl Shard {
                     answers: Vec::with_capacity(requests.len()),
                     reply,
                 });
+                let index = self.ledger.index().clone();
+                let table = index.read();
                 for (_, request) in &requests {
                     self.warm_account(request.customer);
-                    self.ledger.warm(&request.id);
+                    self.ledger.warm(&table, &request.id);
                 }
+                drop(table);
                 for (position, request) in requests {
                     let op = CoordinatorOp::Begin { caller, request, mode: Mode::OneShot };
                     self.coordinate(op, Origin::Batch { key, position });
@@ -343,14 +348,20 @@ impl Shard {
 
     fn coordinate(&mut self, op: CoordinatorOp, origin: Origin) {
         let now = self.now;
+        let index = self.ledger.index().clone();
+        let table = index.read();
         let next = match op {
-            CoordinatorOp::Begin { caller, request, mode } => self.ledger.begin(caller, request, mode, now),
-            CoordinatorOp::Commit { caller, id } => self.ledger.commit(caller, id, now),
-            CoordinatorOp::Cancel { caller, id } => self.ledger.cancel(caller, id, now),
+            CoordinatorOp::Begin { caller, request, mode } => {
+                self.ledger.begin(&table, caller, request, mode, now, &[])
+            }
+            CoordinatorOp::Commit { caller, id } => self.ledger.commit(&table, caller, id, now),
+            CoordinatorOp::Cancel { caller, id } => self.ledger.cancel(&table, caller, id, now),
         };
+        drop(table);
         match next {
             Next::Answer(answer) => self.deliver(origin, answer),
             Next::Run(saga) => self.start(saga, origin),
+            Next::Elsewhere(place) => unreachable!("a partition alone in its index: {place:?}"),
         }
     }
 
@@ -391,7 +402,8 @@ impl Shard {
                 }
                 Step::Done(end) => {
                     let (saga, origin) = self.sagas.remove(key);
-                    let answer = self.ledger.finish(saga, end, self.now);
+                    let index = self.ledger.index().clone();
+                    let answer = self.ledger.finish(&index.read(), saga, end, self.now);
                     self.deliver(origin, answer);
                     return;
                 }
@@ -433,7 +445,8 @@ impl Shard {
     /// Releases the reservations past their deadline; answers `reply` once all are released.
     fn sweep(&mut self, reply: Option<oneshot::Sender<usize>>) {
         self.now = self.clock.now();
-        let sagas = self.ledger.expire_due(self.now);
+        let index = self.ledger.index().clone();
+        let sagas = self.ledger.expire_due(&index.read(), self.now);
         let count = sagas.len();
         let origin = match reply {
             None => None,
@@ -500,7 +513,7 @@ impl ShardedRuntime {
                 let shard = Shard {
                     index: index as u32,
                     accounts: FxHashMap::default(),
-                    ledger: Ledger::new(settings.ledger_limits),
+                    ledger: Ledger::alone(settings.ledger_limits),
                     sagas: Slab::new(),
                     batches: Slab::new(),
                     expiries: Slab::new(),
