@@ -11,6 +11,7 @@
 //! more than it has: it is all or nothing.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -79,6 +80,24 @@ pub enum WorldError {
     OverAllocated { uin: u64, given: Money, total: Money },
 }
 
+/// Why a world file cannot be read or written, and which file.
+///
+/// Each message carries the underlying error's own text, and the underlying error is a
+/// field rather than a `source`: a caller printing the whole chain (`{:#}` in anyhow) would
+/// otherwise print it twice.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldFileError {
+    #[error("reading {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("{}: not a world file: {error}", path.display())]
+    NotAWorld { path: PathBuf, error: serde_json::Error },
+    /// Serializing the world failed (which a world of valid entries never does).
+    #[error("{error}")]
+    Encode { error: serde_json::Error },
+    #[error("writing {}: {error}", path.display())]
+    Write { path: PathBuf, error: std::io::Error },
+}
+
 /// The shape of a generated world.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorldSpec {
@@ -120,17 +139,15 @@ pub const CUSTOMER_UIN_BASE: u64 = 10_000_000;
 
 impl World {
     /// Reads a world file.
-    pub fn load(path: &std::path::Path) -> anyhow::Result<World> {
-        let text =
-            std::fs::read(path).map_err(|error| anyhow::anyhow!("reading {}: {error}", path.display()))?;
-        serde_json::from_slice(&text)
-            .map_err(|error| anyhow::anyhow!("{}: not a world file: {error}", path.display()))
+    pub fn load(path: &Path) -> Result<World, WorldFileError> {
+        let text = std::fs::read(path).map_err(|error| WorldFileError::Read { path: path.into(), error })?;
+        serde_json::from_slice(&text).map_err(|error| WorldFileError::NotAWorld { path: path.into(), error })
     }
 
     /// Writes a world file.
-    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
-        let text = serde_json::to_vec(self)?;
-        std::fs::write(path, text).map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))
+    pub fn save(&self, path: &Path) -> Result<(), WorldFileError> {
+        let text = serde_json::to_vec(self).map_err(|error| WorldFileError::Encode { error })?;
+        std::fs::write(path, text).map_err(|error| WorldFileError::Write { path: path.into(), error })
     }
 
     /// Generates a world in which every partner's credit covers exactly what its customers
