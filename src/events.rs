@@ -223,6 +223,7 @@ impl Subscription {
 
     /// The counter behind [`Subscription::dropped`], for a reporter that outlives a borrow
     /// of the subscription (the webhook deliverer reads it while a delivery is under way).
+    #[cfg(feature = "http")]
     pub(crate) fn dropped_counter(&self) -> Arc<AtomicU64> {
         self.dropped.clone()
     }

@@ -16,11 +16,14 @@
 //! - [`events`]: the in-process event bus the engine publishes credit warnings on;
 //! - [`api`]: the HTTP API server (feature `http`, on by default);
 //! - [`world`]: hierarchies to import, from a file or generated; [`audit`]: the books' check;
-//! - [`load`]: the `partner-credit load` job; [`bench`]: the runtimes side by side.
+//! - [`load`]: the `partner-credit load` job (feature `load`); [`bench`]: the runtimes side
+//!   by side (feature `bench`). Both are tools beside the library, on by default: an embedder
+//!   with `default-features = false` compiles neither.
 
 #[cfg(feature = "http")]
 pub mod api;
 pub mod audit;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod clock;
 pub mod coordinator;
@@ -28,6 +31,7 @@ pub mod domain;
 pub mod engine;
 pub mod events;
 pub mod limits;
+#[cfg(feature = "load")]
 pub mod load;
 pub mod runtime;
 pub mod world;

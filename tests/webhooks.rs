@@ -3,7 +3,7 @@
 //! queue, shutdown), then the real `partner-credit serve` with a `[[webhooks]]` entry.
 //!
 //! The receiver checks each request's signature with its own HMAC, not with the crate's.
-#![cfg(feature = "http")]
+//! The target needs the features `http` and `cli` (Cargo.toml's `required-features`).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
