@@ -2,7 +2,9 @@
 //! a small hierarchy built through the public API.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[cfg(feature = "http")]
 pub mod http;
@@ -117,6 +119,21 @@ pub async fn available(engine: &Engine, uin: Uin) -> Money {
 pub async fn assert_books_balance(engine: &Engine) {
     let audit = engine.audit().await.unwrap();
     assert!(audit.ok(), "the books do not balance: {:#?}", audit.violations);
+}
+
+/// Waits until `condition` holds, checking every few milliseconds, and fails the test after
+/// 10 s. For what a background task does on its own time: the test waits for the outcome it
+/// can observe rather than for a guessed duration.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Awaits concurrent purchases; answers (committed, refused), where every refusal must be
