@@ -574,7 +574,17 @@ mod tests {
     fn targets_parse() {
         let target = HttpTarget::new("http://127.0.0.1:8080/", "id", "key").unwrap();
         assert_eq!((target.url.as_str(), target.address.port()), ("http://127.0.0.1:8080", 8080));
-        assert!(HttpTarget::new("https://127.0.0.1:8080", "id", "key").is_err());
-        assert!(HttpTarget::new("http://127.0.0.1:8080/path", "id", "key").is_err());
+        let refused = |url| HttpTarget::new(url, "id", "key").err().map(|error| error.to_string());
+        assert_eq!(
+            refused("https://127.0.0.1:8080").as_deref(),
+            Some(
+                "--target https://127.0.0.1:8080: the load generator speaks plain HTTP only; serve \
+                 without [tls] to load it"
+            )
+        );
+        assert_eq!(
+            refused("http://127.0.0.1:8080/path").as_deref(),
+            Some("--target http://127.0.0.1:8080/path: give only http://HOST:PORT")
+        );
     }
 }

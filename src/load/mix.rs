@@ -164,8 +164,15 @@ mod tests {
         }
         assert!((1_800..2_200).contains(&counts[&Flow::OneShot]), "{counts:?}");
         assert!(!counts.contains_key(&Flow::ReserveCancel));
-        for bad in ["one-shot", "teleport=1", "one-shot=-1", "one-shot=0", ""] {
-            assert!(Mix::parse(bad).is_err(), "{bad}");
+        for (bad, why) in [
+            ("one-shot", "--mix: \"one-shot\" is not FLOW=WEIGHT"),
+            ("teleport=1", "--mix: unknown flow \"teleport\" (flows: "),
+            ("one-shot=-1", "--mix: the weight of one-shot is not a whole number up to 1000000"),
+            ("one-shot=0", "--mix: every weight is 0"),
+            ("", "--mix: every weight is 0"),
+        ] {
+            let error = Mix::parse(bad).unwrap_err().to_string();
+            assert!(error.starts_with(why), "{bad:?}: {error}");
         }
     }
 

@@ -103,7 +103,14 @@ mod tests {
         assert!(draws(1).iter().all(|index| [5, 7, 9].contains(index)));
         assert_eq!(draws(1), draws(1));
         assert_ne!(draws(1), draws(2));
-        assert!(Picker::new(10, None, Some(0.0)).is_err());
-        assert!(Picker::new(10, Some(vec![]), None).is_err());
+        let refused = |picker: anyhow::Result<Picker>| picker.err().map(|error| error.to_string());
+        assert_eq!(
+            refused(Picker::new(10, None, Some(0.0))).as_deref(),
+            Some("--zipf must be greater than 0 and at most 10")
+        );
+        assert_eq!(
+            refused(Picker::new(10, Some(vec![]), None)).as_deref(),
+            Some("no customers to pick from")
+        );
     }
 }
