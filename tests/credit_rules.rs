@@ -3,15 +3,13 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use partner_credit::coordinator::{Charges, PurchaseRequest};
 use partner_credit::domain::voucher::{PayMode, PaymentMode, ProductScope, Scope, VoucherStatus};
 use partner_credit::domain::warning::{Threshold, WarningLevel};
 use partner_credit::domain::{Month, Timestamp, VoucherId};
 use partner_credit::engine::{NewCustomerVoucher, NewPartnerVoucher, PartnerVoucherType, VoucherFilter};
-use partner_credit::events::{Event, Subscription};
+use partner_credit::events::{Event, Subscription, TryRecvError};
 use partner_credit::{Caller, Engine, EngineConfig, Money, RuntimeKind, Uin};
 
 on_every_runtime!(
@@ -447,13 +445,17 @@ async fn bill_confirmation(kind: RuntimeKind) {
     assert_books_balance(&engine).await;
 }
 
-/// The next warning, or `None` after a moment without one.
-async fn next_warning(events: &mut Subscription) -> Option<(Uin, Uin, WarningLevel, Money)> {
-    match tokio::time::timeout(Duration::from_millis(300), events.recv()).await {
-        Ok(Some(Event::CreditWarning(warning))) => {
+/// The next warning queued, or `None` if there is none. Nothing to wait for: the runtime
+/// publishes a command's warnings as the account handles it, and an engine call answers only
+/// once its account commands are handled, so the warnings of every call that has returned
+/// are already queued.
+fn next_warning(events: &mut Subscription) -> Option<(Uin, Uin, WarningLevel, Money)> {
+    match events.try_recv() {
+        Ok(Event::CreditWarning(warning)) => {
             Some((warning.customer, warning.partner, warning.level, warning.available))
         }
-        Ok(None) | Err(_) => None,
+        Err(TryRecvError::Empty) => None,
+        other => panic!("expected a credit warning or none, got {other:?}"),
     }
 }
 
@@ -461,28 +463,28 @@ async fn warnings_cross_once_and_rearm(kind: RuntimeKind) {
     let (engine, _clock) = engine(kind);
     let mut events = engine.subscribe(100);
     let t = tree(&engine).await;
-    assert_eq!(next_warning(&mut events).await, None, "allocations from zero cross nothing");
+    assert_eq!(next_warning(&mut events), None, "allocations from zero cross nothing");
     engine.purchase(OP, request("a", t.c, "140")).await.unwrap();
-    assert_eq!(next_warning(&mut events).await, None, "60 of 200 is above 25%");
+    assert_eq!(next_warning(&mut events), None, "60 of 200 is above 25%");
     engine.purchase(OP, request("b", t.c, "10.01")).await.unwrap();
-    assert_eq!(next_warning(&mut events).await, Some((t.c, t.r, WarningLevel::Remaining25, m("49.99"))));
+    assert_eq!(next_warning(&mut events), Some((t.c, t.r, WarningLevel::Remaining25, m("49.99"))));
     engine.purchase(OP, request("c", t.c, "1")).await.unwrap();
-    assert_eq!(next_warning(&mut events).await, None, "once per crossing");
+    assert_eq!(next_warning(&mut events), None, "once per crossing");
     // One purchase crosses 10% and 0% at once.
     engine.purchase(OP, request("d", t.c, "48.99")).await.unwrap();
-    assert_eq!(next_warning(&mut events).await, Some((t.c, t.r, WarningLevel::Remaining10, m("0"))));
-    assert_eq!(next_warning(&mut events).await, Some((t.c, t.r, WarningLevel::Remaining0, m("0"))));
+    assert_eq!(next_warning(&mut events), Some((t.c, t.r, WarningLevel::Remaining10, m("0"))));
+    assert_eq!(next_warning(&mut events), Some((t.c, t.r, WarningLevel::Remaining0, m("0"))));
     // Credit back above every level re-arms them; a refused purchase warns nothing.
     engine.allocate_customer_credit(Caller::Uin(t.r), t.c, m("300"), None).await.unwrap();
     assert_eq!(refusal(engine.purchase(OP, request("e", t.c, "300.01"))).await, "InsufficientCustomerCredit");
-    assert_eq!(next_warning(&mut events).await, None);
+    assert_eq!(next_warning(&mut events), None);
     engine.purchase(OP, request("f", t.c, "250")).await.unwrap();
-    assert_eq!(next_warning(&mut events).await, Some((t.c, t.r, WarningLevel::Remaining25, m("50"))));
+    assert_eq!(next_warning(&mut events), Some((t.c, t.r, WarningLevel::Remaining25, m("50"))));
     // A customer of a second-level reseller warns its parent, not the distributor charged.
     engine.purchase(OP, request("g", t.cs, "91")).await.unwrap();
-    assert_eq!(next_warning(&mut events).await, Some((t.cs, t.s, WarningLevel::Remaining25, m("9"))));
-    assert_eq!(next_warning(&mut events).await, Some((t.cs, t.s, WarningLevel::Remaining10, m("9"))));
-    assert_eq!(next_warning(&mut events).await, None);
+    assert_eq!(next_warning(&mut events), Some((t.cs, t.s, WarningLevel::Remaining25, m("9"))));
+    assert_eq!(next_warning(&mut events), Some((t.cs, t.s, WarningLevel::Remaining10, m("9"))));
+    assert_eq!(next_warning(&mut events), None);
 }
 
 async fn custom_warning_thresholds(kind: RuntimeKind) {
@@ -494,15 +496,15 @@ async fn custom_warning_thresholds(kind: RuntimeKind) {
     engine.set_credit_warning(Caller::Uin(t.r), t.c, Some(by_partner)).await.unwrap();
     engine.set_credit_warning(Caller::Uin(t.c), t.c, Some(own)).await.unwrap();
     assert_eq!(refusal(engine.set_credit_warning(Caller::Uin(t.s), t.c, None)).await, "NotAuthorized");
-    assert_eq!(next_warning(&mut events).await, None);
+    assert_eq!(next_warning(&mut events), None);
     engine.purchase(OP, request("a", t.c, "50.01")).await.unwrap();
-    assert_eq!(next_warning(&mut events).await, Some((t.c, t.r, WarningLevel::PartnerCustom, m("149.99"))));
+    assert_eq!(next_warning(&mut events), Some((t.c, t.r, WarningLevel::PartnerCustom, m("149.99"))));
     engine.purchase(OP, request("b", t.c, "30")).await.unwrap();
-    assert_eq!(next_warning(&mut events).await, Some((t.c, t.r, WarningLevel::CustomerCustom, m("119.99"))));
+    assert_eq!(next_warning(&mut events), Some((t.c, t.r, WarningLevel::CustomerCustom, m("119.99"))));
     // Removing the customer's own threshold; the partner's stays crossed.
     engine.set_credit_warning(Caller::Uin(t.c), t.c, None).await.unwrap();
     engine.purchase(OP, request("c", t.c, "1")).await.unwrap();
-    assert_eq!(next_warning(&mut events).await, None);
+    assert_eq!(next_warning(&mut events), None);
     let details = engine.account_details(Caller::Uin(t.c), t.c).await.unwrap();
     assert_eq!((details.partner_threshold, details.own_threshold), (Some(by_partner), None));
 }

@@ -276,10 +276,10 @@ async fn a_receiver_that_closes_every_connection_gets_each_event_once() {
     let webhooks = webhook::start(&bus, &[hook(receiver.url("/"), 1, 100, 2000)]).unwrap();
     for customer in 1..=5 {
         bus.publish(warning(customer, WarningLevel::Remaining25, None, "100", "20"));
-        // Spaced out, so that the connection is idle (and closed) when the next one goes.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // One at a time: the next event goes once this one is delivered, so the deliverer's
+        // connection is idle (and closed by the receiver) when the next one goes.
+        eventually(&format!("{customer} delivered"), || stats(&webhooks).delivered == customer).await;
     }
-    eventually("5 delivered", || stats(&webhooks).delivered == 5).await;
     let customers: Vec<Value> =
         receiver.requests().iter().map(|request| request.json()["CustomerUin"].clone()).collect();
     assert_eq!(customers, [json!(1), json!(2), json!(3), json!(4), json!(5)]);
@@ -526,6 +526,20 @@ async fn allocate_and_spend(server: &Server) {
     }
 }
 
+/// After [`allocate_and_spend`]: R gives the customer 100 more (total 200, 100 left, which
+/// re-arms every level), then a purchase of 60 leaves 40, below 25%: one warning.
+async fn send_marker_warning(server: &Server) {
+    let mut reseller = ApiClient::connect(server.address, "r", "r-key").await.unwrap();
+    let answer =
+        call(&mut reseller, "AllocateCustomerCredit", json!({"ClientUin": CUSTOMER, "AddedCredit": 100}))
+            .await;
+    assert_eq!(answer["TotalCredit"], 200, "{answer}");
+    let mut operator = ApiClient::connect(server.address, "op", "op-key").await.unwrap();
+    let purchase = json!({"PurchaseId": "marker", "ClientUin": CUSTOMER, "Amount": 60});
+    let answer = call(&mut operator, "CreatePurchase", purchase).await;
+    assert_eq!(answer["ClientRemainingCredit"], 40, "{answer}");
+}
+
 async fn call(client: &mut ApiClient, action: &str, body: Value) -> Value {
     let bytes = client.call(action, serde_json::to_vec(&body).unwrap()).await.unwrap();
     let answer: Value = serde_json::from_slice(&bytes).unwrap();
@@ -574,9 +588,19 @@ async fn end_to_end_purchases_crossing_25_10_and_0_percent_post_three_warnings()
     allocate_and_spend(&server).await;
 
     let requests = receiver.wait_for(3).await;
-    // Nothing else comes.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(receiver.requests().len(), 3);
+    // Nothing else comes: a marker warning, made after the three, arrives fourth. The
+    // deliverer posts its events one at a time in order, so a duplicate or a stray event
+    // among the first three would arrive before the marker. (This waits for an event that
+    // must come rather than for a guessed time in which nothing should.)
+    send_marker_warning(&server).await;
+    let marker = &receiver.wait_for(4).await[3];
+    let marker_event = marker.json();
+    assert_eq!(
+        (&marker_event["Level"], &marker_event["RemainingCredit"], &marker_event["TotalCredit"]),
+        (&json!("Remaining25"), &json!(40), &json!(200)),
+        "{marker_event}"
+    );
+    assert_eq!(receiver.requests().len(), 4);
     let mut summary = Vec::new();
     for request in &requests {
         request.assert_signed(SECRET);
