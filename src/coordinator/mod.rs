@@ -1,5 +1,5 @@
-//! The purchase coordinator: the ledger of purchases and the two-phase saga, as pure state
-//! machines that every runtime drives.
+//! The purchase coordinator: the ledger of purchases, the two-phase saga and the escrow of
+//! hot partners' credit, as pure state machines that every runtime drives.
 //!
 //! Purchases are partitioned by a hash of their id; each partition is one [`Ledger`], owned
 //! by one coordinator actor of the runtime. The ledger decides what a request means for the
@@ -7,6 +7,12 @@
 //! sequence of account commands that carries it out. The runtime sends each command the
 //! saga asks for to the account's actor and feeds the reply back, until the saga is done;
 //! then [`Ledger::finish`] records the result and gives the answer.
+//!
+//! [`escrow`] holds the money rules of a runtime that splits a hot partner's credit into
+//! slices: a slice serves the partner side of sagas from its share, and the partner's home
+//! grants, recalls and settles; its invariant, `free + reserved + used = granted` per slice
+//! and the home's hold equal to the slices' granted credit in total, is asserted after
+//! every step.
 //!
 //! The protocol, per purchase id:
 //!
@@ -28,6 +34,7 @@
 //! - a terminal record is forgotten only after the retention window or when the partition
 //!   holds more than its share of `resolved_capacity`; a repeat after that is a new purchase.
 
+pub mod escrow;
 pub mod index;
 mod ledger;
 mod records;
