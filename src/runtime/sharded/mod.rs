@@ -24,21 +24,20 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use dashmap::DashSet;
 use parking_lot::Mutex;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use slab::Slab;
 use tokio::sync::oneshot;
 
 mod escrow;
 
-use escrow::{Recall, Slice};
+use escrow::WholeCall;
 
 use super::slots::Slots;
 use super::{CoordinatorOp, Failure, RuntimeSettings};
 use crate::clock::Clock;
+use crate::coordinator::escrow::{EscrowedPartners, Home, Settlement, Slice};
 use crate::coordinator::{Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, Step};
-use crate::domain::{
-    Account, Caller, Command, Credit, Money, Month, PurchaseId, Rejection, Reply, Timestamp, Uin,
-};
+use crate::domain::{Account, Caller, Command, Credit, Money, PurchaseId, Rejection, Reply, Timestamp, Uin};
 use crate::events::EventBus;
 
 type Answer = Result<Outcome, Rejection>;
@@ -119,7 +118,7 @@ enum Hop {
     Recall { partner: Uin },
     /// To the home: a slice's free credit given back and its used credit settled, per bill
     /// month; `recall` when it answers a recall.
-    Returned { partner: Uin, free: Money, used: Vec<(Month, Money)>, recall: bool },
+    Returned { partner: Uin, settlement: Settlement, recall: bool },
 }
 
 enum Packet {
@@ -158,12 +157,14 @@ struct Shard {
     expiries: Slab<PendingExpiry>,
     /// Hops for each shard, sent at the end of the round.
     outboxes: Vec<Vec<Hop>>,
-    /// Partners whose credit is split into slices (empty on a single shard).
-    escrow_partners: Arc<FxHashSet<Uin>>,
-    /// This shard's slices of escrowed partners that live on other shards.
-    slices: FxHashMap<Uin, Slice>,
-    /// At an escrowed partner's home: recalls in progress, with the refills waiting on them.
-    recalls: FxHashMap<Uin, Recall>,
+    /// Partners whose credit is split into slices (none on a single shard).
+    escrowed: Arc<EscrowedPartners>,
+    /// This shard's slices of the escrowed partners (the home's own slice included), with
+    /// parked sagas named by their key in `sagas`.
+    slices: FxHashMap<Uin, Slice<usize>>,
+    /// The homes of the escrowed partners that live on this shard: what they hold for their
+    /// slices, and their recalls in progress.
+    homes: FxHashMap<Uin, Home<WholeCall>>,
     senders: Vec<Sender<Packet>>,
     slots: Arc<Slots<Answer>>,
     clock: Arc<dyn Clock>,
@@ -328,8 +329,8 @@ impl Shard {
             }
             Hop::Refill { partner, wanted, from } => self.refill(partner, wanted, from),
             Hop::Granted { partner, amount, exhausted } => self.granted(partner, amount, exhausted),
-            Hop::Recall { partner } => self.return_slice(partner, true),
-            Hop::Returned { partner, free, used, recall } => self.returned(partner, free, used, recall),
+            Hop::Recall { partner } => self.give_back(partner),
+            Hop::Returned { partner, settlement, recall } => self.returned(partner, settlement, recall),
         }
     }
 
@@ -382,7 +383,7 @@ impl Shard {
                     let partner_side = self.sagas[key].0.charged() == Some(uin);
                     // Every shard, the home included, serves an escrowed partner from its slice,
                     // so that every reservation goes through the one protocol.
-                    if partner_side && self.escrow_partners.contains(&uin) {
+                    if partner_side && self.escrowed.is_escrowed(uin) {
                         match self.slice_step(key, uin, command) {
                             Some(reply) => {
                                 step = self.sagas[key].0.advance(reply);
@@ -485,7 +486,7 @@ impl Shard {
 
 pub struct ShardedRuntime {
     /// Partners whose credit is split into slices: calls on them gather the slices first.
-    escrow_partners: Arc<FxHashSet<Uin>>,
+    escrowed: Arc<EscrowedPartners>,
     senders: Vec<Sender<Packet>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     slots: Arc<Slots<Answer>>,
@@ -501,11 +502,7 @@ impl ShardedRuntime {
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..shard_count).map(|_| crossbeam_channel::bounded::<Packet>(INBOX_PACKETS)).unzip();
         let slots = Slots::new(REPLY_SLOTS);
-        // One shard holds all of every partner's credit: nothing to split.
-        let escrow_partners: Arc<FxHashSet<Uin>> = match shard_count {
-            1 => Arc::default(),
-            _ => Arc::new(settings.escrow_partners.iter().copied().collect()),
-        };
+        let escrowed = Arc::new(EscrowedPartners::new(settings.escrow_partners.iter().copied(), shard_count));
         let threads = receivers
             .into_iter()
             .enumerate()
@@ -518,9 +515,9 @@ impl ShardedRuntime {
                     batches: Slab::new(),
                     expiries: Slab::new(),
                     outboxes: (0..shard_count).map(|_| Vec::new()).collect(),
-                    escrow_partners: escrow_partners.clone(),
+                    escrowed: escrowed.clone(),
                     slices: FxHashMap::default(),
-                    recalls: FxHashMap::default(),
+                    homes: FxHashMap::default(),
                     senders: senders.clone(),
                     slots: slots.clone(),
                     now: clock.now(),
@@ -535,7 +532,7 @@ impl ShardedRuntime {
             })
             .collect();
         ShardedRuntime {
-            escrow_partners,
+            escrowed,
             senders,
             threads: Mutex::new(threads),
             slots,
@@ -671,10 +668,10 @@ impl ShardedRuntime {
         self.uins.contains(&uin)
     }
 
-    /// Whether `partner`'s available credit is split into per-shard slices: named in
-    /// `escrow_partners`, on more than one shard. The one place this is decided.
+    /// Whether `partner`'s available credit is split into per-shard slices: the shards ask
+    /// the same `EscrowedPartners`, the one place this is decided.
     pub fn is_escrowed(&self, partner: Uin) -> bool {
-        self.escrow_partners.contains(&partner)
+        self.escrowed.is_escrowed(partner)
     }
 
     pub fn uins(&self) -> Vec<Uin> {
