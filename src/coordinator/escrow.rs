@@ -300,7 +300,9 @@ pub enum Decision {
     /// Hold the grant's amount on the partner's account and send it to the slice.
     Grant(Grant),
     /// Every slice gives its credit back ([`Slice::give_back`]) and the home takes each
-    /// return with `answers_recall` (the home's own slice too).
+    /// return with `answers_recall`. The home's own slice counts like the others, and must
+    /// answer after any grant already on its way to it (otherwise the recall misses that
+    /// credit), so a runtime sends it the recall by the way it sends it grants.
     RecallEverySlice,
     /// A recall is in progress; its end serves the request.
     WaitForRecall,

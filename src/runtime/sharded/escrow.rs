@@ -140,11 +140,11 @@ impl Shard {
         match decision {
             Decision::Grant(grant) => self.grant(partner, grant),
             Decision::RecallEverySlice => {
-                let home = self.index as usize;
-                // The home's own slice answers at once, the others by hop.
-                self.give_back(partner);
-                for shard in (0..self.senders.len()).filter(|shard| *shard != home) {
-                    self.outboxes[shard].push(Hop::Recall { partner });
+                // The home's own slice too answers by hop: behind any grant on its way to it,
+                // so that the grant is recalled with the slice rather than missed by the
+                // recall (which could refuse a purchase the whole credit covers).
+                for outbox in &mut self.outboxes {
+                    outbox.push(Hop::Recall { partner });
                 }
             }
             Decision::WaitForRecall => {}

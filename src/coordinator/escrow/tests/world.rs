@@ -1,7 +1,7 @@
 //! One partner's escrow as the sharded runtime runs it: a home beside a plain model of the
 //! partner's account, 2 to 4 slices, and one first-in-first-out queue each way between the
-//! home and every slice. Slice 0 is the home's own: it answers a recall and settles at
-//! once, and its refills and grants go through its queues, as hops a shard sends itself.
+//! home and every slice. Slice 0 is the home's own: it settles at once, and its refills,
+//! grants and recalls go through its queues, as hops a shard sends itself.
 //! After every step the world checks the invariant and that the partner's credit is
 //! conserved exactly; on it run the last-cent cases and a property test of random
 //! interleavings.
@@ -198,9 +198,8 @@ impl World {
         match decision {
             Decision::Grant(grant) => self.grant(grant),
             Decision::RecallEverySlice => {
-                self.give_back(0);
-                for slice in 1..self.slices.len() {
-                    self.to_slices[slice].push_back(ToSlice::Recall);
+                for queue in &mut self.to_slices {
+                    queue.push_back(ToSlice::Recall);
                 }
             }
             Decision::WaitForRecall => {}
@@ -439,5 +438,21 @@ proptest! {
         world.run_until_quiet(sequence(seed));
         let refused = world.refused.len();
         prop_assert_eq!(world.committed + world.released + refused + world.open.len(), world.next_saga as usize);
+    }
+}
+
+/// A grant on its way to the home's own slice when a recall starts is recalled with that
+/// slice, so the refill that started the recall sees it: the partner's 10 covers both 1 and 9.
+#[test]
+fn a_grant_on_its_way_to_the_homes_own_slice_is_recalled_with_it() {
+    for seed in 0..10 {
+        let mut world = World::new(2, m("10"));
+        world.purchase(0, m("1"), true);
+        world.deliver_to_home(0);
+        world.purchase(1, m("9"), true);
+        world.deliver_to_home(1);
+        assert!(world.home.is_recalling());
+        world.run_until_quiet(sequence(seed));
+        assert_eq!((world.committed, world.refused.clone()), (2, vec![]), "seed {seed}");
     }
 }
