@@ -8,7 +8,8 @@
 //! - [`domain`]: pure rules: money and ids, who may act on what (`access`), the refusals in
 //!   precedence order (`rejection`), accounts and their commands by concept (`account/`),
 //!   vouchers, bills, warnings and quotas;
-//! - [`coordinator`]: the purchase ledger and the two-phase saga, as state machines;
+//! - [`coordinator`]: the purchase ledger, the two-phase saga and hot partners' escrow, as
+//!   state machines;
 //! - [`runtime`]: how actors map to threads (`sharded`: one thread per core, the default;
 //!   `actix`: one actix actor per UIN, the reference);
 //! - [`engine`]: the async API that everything else calls, one file per concept;
