@@ -360,12 +360,12 @@ async fn a_full_queue_drops_and_counts_without_blocking_the_publisher() {
     let webhooks = webhook::start(&bus, &[hook(receiver.url("/"), 1, 2, 1000)]).unwrap();
     bus.publish(warning(1, WarningLevel::Remaining25, None, "100", "20"));
     receiver.wait_for(1).await;
-    // The queue holds 2 of the next 5; publishing never waits.
-    let started = Instant::now();
+    // The queue holds 2 of the next 5; publishing never waits. No clock is read to show it:
+    // a publisher that waited for room would have got it (the stuck request times out) and
+    // dropped nothing, so three drops while the webhook is still busy are the proof.
     for customer in 2..=6 {
         bus.publish(warning(customer, WarningLevel::Remaining25, None, "100", "20"));
     }
-    assert!(started.elapsed() < Duration::from_millis(100));
     assert_eq!(stats(&webhooks).dropped, 3);
     assert_eq!(bus.dropped(), 3);
 
