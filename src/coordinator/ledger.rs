@@ -18,7 +18,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use compact_str::CompactString;
-use rustc_hash::FxHashMap;
 
 use super::index::{Claim, IdIndex, IndexRead, Place};
 use super::records::{Answer, Key, Keys, Open, Records, RefusalOf, State};
@@ -58,11 +57,13 @@ pub struct Ledger {
     open_reservations: usize,
     /// The last month computed and its bounds, so that most purchases compute none.
     month: (Timestamp, Timestamp, Month),
-    /// The partner each customer's purchases charge, learned when a purchase of it ends: a
-    /// repeat's answer names it, and a record does not keep it (a customer's charged
-    /// partner never changes). At most one entry per customer.
-    charged: FxHashMap<Uin, Uin>,
 }
+
+/// The partner a customer's purchases charge, as the runtime knows it: a repeat's answer
+/// names it, and a record does not keep it. It never changes, so the customer's account
+/// has it; keeping it in every record would cost each remembered id 8 bytes more, and a
+/// cache of it in the ledger a random access per purchase.
+pub type ChargedOf<'a> = &'a dyn Fn(Uin) -> Option<Uin>;
 
 impl Ledger {
     /// A partition alone in its own index: the reference runtime, and tests.
@@ -87,7 +88,6 @@ impl Ledger {
             deadlines: BTreeSet::new(),
             open_reservations: 0,
             month: (month.start(), month.end(), month),
-            charged: FxHashMap::default(),
         }
     }
 
@@ -114,6 +114,7 @@ impl Ledger {
 
     /// A one-shot purchase or a reservation by `caller`. `ignored` holds the places other
     /// partitions said hold something else (see [`Next::Elsewhere`]); empty at first.
+    #[allow(clippy::too_many_arguments)]
     pub fn begin(
         &mut self,
         table: &IndexRead<'_>,
@@ -122,6 +123,7 @@ impl Ledger {
         mode: Mode,
         now: Timestamp,
         ignored: &[Place],
+        charged_of: ChargedOf<'_>,
     ) -> Next {
         // Authorize before anything is recorded, so that nobody can claim another customer's
         // purchase id with a refused request.
@@ -140,7 +142,9 @@ impl Ledger {
             return match table
                 .find(key.low, Some(self.shard), ignored, |sequence| records.here(sequence, key))
             {
-                Some(Claim::Here(sequence)) => Next::Answer(self.repeat(caller, &asked, sequence)),
+                Some(Claim::Here(sequence)) => {
+                    Next::Answer(self.repeat(caller, &asked, sequence, charged_of))
+                }
                 Some(Claim::There(place)) => Next::Elsewhere(place),
                 _ => Next::Answer(Err(Rejection::TooManyOpenReservations(self.limits.open_reservations_max))),
             };
@@ -148,7 +152,7 @@ impl Ledger {
         let sequence = self.records.window().1;
         let records = &self.records;
         match table.claim(key.low, self.shard, sequence, ignored, |sequence| records.here(sequence, key)) {
-            Claim::Here(sequence) => return Next::Answer(self.repeat(caller, &asked, sequence)),
+            Claim::Here(sequence) => return Next::Answer(self.repeat(caller, &asked, sequence, charged_of)),
             Claim::There(place) => return Next::Elsewhere(place),
             Claim::Claimed => self.index.wrote(self.shard, 1),
         }
@@ -173,66 +177,27 @@ impl Ledger {
     }
 
     /// The answer to a request whose id has a record here.
-    fn repeat(&self, caller: Caller, asked: &Asked<'_>, sequence: u64) -> Result<Outcome, Rejection> {
+    fn repeat(
+        &self,
+        caller: Caller,
+        asked: &Asked<'_>,
+        sequence: u64,
+        charged_of: ChargedOf<'_>,
+    ) -> Result<Outcome, Rejection> {
         let record = self.records.get(sequence);
         access::itself(caller, record.customer())?;
         if record.customer() != asked.customer || !record.same_content(asked.fingerprint) {
             return Err(Rejection::PurchaseIdConflict(asked.id.clone()));
         }
         match self.records.first_answer(sequence) {
-            Some(answer) => self.outcome(asked.id, asked.amount, record.customer(), answer),
+            Some(answer) => outcome(asked.id, asked.amount, record.customer(), answer, charged_of),
             None => Err(Rejection::PurchaseInProgress(asked.id.clone())),
-        }
-    }
-
-    /// A first answer, rebuilt for the request `id` of `amount`.
-    fn outcome(
-        &self,
-        id: &PurchaseId,
-        amount: Money,
-        customer: Uin,
-        answer: Answer,
-    ) -> Result<Outcome, Rejection> {
-        let charged = || {
-            *self.charged.get(&customer).expect("a customer's partner is known once a purchase of it ended")
-        };
-        match answer {
-            Answer::Purchased { customer_available, partner_available, deducted } => {
-                Ok(Outcome::Purchased(PurchaseReceipt {
-                    id: id.clone(),
-                    charged: charged(),
-                    customer_available,
-                    partner_available,
-                    spent: Spent { amount, deductions: deducted },
-                }))
-            }
-            Answer::Reserved { deadline, deducted } => Ok(Outcome::Reserved(ReservationReceipt {
-                id: id.clone(),
-                charged: charged(),
-                deadline,
-                spent: Spent { amount, deductions: deducted },
-            })),
-            Answer::Refused(refusal) => Err(match refusal {
-                RefusalOf::UnknownUin => Rejection::UnknownUin(customer),
-                RefusalOf::WrongKind => {
-                    Rejection::WrongKind { uin: customer, required: KindRequired::Customer }
-                }
-                RefusalOf::Suspended => Rejection::Suspended(customer),
-                RefusalOf::InsufficientCustomerCredit { available, needed } => {
-                    Rejection::InsufficientCustomerCredit { uin: customer, available, needed }
-                }
-                RefusalOf::InsufficientPartnerCredit { available, needed } => {
-                    Rejection::InsufficientPartnerCredit { uin: charged(), available, needed }
-                }
-                RefusalOf::Other(rejection) => rejection,
-            }),
         }
     }
 
     /// How a record keeps a refusal of `customer`'s purchase: in place when it is one of
     /// the refusals a purchase's accounts give, else whole beside it.
-    fn refusal_of(&self, rejection: &Rejection, customer: Uin) -> RefusalOf {
-        let charged = self.charged.get(&customer).copied();
+    fn refusal_of(&self, rejection: &Rejection, customer: Uin, charged: Option<Uin>) -> RefusalOf {
         match rejection {
             Rejection::UnknownUin(uin) if *uin == customer => RefusalOf::UnknownUin,
             Rejection::WrongKind { uin, required: KindRequired::Customer } if *uin == customer => {
@@ -250,13 +215,27 @@ impl Ledger {
     }
 
     /// Phase two of a reservation: its amounts become used.
-    pub fn commit(&mut self, table: &IndexRead<'_>, caller: Caller, id: PurchaseId, now: Timestamp) -> Next {
-        self.resolve(table, caller, id, now, true)
+    pub fn commit(
+        &mut self,
+        table: &IndexRead<'_>,
+        caller: Caller,
+        id: PurchaseId,
+        now: Timestamp,
+        charged_of: ChargedOf<'_>,
+    ) -> Next {
+        self.resolve(table, caller, id, now, true, charged_of)
     }
 
     /// Releases a reservation.
-    pub fn cancel(&mut self, table: &IndexRead<'_>, caller: Caller, id: PurchaseId, now: Timestamp) -> Next {
-        self.resolve(table, caller, id, now, false)
+    pub fn cancel(
+        &mut self,
+        table: &IndexRead<'_>,
+        caller: Caller,
+        id: PurchaseId,
+        now: Timestamp,
+        charged_of: ChargedOf<'_>,
+    ) -> Next {
+        self.resolve(table, caller, id, now, false, charged_of)
     }
 
     fn resolve(
@@ -266,6 +245,7 @@ impl Ledger {
         id: PurchaseId,
         now: Timestamp,
         commit: bool,
+        charged_of: ChargedOf<'_>,
     ) -> Next {
         let key = self.keys.id(&id);
         let records = &self.records;
@@ -321,7 +301,7 @@ impl Ledger {
             // The refusal the purchase got, again.
             (State::Refused, _) => {
                 let answer = self.records.first_answer(sequence).expect("a refused record keeps its refusal");
-                self.outcome(&id, Money::ZERO, customer, answer)
+                outcome(&id, Money::ZERO, customer, answer, charged_of)
             }
         };
         Next::Answer(answer)
@@ -339,9 +319,7 @@ impl Ledger {
         let spent = Spent::new(saga.amount, customer_deduction, partner_deduction);
         let holds = saga.take_all_holds();
         let customer = saga.customer();
-        if let Some(charged) = saga.charged() {
-            self.charged.insert(customer, charged);
-        }
+        let charged = saga.charged();
         let located = self.records.locate(table, self.shard, saga.key, saga.record);
         let id = saga.id;
         let answer = match (saga.kind, end) {
@@ -363,7 +341,7 @@ impl Ledger {
                 if self.records.get(sequence).is_reservation() {
                     self.open_reservations -= 1;
                 }
-                let refusal = self.refusal_of(&rejection, customer);
+                let refusal = self.refusal_of(&rejection, customer, charged);
                 self.records.answer(sequence, State::Refused, Answer::Refused(refusal));
                 Err(rejection)
             }
@@ -463,6 +441,46 @@ impl Ledger {
     /// How many purchase records (open and remembered) the partition holds.
     pub fn records_len(&self) -> usize {
         self.records.len()
+    }
+}
+
+/// A first answer, rebuilt for the request `id` of `amount`.
+fn outcome(
+    id: &PurchaseId,
+    amount: Money,
+    customer: Uin,
+    answer: Answer,
+    charged_of: ChargedOf<'_>,
+) -> Result<Outcome, Rejection> {
+    let charged = || charged_of(customer).expect("a customer whose purchase ended exists");
+    match answer {
+        Answer::Purchased { customer_available, partner_available, deducted } => {
+            Ok(Outcome::Purchased(PurchaseReceipt {
+                id: id.clone(),
+                charged: charged(),
+                customer_available,
+                partner_available,
+                spent: Spent { amount, deductions: deducted },
+            }))
+        }
+        Answer::Reserved { deadline, deducted } => Ok(Outcome::Reserved(ReservationReceipt {
+            id: id.clone(),
+            charged: charged(),
+            deadline,
+            spent: Spent { amount, deductions: deducted },
+        })),
+        Answer::Refused(refusal) => Err(match refusal {
+            RefusalOf::UnknownUin => Rejection::UnknownUin(customer),
+            RefusalOf::WrongKind => Rejection::WrongKind { uin: customer, required: KindRequired::Customer },
+            RefusalOf::Suspended => Rejection::Suspended(customer),
+            RefusalOf::InsufficientCustomerCredit { available, needed } => {
+                Rejection::InsufficientCustomerCredit { uin: customer, available, needed }
+            }
+            RefusalOf::InsufficientPartnerCredit { available, needed } => {
+                Rejection::InsufficientPartnerCredit { uin: charged(), available, needed }
+            }
+            RefusalOf::Other(rejection) => rejection,
+        }),
     }
 }
 

@@ -50,7 +50,18 @@ impl World {
     }
 
     fn begin(&mut self, caller: Caller, request: PurchaseRequest, mode: Mode) -> Next {
-        self.with_index(|ledger, table, now| ledger.begin(table, caller, request, mode, now, &[]))
+        let charged = self.charged();
+        self.with_index(|ledger, table, now| ledger.begin(table, caller, request, mode, now, &[], &charged))
+    }
+
+    /// The partner each customer's purchases charge, from the accounts.
+    fn charged(&self) -> impl Fn(Uin) -> Option<Uin> {
+        let charged: HashMap<Uin, Uin> = self
+            .accounts
+            .values()
+            .filter_map(|account| Some((account.uin, account.role.charged()?)))
+            .collect();
+        move |customer| charged.get(&customer).copied()
     }
 
     fn finish(&mut self, saga: Saga, end: SagaEnd) -> Result<Outcome, Rejection> {
@@ -95,9 +106,10 @@ impl World {
     }
 
     fn resolve(&mut self, caller: Caller, text: &str, commit: bool) -> Next {
+        let charged = self.charged();
         self.with_index(|ledger, table, now| match commit {
-            true => ledger.commit(table, caller, id(text), now),
-            false => ledger.cancel(table, caller, id(text), now),
+            true => ledger.commit(table, caller, id(text), now, &charged),
+            false => ledger.cancel(table, caller, id(text), now, &charged),
         })
     }
 

@@ -23,7 +23,7 @@ use dashmap::DashMap;
 use futures::future::join_all;
 use parking_lot::Mutex;
 
-use super::{CoordinatorOp, Failure, RuntimeSettings};
+use super::{ChargedCache, CoordinatorOp, Failure, RuntimeSettings};
 use crate::clock::Clock;
 use crate::coordinator::{
     Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, SagaEnd, Step,
@@ -96,6 +96,8 @@ impl Registry {
 /// One partition of the purchase ledger, driving its sagas.
 struct CoordinatorActor {
     ledger: Ledger,
+    /// The partner of each customer whose purchase ended here, for repeats' answers.
+    charged: ChargedCache,
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
     sweep_interval: Duration,
@@ -122,12 +124,17 @@ impl Handler<Coordinate> for CoordinatorActor {
         let index = self.ledger.index().clone();
         index.maintain();
         let table = index.read();
+        let charged = &self.charged;
         let next = match message.0 {
             CoordinatorOp::Begin { caller, request, mode } => {
-                self.ledger.begin(&table, caller, request, mode, now, &[])
+                self.ledger.begin(&table, caller, request, mode, now, &[], &|customer| charged.get(customer))
             }
-            CoordinatorOp::Commit { caller, id } => self.ledger.commit(&table, caller, id, now),
-            CoordinatorOp::Cancel { caller, id } => self.ledger.cancel(&table, caller, id, now),
+            CoordinatorOp::Commit { caller, id } => {
+                self.ledger.commit(&table, caller, id, now, &|customer| charged.get(customer))
+            }
+            CoordinatorOp::Cancel { caller, id } => {
+                self.ledger.cancel(&table, caller, id, now, &|customer| charged.get(customer))
+            }
         };
         drop(table);
         match next {
@@ -140,6 +147,7 @@ impl Handler<Coordinate> for CoordinatorActor {
                     let now = actor.clock.now();
                     let index = actor.ledger.index().clone();
                     let table = index.read();
+                    actor.charged.learn(&saga);
                     Ok(actor.ledger.finish(&table, saga, end, now))
                 }))
             }
@@ -169,6 +177,7 @@ impl Handler<ExpireDue> for CoordinatorActor {
             let table = index.read();
             for result in results {
                 let (saga, end) = result?;
+                actor.charged.learn(&saga);
                 // An expiry's answer is ReservationExpired; nobody waits for it here.
                 let _ = actor.ledger.finish(&table, saga, end, now);
             }
@@ -238,6 +247,7 @@ impl ActixRuntime {
                 let sweep_interval = Duration::from_millis(settings.expiry_sweep_interval_ms.max(1));
                 CoordinatorActor::start_in_arbiter(arbiter, move |_| CoordinatorActor {
                     ledger,
+                    charged: ChargedCache::default(),
                     registry,
                     clock,
                     sweep_interval,

@@ -93,6 +93,25 @@ pub(crate) fn publish_warnings(events: &EventBus, account: &Account, crossings: 
     }
 }
 
+/// The partner each customer's purchases charge, as a coordinator that lives apart from the
+/// accounts learns it from its sagas: what a repeat's answer names (see
+/// [`crate::coordinator::ChargedOf`]). At most one entry per customer; it never changes.
+#[derive(Debug, Default)]
+pub(crate) struct ChargedCache(rustc_hash::FxHashMap<Uin, Uin>);
+
+impl ChargedCache {
+    /// Learns the partner of `saga`'s customer, once it knows it.
+    pub fn learn(&mut self, saga: &crate::coordinator::Saga) {
+        if let Some(charged) = saga.charged() {
+            self.0.entry(saga.customer()).or_insert(charged);
+        }
+    }
+
+    pub fn get(&self, customer: Uin) -> Option<Uin> {
+        self.0.get(&customer).copied()
+    }
+}
+
 /// A failure of the system, as opposed to a refusal: the operation's outcome is unknown.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {

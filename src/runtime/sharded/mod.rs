@@ -33,7 +33,7 @@ mod escrow;
 use escrow::WholeCall;
 
 use super::slots::Slots;
-use super::{CoordinatorOp, Failure, RuntimeSettings};
+use super::{ChargedCache, CoordinatorOp, Failure, RuntimeSettings};
 use crate::clock::Clock;
 use crate::coordinator::escrow::{EscrowedPartners, Home, Settlement, Slice};
 use crate::coordinator::{Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, Step};
@@ -150,6 +150,8 @@ struct PendingExpiry {
 /// The state one shard thread owns.
 struct Shard {
     index: u32,
+    /// The partner of each customer whose purchase ended here, for repeats' answers.
+    charged: ChargedCache,
     accounts: FxHashMap<Uin, Account>,
     ledger: Ledger,
     sagas: Slab<(Saga, Origin)>,
@@ -351,12 +353,17 @@ impl Shard {
         let now = self.now;
         let index = self.ledger.index().clone();
         let table = index.read();
+        let charged = &self.charged;
         let next = match op {
             CoordinatorOp::Begin { caller, request, mode } => {
-                self.ledger.begin(&table, caller, request, mode, now, &[])
+                self.ledger.begin(&table, caller, request, mode, now, &[], &|customer| charged.get(customer))
             }
-            CoordinatorOp::Commit { caller, id } => self.ledger.commit(&table, caller, id, now),
-            CoordinatorOp::Cancel { caller, id } => self.ledger.cancel(&table, caller, id, now),
+            CoordinatorOp::Commit { caller, id } => {
+                self.ledger.commit(&table, caller, id, now, &|customer| charged.get(customer))
+            }
+            CoordinatorOp::Cancel { caller, id } => {
+                self.ledger.cancel(&table, caller, id, now, &|customer| charged.get(customer))
+            }
         };
         drop(table);
         match next {
@@ -403,6 +410,7 @@ impl Shard {
                 }
                 Step::Done(end) => {
                     let (saga, origin) = self.sagas.remove(key);
+                    self.charged.learn(&saga);
                     let index = self.ledger.index().clone();
                     let answer = self.ledger.finish(&index.read(), saga, end, self.now);
                     self.deliver(origin, answer);
@@ -509,6 +517,7 @@ impl ShardedRuntime {
             .map(|(index, inbox)| {
                 let shard = Shard {
                     index: index as u32,
+                    charged: ChargedCache::default(),
                     accounts: FxHashMap::default(),
                     ledger: Ledger::alone(settings.ledger_limits),
                     sagas: Slab::new(),
