@@ -48,7 +48,7 @@ fn domain(c: &mut Criterion) {
                 amount,
             );
             let Next::Run(mut saga) =
-                ledger.begin(read, Caller::Operator, request, Mode::OneShot, Timestamp(1), &[], &|_| None)
+                ledger.begin(read, Caller::Operator, &request, Mode::OneShot, Timestamp(1), 0, &|_| None)
             else {
                 panic!("a new purchase runs a saga")
             };

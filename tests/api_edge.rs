@@ -377,7 +377,9 @@ async fn purchase_protocol() {
     let never = Call::new("c", "CommitPurchase", &json!({"PurchaseId": "never"}));
     assert_eq!(code(&send!(app, never.request(now()))), "ResourceNotFound.PurchaseId");
 
-    // A batch answers each purchase in order; refusals do not stop the others.
+    // A batch answers each purchase in order; refusals do not stop the others. The purchases
+    // of one customer run in the batch's order (its shard takes them one after another), so
+    // k2 sees what k1 charged.
     let batch = json!({"Purchases": [
         {"PurchaseId": "k1", "ClientUin": 10, "Amount": 1},
         {"PurchaseId": "k2", "ClientUin": 10, "Amount": 10000},
@@ -390,7 +392,7 @@ async fn purchase_protocol() {
             {"PurchaseId": "k1", "Status": "Committed", "ClientVoucherDeduction": 0,
              "PartnerVoucherDeduction": 0, "ClientCharge": 1, "PartnerCharge": 1},
             {"PurchaseId": "k2", "Status": "Refused", "ErrorCode": "FailedOperation.InsufficientClientCredit",
-             "ErrorMessage": "customer 10 has 177.5 available, the purchase needs 10000"},
+             "ErrorMessage": "customer 10 has 176.5 available, the purchase needs 10000"},
             {"PurchaseId": "k3", "Status": "Committed", "ClientVoucherDeduction": 0,
              "PartnerVoucherDeduction": 0, "ClientCharge": 2, "PartnerCharge": 2},
         ])

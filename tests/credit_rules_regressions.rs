@@ -80,7 +80,9 @@ async fn a_purchase_the_partner_refuses_publishes_no_warning() {
 
 // Guards against: a TerminatePostpaid whose caller stopped waiting left its resource id
 // taken for good, so the resource could be neither activated again nor terminated.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// On one thread, so that the termination's task cannot finish before the caller's first
+// poll: the caller then gives up with the termination certainly in progress.
+#[tokio::test(flavor = "current_thread")]
 async fn a_cancelled_terminate_releases_the_resource_id() {
     let (engine, _clock) = engine(RuntimeKind::Sharded);
     let t = tree(&engine).await;

@@ -186,66 +186,64 @@ impl Table {
     /// Claims `hash` for the record `sequence` of `shard`, unless it is live somewhere.
     /// `here` answers, for an entry of `shard` with the same tag, the full sequence number
     /// of a live record of `shard` whose id is this one (its full hash compared), or `None`.
-    /// Entries in `ignored` (places another shard said hold something else) are skipped.
+    /// Entries of the shards in the bitmask `skip` (shards that said their entries hold
+    /// something else) are passed over. The walk goes on to the first empty slot, so that a
+    /// record of `shard` is found even behind another shard's entry: `There` means the
+    /// claimer's shard has no record of the id.
     pub fn claim(
         &self,
         hash: u64,
         shard: u32,
         sequence: u64,
-        ignored: &[Place],
+        skip: u64,
         here: impl Fn(u32) -> Option<u64>,
     ) -> Claim {
         let tag = tag_of(hash);
         let mine = entry(tag, shard, sequence);
+        let mut there = None;
         let mut index = bucket(hash) & self.mask;
         loop {
             let mut current = self.slots[index].load(Ordering::Acquire);
             if current == EMPTY {
+                if let Some(place) = there {
+                    return Claim::There(place);
+                }
                 match self.slots[index].compare_exchange(EMPTY, mine, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => return Claim::Claimed,
                     // Another shard wrote this slot first: look at what it wrote.
                     Err(written) => current = written,
                 }
             }
-            if current >> (SHARD_BITS + SEQUENCE_BITS) == tag {
-                let place = place_of(current);
-                if place.shard == shard {
-                    if let Some(found) = here(place.sequence) {
-                        return Claim::Here(found);
-                    }
-                } else if !ignored.contains(&place) {
-                    return Claim::There(place);
-                }
+            match matching(current, tag, shard, skip, &here) {
+                Some(Claim::Here(found)) => return Claim::Here(found),
+                Some(Claim::There(place)) => there = there.or(Some(place)),
+                _ => {}
             }
             index = (index + 1) & self.mask;
         }
     }
 
-    /// Finds where `hash` lives: in `shard` (resolved by `here`, as for a claim), or the
-    /// first entry of another shard with its tag that is not `ignored`.
+    /// Finds where `hash` lives: in `shard` (resolved by `here`, as for a claim), or else
+    /// the first entry of another shard with its tag that `skip` does not pass over.
     pub fn find(
         &self,
         hash: u64,
         shard: Option<u32>,
-        ignored: &[Place],
+        skip: u64,
         here: impl Fn(u32) -> Option<u64>,
     ) -> Option<Claim> {
         let tag = tag_of(hash);
+        let mut there = None;
         let mut index = bucket(hash) & self.mask;
         loop {
             let current = self.slots[index].load(Ordering::Acquire);
             if current == EMPTY {
-                return None;
+                return there.map(Claim::There);
             }
-            if current >> (SHARD_BITS + SEQUENCE_BITS) == tag {
-                let place = place_of(current);
-                if Some(place.shard) == shard {
-                    if let Some(found) = here(place.sequence) {
-                        return Some(Claim::Here(found));
-                    }
-                } else if !ignored.contains(&place) {
-                    return Some(Claim::There(place));
-                }
+            match matching(current, tag, shard.unwrap_or(u32::MAX), skip, &here) {
+                Some(Claim::Here(found)) => return Some(Claim::Here(found)),
+                Some(Claim::There(place)) => there = there.or(Some(place)),
+                _ => {}
             }
             index = (index + 1) & self.mask;
         }
@@ -271,6 +269,28 @@ impl Table {
     /// rebuild has only the entries. See [`bucket`].
     fn bucket_of_entry(&self, entry: u64) -> usize {
         bucket_from_tag(entry >> (SHARD_BITS + SEQUENCE_BITS)) & self.mask
+    }
+}
+
+/// What an entry is to a search for `tag` from `shard`: its own live record of the id,
+/// another shard's entry to ask, or nothing.
+fn matching(
+    entry: u64,
+    tag: u64,
+    shard: u32,
+    skip: u64,
+    here: &impl Fn(u32) -> Option<u64>,
+) -> Option<Claim> {
+    if entry >> (SHARD_BITS + SEQUENCE_BITS) != tag {
+        return None;
+    }
+    let place = place_of(entry);
+    if place.shard == shard {
+        here(place.sequence).map(Claim::Here)
+    } else if skip & (1 << place.shard) == 0 {
+        Some(Claim::There(place))
+    } else {
+        None
     }
 }
 
@@ -341,7 +361,7 @@ mod tests {
 
         fn claim(&mut self, index: &IdIndex, hash: u64) -> Claim {
             let sequence = self.first + self.hashes.len() as u64;
-            let claim = index.read().claim(hash, self.shard, sequence, &[], self.here(hash));
+            let claim = index.read().claim(hash, self.shard, sequence, 0, self.here(hash));
             if claim == Claim::Claimed {
                 self.hashes.push(hash);
                 index.wrote(self.shard, 1);
@@ -371,7 +391,7 @@ mod tests {
         assert_eq!(b.claim(&index, hash(1)), Claim::There(Place { shard: 0, sequence: 0 }));
         assert_eq!(b.claim(&index, hash(2)), Claim::Claimed);
         b.publish(&index);
-        let find = |shard, hash| index.read().find(hash, shard, &[], |_| None);
+        let find = |shard, hash| index.read().find(hash, shard, 0, |_| None);
         assert_eq!(find(None, hash(2)), Some(Claim::There(Place { shard: 1, sequence: 0 })));
         assert_eq!(find(None, hash(3)), None);
     }
@@ -387,7 +407,10 @@ mod tests {
         let there = b.claim(&index, hash(7));
         let Claim::There(place) = there else { panic!("{there:?}") };
         let sequence = b.first + b.hashes.len() as u64;
-        assert_eq!(index.read().claim(hash(7), 1, sequence, &[place], b.here(hash(7))), Claim::Claimed);
+        assert_eq!(
+            index.read().claim(hash(7), 1, sequence, 1 << place.shard, b.here(hash(7))),
+            Claim::Claimed
+        );
     }
 
     #[test]
@@ -426,7 +449,7 @@ mod tests {
                         for n in 0..(round % 7) {
                             index.read().insert(hash(1_000_000 + u64::from(shard) * 100 + n), shard, n);
                         }
-                        if index.read().claim(id, shard, 99, &[], |_| None) == Claim::Claimed {
+                        if index.read().claim(id, shard, 99, 0, |_| None) == Claim::Claimed {
                             winners.fetch_add(1, Ordering::Relaxed);
                         }
                     });

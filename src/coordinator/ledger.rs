@@ -112,36 +112,36 @@ impl Ledger {
         self.index.publish(self.shard, first, end);
     }
 
-    /// A one-shot purchase or a reservation by `caller`. `ignored` holds the places other
-    /// partitions said hold something else (see [`Next::Elsewhere`]); empty at first.
+    /// A one-shot purchase or a reservation by `caller`. `skip` is the bitmask of the
+    /// partitions that said their entries for the id hold something else (see
+    /// [`Next::Elsewhere`]); 0 at first.
     #[allow(clippy::too_many_arguments)]
     pub fn begin(
         &mut self,
         table: &IndexRead<'_>,
         caller: Caller,
-        request: PurchaseRequest,
+        request: &PurchaseRequest,
         mode: Mode,
         now: Timestamp,
-        ignored: &[Place],
+        skip: u64,
         charged_of: ChargedOf<'_>,
     ) -> Next {
         // Authorize before anything is recorded, so that nobody can claim another customer's
         // purchase id with a refused request.
         let PurchaseRequest { id, customer, amount, product_code, pay } = request;
+        let (customer, amount) = (*customer, *amount);
         if let Err(refusal) = access::itself(caller, customer) {
             return Next::Answer(Err(refusal));
         }
-        let goods = goods(product_code, pay);
-        let key = self.keys.id(&id);
+        let goods = goods(product_code, *pay);
+        let key = self.keys.id(id);
         let fingerprint = self.keys.content(amount, &goods, mode);
-        let asked = Asked { id: &id, customer, amount, fingerprint };
+        let asked = Asked { id, customer, amount, fingerprint };
         let reservation = matches!(mode, Mode::Reserve { .. });
         if reservation && self.open_reservations >= self.limits.open_reservations_max {
             // A repeat still gets its first answer.
             let records = &self.records;
-            return match table
-                .find(key.low, Some(self.shard), ignored, |sequence| records.here(sequence, key))
-            {
+            return match table.find(key.low, Some(self.shard), skip, |sequence| records.here(sequence, key)) {
                 Some(Claim::Here(sequence)) => {
                     Next::Answer(self.repeat(caller, &asked, sequence, charged_of))
                 }
@@ -151,7 +151,7 @@ impl Ledger {
         }
         let sequence = self.records.window().1;
         let records = &self.records;
-        match table.claim(key.low, self.shard, sequence, ignored, |sequence| records.here(sequence, key)) {
+        match table.claim(key.low, self.shard, sequence, skip, |sequence| records.here(sequence, key)) {
             Claim::Here(sequence) => return Next::Answer(self.repeat(caller, &asked, sequence, charged_of)),
             Claim::There(place) => return Next::Elsewhere(place),
             Claim::Claimed => self.index.wrote(self.shard, 1),
@@ -166,7 +166,7 @@ impl Ledger {
         self.evict(table, now);
         let kind = if reservation { SagaKind::Reserve } else { SagaKind::OneShot };
         let stamp = Stamp { now, month: self.month_of(now), goods };
-        let mut saga = Saga::start(id, kind, customer, None, amount, stamp, Holds::default());
+        let mut saga = Saga::start(id.clone(), kind, customer, None, amount, stamp, Holds::default());
         saga.record = sequence;
         saga.key = key;
         if let Mode::Reserve { timeout_ms } = mode {
@@ -174,6 +174,31 @@ impl Ledger {
         }
         self.publish();
         Next::Run(saga)
+    }
+
+    /// At a partition another one's index entry names, for a request it could not claim
+    /// (see [`Next::Elsewhere`]): the answer from the record here if this partition holds the
+    /// id, or `None` if its entries hold something else.
+    pub fn answer_repeat(
+        &self,
+        table: &IndexRead<'_>,
+        caller: Caller,
+        request: &PurchaseRequest,
+        mode: Mode,
+        charged_of: ChargedOf<'_>,
+    ) -> Option<Result<Outcome, Rejection>> {
+        let key = self.keys.id(&request.id);
+        let records = &self.records;
+        let Some(Claim::Here(sequence)) =
+            table.find(key.low, Some(self.shard), u64::MAX, |sequence| records.here(sequence, key))
+        else {
+            return None;
+        };
+        let goods = goods(&request.product_code, request.pay);
+        let fingerprint = self.keys.content(request.amount, &goods, mode);
+        let asked =
+            Asked { id: &request.id, customer: request.customer, amount: request.amount, fingerprint };
+        Some(self.repeat(caller, &asked, sequence, charged_of))
     }
 
     /// The answer to a request whose id has a record here.
@@ -219,11 +244,12 @@ impl Ledger {
         &mut self,
         table: &IndexRead<'_>,
         caller: Caller,
-        id: PurchaseId,
+        id: &PurchaseId,
         now: Timestamp,
+        skip: u64,
         charged_of: ChargedOf<'_>,
     ) -> Next {
-        self.resolve(table, caller, id, now, true, charged_of)
+        self.resolve(table, caller, id, now, true, skip, charged_of)
     }
 
     /// Releases a reservation.
@@ -231,26 +257,30 @@ impl Ledger {
         &mut self,
         table: &IndexRead<'_>,
         caller: Caller,
-        id: PurchaseId,
+        id: &PurchaseId,
         now: Timestamp,
+        skip: u64,
         charged_of: ChargedOf<'_>,
     ) -> Next {
-        self.resolve(table, caller, id, now, false, charged_of)
+        self.resolve(table, caller, id, now, false, skip, charged_of)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn resolve(
         &mut self,
         table: &IndexRead<'_>,
         caller: Caller,
-        id: PurchaseId,
+        id: &PurchaseId,
         now: Timestamp,
         commit: bool,
+        skip: u64,
         charged_of: ChargedOf<'_>,
     ) -> Next {
-        let key = self.keys.id(&id);
+        let key = self.keys.id(id);
+        let id = id.clone();
         let records = &self.records;
         let sequence =
-            match table.find(key.low, Some(self.shard), &[], |sequence| records.here(sequence, key)) {
+            match table.find(key.low, Some(self.shard), skip, |sequence| records.here(sequence, key)) {
                 Some(Claim::Here(sequence)) => sequence,
                 Some(Claim::There(place)) => return Next::Elsewhere(place),
                 _ => return Next::Answer(Err(Rejection::UnknownPurchase(id))),
@@ -414,7 +444,7 @@ impl Ledger {
     /// (see the sharded runtime's warming).
     pub fn warm(&self, table: &IndexRead<'_>, id: &PurchaseId) {
         let key = self.keys.id(id);
-        std::hint::black_box(table.find(key.low, None, &[], |_| None));
+        std::hint::black_box(table.find(key.low, None, 0, |_| None));
     }
 
     /// Reads the ledger record `saga` will resolve, so that it is in the cache when it ends.
@@ -494,9 +524,9 @@ struct Asked<'a> {
 
 /// What vouchers need to know of a purchase, built once and shared with its sagas: nothing
 /// (no allocation) for the plain one.
-fn goods(product_code: Option<CompactString>, pay: PayMode) -> Option<Arc<Goods>> {
+fn goods(product_code: &Option<CompactString>, pay: PayMode) -> Option<Arc<Goods>> {
     if product_code.is_none() && pay == PayMode::Prepaid {
         return None;
     }
-    Some(Arc::new(Goods { product: product_code, pay }))
+    Some(Arc::new(Goods { product: product_code.clone(), pay }))
 }

@@ -327,7 +327,7 @@ impl Records {
                 return Some(near);
             }
         }
-        match table.find(key.low, Some(shard), &[], |sequence| self.here(sequence, key)) {
+        match table.find(key.low, Some(shard), 0, |sequence| self.here(sequence, key)) {
             Some(Claim::Here(sequence)) => Some(sequence),
             _ => None,
         }

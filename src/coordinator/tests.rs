@@ -51,7 +51,7 @@ impl World {
 
     fn begin(&mut self, caller: Caller, request: PurchaseRequest, mode: Mode) -> Next {
         let charged = self.charged();
-        self.with_index(|ledger, table, now| ledger.begin(table, caller, request, mode, now, &[], &charged))
+        self.with_index(|ledger, table, now| ledger.begin(table, caller, &request, mode, now, 0, &charged))
     }
 
     /// The partner each customer's purchases charge, from the accounts.
@@ -108,8 +108,8 @@ impl World {
     fn resolve(&mut self, caller: Caller, text: &str, commit: bool) -> Next {
         let charged = self.charged();
         self.with_index(|ledger, table, now| match commit {
-            true => ledger.commit(table, caller, id(text), now, &charged),
-            false => ledger.cancel(table, caller, id(text), now, &charged),
+            true => ledger.commit(table, caller, &id(text), now, 0, &charged),
+            false => ledger.cancel(table, caller, &id(text), now, 0, &charged),
         })
     }
 

@@ -127,13 +127,13 @@ impl Handler<Coordinate> for CoordinatorActor {
         let charged = &self.charged;
         let next = match message.0 {
             CoordinatorOp::Begin { caller, request, mode } => {
-                self.ledger.begin(&table, caller, request, mode, now, &[], &|customer| charged.get(customer))
+                self.ledger.begin(&table, caller, &request, mode, now, 0, &|customer| charged.get(customer))
             }
             CoordinatorOp::Commit { caller, id } => {
-                self.ledger.commit(&table, caller, id, now, &|customer| charged.get(customer))
+                self.ledger.commit(&table, caller, &id, now, 0, &|customer| charged.get(customer))
             }
             CoordinatorOp::Cancel { caller, id } => {
-                self.ledger.cancel(&table, caller, id, now, &|customer| charged.get(customer))
+                self.ledger.cancel(&table, caller, &id, now, 0, &|customer| charged.get(customer))
             }
         };
         drop(table);

@@ -11,8 +11,10 @@
 
 use tokio::sync::oneshot;
 
-use super::{shard_of_uin, Hop, Shard};
+use super::shard::{Hop, Shard};
+use super::shard_of_uin;
 use crate::coordinator::escrow::{Decision, Grant, Home, Recalled, Reservation, Settlement, Slice};
+use crate::coordinator::IndexRead;
 use crate::domain::account::{Commit, HoldEscrow, PartnerReserved, Release};
 use crate::domain::voucher::Deductions;
 use crate::domain::{Command, Money, Rejection, Reply, Role, Uin};
@@ -22,7 +24,7 @@ pub(super) type WholeCall = (Command, oneshot::Sender<Result<Reply, Rejection>>)
 
 impl Shard {
     fn home_of(&self, partner: Uin) -> usize {
-        shard_of_uin(partner, self.senders.len())
+        shard_of_uin(partner, self.context.shards)
     }
 
     fn slice(&mut self, partner: Uin) -> &mut Slice<usize> {
@@ -30,7 +32,7 @@ impl Shard {
     }
 
     fn home(&mut self, partner: Uin) -> &mut Home<WholeCall> {
-        let slices = self.senders.len() as u32;
+        let slices = self.context.shards as u32;
         self.homes.entry(partner).or_insert_with(|| Home::new(slices))
     }
 
@@ -77,14 +79,13 @@ impl Shard {
     }
 
     /// At the slice: the home's grant arrived. The sagas it answers go on from here.
-    pub(super) fn granted(&mut self, partner: Uin, amount: Money, exhausted: bool) {
+    pub(super) fn granted(&mut self, table: &IndexRead<'_>, partner: Uin, amount: Money, exhausted: bool) {
         let refilled = self.slice(partner).granted(amount, exhausted);
         if let Some(wanted) = refilled.refill {
             self.ask_refill(partner, wanted);
         }
         for (key, answer) in refilled.answers {
-            let step = self.sagas[key].0.advance(answer.map(reserved_on_slice));
-            self.drive(key, step);
+            self.resume(table, key, answer.map(reserved_on_slice));
         }
     }
 
@@ -188,20 +189,13 @@ impl Shard {
         self.check_home(partner);
     }
 
-    fn partner_available(&self, partner: Uin) -> Money {
-        match self.accounts.get(&partner).map(|account| &account.role) {
-            Some(Role::Distributor { credit } | Role::Reseller { credit }) => credit.available(),
-            _ => Money::ZERO,
-        }
-    }
-
     /// Every reservation of an escrowed partner goes through a slice, so its account's
     /// reserved credit is exactly what the home holds for the slices.
     fn check_home(&self, partner: Uin) {
         if cfg!(debug_assertions) {
             let held = self.homes.get(&partner).map_or(Money::ZERO, Home::held);
             if let Some(Role::Distributor { credit } | Role::Reseller { credit }) =
-                self.accounts.get(&partner).map(|account| &account.role)
+                self.partner_account(partner).map(|account| &account.role)
             {
                 assert_eq!(
                     credit.reserved, held,

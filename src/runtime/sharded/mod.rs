@@ -1,601 +1,370 @@
-//! The sharded runtime (default): one executor thread per core, each owning the actors of
-//! its shard, with messages between shards in batches.
+//! The sharded runtime (default): the accounts split into one shard per core, each shard run
+//! by whoever holds its lock, so that a purchase is one step on one shard with no message.
 //!
-//! A UIN's account lives on shard `shard_of_uin(uin)`; a purchase's ledger record, and the
-//! saga that carries it out, on shard `shard_of_purchase(id)`. An actor here is the account
-//! (its state and `Account::handle`); it needs no task or mailbox of its own. A shard runs a
-//! loop: take the packets in its inbox, handle each message, and when a saga's next step
-//! is for an account on the same shard, handle it inline; otherwise queue it for the
-//! account's shard. At the end of each round the queued messages go out, one packet per
-//! destination shard. Answers to callers go back through a reply slot (single calls, no
-//! allocation), a one-shot channel (everything else), or once per shard for a batch.
+//! Placement: a partner lives on shard `shard_of_uin(uin)`, a customer on the shard of the
+//! partner its purchases charge (or, if that partner is escrowed, on `shard_of_uin` of its
+//! own UIN: its partner side is then the shard's escrow slice). So a customer's purchase
+//! finds both of its accounts, or the slice, on one shard, and its ledger record is kept
+//! there too; [`directory::Directory`] maps a UIN to its shard and slot, looked up once, on
+//! the caller's thread. Purchase ids are claimed across shards in one shared
+//! [`IdIndex`], so a repeat of an id with another customer is still refused, and a commit or
+//! cancel that names only the id finds its shard.
+//!
+//! Execution (flat combining): a caller that finds its shard free takes the shard's lock and
+//! runs its request there and then, on its own thread, then whatever others queued
+//! meanwhile; a caller that finds it busy queues the request, and the holder runs it before
+//! letting go. No thread wakes another for a call on an idle engine. Each shard also has a
+//! thread of its own, parked while callers do the work, that runs the periodic expiry and
+//! escrow settlement, and the hops other shards send (escrow refills and recalls, requests
+//! forwarded to the shard that holds their id).
 //!
 //! Invariants:
-//! - an account is touched only by its shard's thread; a ledger partition likewise;
-//! - inboxes are bounded; a shard never blocks on a full inbox of another shard (it keeps the
-//!   packet and retries while it goes on draining its own), so shards cannot deadlock;
-//! - every saga runs to its end; expiry sweeps and `expire_due` answer only once the
-//!   releases they started are done.
+//! - a shard changes only under its lock; a thread holding a shard's lock never waits for
+//!   another lock (it only tries), so shards cannot deadlock;
+//! - every message queued on a shard is run: a queuer tries the lock after queuing, and a
+//!   holder looks at the queue after letting go (with a full fence on both sides), so one
+//!   of them sees the other;
+//! - queues are bounded: a caller yields while its shard's queue is full, and a shard keeps
+//!   the hops a full queue refused and sends them in its next round.
 
-use std::sync::Arc;
-use std::thread::JoinHandle;
+mod directory;
+mod escrow;
+mod shard;
+
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use dashmap::DashSet;
-use parking_lot::Mutex;
-use rustc_hash::FxHashMap;
-use slab::Slab;
+use crossbeam_queue::ArrayQueue;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
-mod escrow;
-
-use escrow::WholeCall;
-
+use self::directory::{Directory, Place};
+use self::shard::{Answer, Message, Origin, Shard};
 use super::slots::Slots;
-use super::{ChargedCache, CoordinatorOp, Failure, RuntimeSettings};
+use super::{CoordinatorOp, Failure, RuntimeSettings};
 use crate::clock::Clock;
-use crate::coordinator::escrow::{EscrowedPartners, Home, Settlement, Slice};
-use crate::coordinator::{Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, Step};
-use crate::domain::{Account, Caller, Command, Credit, Money, PurchaseId, Rejection, Reply, Timestamp, Uin};
+use crate::coordinator::escrow::EscrowedPartners;
+use crate::coordinator::index::Claim;
+use crate::coordinator::{IdIndex, Keys, Ledger, PurchaseReceipt, PurchaseRequest};
+use crate::domain::{Account, Caller, Command, Credit, Rejection, Reply, Role, Uin};
 use crate::events::EventBus;
 
-type Answer = Result<Outcome, Rejection>;
-type BatchAnswers = Vec<(u32, Result<PurchaseReceipt, Rejection>)>;
-
-/// Packets a shard's inbox holds before senders wait.
-const INBOX_PACKETS: usize = 4096;
-/// Messages a shard handles before it sends what it queued, so that other shards are not
-/// starved while it drains a long inbox.
+/// A slot no account has: a purchase of an unknown customer.
+pub(super) const NO_SLOT: u32 = u32::MAX;
+/// Messages a shard's queue holds before callers wait.
+const QUEUE_MESSAGES: usize = 4096;
+/// Messages a holder runs for others before it leaves the rest to the shard's thread, so
+/// that a caller is not held up long by work that is not its own.
 const ROUND_MESSAGES_MAX: usize = 16_384;
-/// Times a shard with an empty inbox yields before it parks.
-const SPINS_BEFORE_PARKING: usize = 32;
 /// Reply slots for single calls in flight at once; more fall back to one-shot channels.
 const REPLY_SLOTS: usize = 4096;
+/// How soon a shard's thread retries hops a full queue refused.
+const RETRY_INTERVAL: Duration = Duration::from_micros(50);
 
-/// Where a saga's answer goes.
-enum Origin {
-    Slot(u32),
-    Channel(oneshot::Sender<Answer>),
-    Batch {
-        key: usize,
-        position: u32,
-    },
-    /// A release started by `expire_due`; the key is the waiting request.
-    Expiry(usize),
-    /// A release started by the periodic sweep: nobody waits.
-    Sweep,
+/// What every shard and every caller share (but the shards themselves).
+pub(super) struct Context {
+    pub directory: Directory,
+    pub index: Arc<IdIndex>,
+    pub keys: Arc<Keys>,
+    pub escrowed: Arc<EscrowedPartners>,
+    pub slots: Arc<Slots<Answer>>,
+    pub events: Arc<EventBus>,
+    pub clock: Arc<dyn Clock>,
+    pub sweep_interval: Duration,
+    pub shards: usize,
 }
 
-enum Message {
-    Coordinate {
-        op: CoordinatorOp,
-        origin: Origin,
-    },
-    Batch {
-        caller: Caller,
-        requests: Vec<(u32, PurchaseRequest)>,
-        reply: oneshot::Sender<BatchAnswers>,
-    },
-    Call {
-        uin: Uin,
-        command: Command,
-        reply: oneshot::Sender<Result<Reply, Rejection>>,
-    },
-    Spawn {
-        accounts: Vec<Account>,
-        reply: oneshot::Sender<()>,
-    },
-    ExpireDue {
-        reply: oneshot::Sender<usize>,
-    },
-    /// At an escrowed partner's home: recall every slice, then apply `command` to the whole
-    /// account, before any slice can take credit again.
-    CallWhole {
-        uin: Uin,
-        command: Command,
-        reply: oneshot::Sender<Result<Reply, Rejection>>,
-    },
-    OpenReservations {
-        reply: oneshot::Sender<usize>,
-    },
-    Stop,
+/// One shard, its queue, and its thread.
+struct Cell {
+    shard: Mutex<Shard>,
+    queue: ArrayQueue<Message>,
+    /// The shard's own thread, to wake when a message needs running and no caller may come.
+    thread: OnceLock<Thread>,
+    /// The shard kept hops a full queue refused: its thread retries soon.
+    retry: AtomicBool,
 }
 
-/// What shards send each other: kept apart from `Message` so that the batches that carry
-/// most of the traffic hold small elements.
-enum Hop {
-    /// A saga's step for an account of this shard, from the saga's shard.
-    Step { uin: Uin, command: Command, from: u32, saga: u32 },
-    /// The answer to a step, back at the saga's shard.
-    StepReply { saga: u32, reply: Result<Reply, Rejection> },
-    /// To an escrowed partner's home: a slice needs at least `wanted` more.
-    Refill { partner: Uin, wanted: Money, from: u32 },
-    /// From the home: credit for the slice. `exhausted`: it is everything the partner had
-    /// after all slices were recalled, so what it cannot cover is refused.
-    Granted { partner: Uin, amount: Money, exhausted: bool },
-    /// From the home: give back the slice's free credit and settle its used credit.
-    Recall { partner: Uin },
-    /// To the home: a slice's free credit given back and its used credit settled, per bill
-    /// month; `recall` when it answers a recall.
-    Returned { partner: Uin, settlement: Settlement, recall: bool },
+struct Shards {
+    cells: Box<[Cell]>,
+    context: Arc<Context>,
+    stopping: AtomicBool,
 }
 
-enum Packet {
-    One(Message),
-    Hops(Vec<Hop>),
-}
-
-fn shard_of_uin(uin: Uin, shards: usize) -> usize {
+pub fn shard_of_uin(uin: Uin, shards: usize) -> usize {
     // Fibonacci hashing spreads sequential UINs evenly.
     ((uin.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shards as u64) as usize
 }
 
-fn shard_of_purchase(id: &PurchaseId, shards: usize) -> usize {
-    (id.partition_hash() % shards as u64) as usize
-}
-
-struct PendingBatch {
-    remaining: usize,
-    answers: BatchAnswers,
-    reply: oneshot::Sender<BatchAnswers>,
-}
-
-struct PendingExpiry {
-    remaining: usize,
-    released: usize,
-    reply: oneshot::Sender<usize>,
-}
-
-/// The state one shard thread owns.
-struct Shard {
-    index: u32,
-    /// The partner of each customer whose purchase ended here, for repeats' answers.
-    charged: ChargedCache,
-    accounts: FxHashMap<Uin, Account>,
-    ledger: Ledger,
-    sagas: Slab<(Saga, Origin)>,
-    batches: Slab<PendingBatch>,
-    expiries: Slab<PendingExpiry>,
-    /// Hops for each shard, sent at the end of the round.
-    outboxes: Vec<Vec<Hop>>,
-    /// Partners whose credit is split into slices (none on a single shard).
-    escrowed: Arc<EscrowedPartners>,
-    /// This shard's slices of the escrowed partners (the home's own slice included), with
-    /// parked sagas named by their key in `sagas`.
-    slices: FxHashMap<Uin, Slice<usize>>,
-    /// The homes of the escrowed partners that live on this shard: what they hold for their
-    /// slices, and their recalls in progress.
-    homes: FxHashMap<Uin, Home<WholeCall>>,
-    senders: Vec<Sender<Packet>>,
-    slots: Arc<Slots<Answer>>,
-    clock: Arc<dyn Clock>,
-    /// The clock read when the packet being handled was taken: every purchase in a packet
-    /// (a whole batch) begins and ends at it, one clock read instead of two per purchase.
-    now: Timestamp,
-    events: Arc<EventBus>,
-    sweep_interval: Duration,
-}
-
-impl Shard {
-    fn run(mut self, inbox: Receiver<Packet>) {
-        let mut next_sweep = Instant::now() + self.sweep_interval;
-        let mut stopping = false;
-        while !stopping {
-            let waiting_to_send = self.outboxes.iter().any(|outbox| !outbox.is_empty());
-            let timeout = if waiting_to_send {
-                Duration::from_micros(50)
-            } else {
-                next_sweep.saturating_duration_since(Instant::now())
-            };
-            let mut handled = 0;
-            // Under load the next packet is usually a moment away: yield a few times before
-            // parking, since waking a parked thread costs a system call on both sides.
-            let mut first = None;
-            for _ in 0..SPINS_BEFORE_PARKING {
-                match inbox.try_recv() {
-                    Ok(packet) => {
-                        first = Some(packet);
-                        break;
-                    }
-                    Err(TryRecvError::Empty) => std::thread::yield_now(),
-                    Err(TryRecvError::Disconnected) => return,
-                }
-            }
-            let first = match first {
-                Some(packet) => Some(packet),
-                None => match inbox.recv_timeout(timeout) {
-                    Ok(packet) => Some(packet),
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
-                },
-            };
-            // Between rounds, with no read of the index held: a rebuild may run.
-            self.ledger.index().maintain();
-            if let Some(packet) = first {
-                handled += self.take(packet, &mut stopping);
-            }
-            while handled < ROUND_MESSAGES_MAX && !stopping {
-                match inbox.try_recv() {
-                    Ok(packet) => handled += self.take(packet, &mut stopping),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
-            }
-            if Instant::now() >= next_sweep {
-                self.sweep(None);
-                self.settle_slices();
-                next_sweep = Instant::now() + self.sweep_interval;
-            }
-            self.flush();
-        }
-    }
-
-    /// Handles one packet; answers how many messages it held.
-    fn take(&mut self, packet: Packet, stopping: &mut bool) -> usize {
-        self.now = self.clock.now();
-        match packet {
-            Packet::One(message) => {
-                *stopping |= self.handle(message);
-                1
-            }
-            Packet::Hops(hops) => {
-                let count = hops.len();
-                for hop in &hops {
-                    self.warm_hop(hop);
-                }
-                for hop in hops {
-                    self.hop(hop);
-                }
-                count
-            }
-        }
-    }
-
-    /// Handles one message; answers whether the shard should stop.
-    fn handle(&mut self, message: Message) -> bool {
-        match message {
-            Message::Coordinate { op, origin } => self.coordinate(op, origin),
-            Message::Batch { caller, requests, reply } => {
-                let key = self.batches.insert(PendingBatch {
-                    remaining: requests.len(),
-                    answers: Vec::with_capacity(requests.len()),
-                    reply,
-                });
-                let index = self.ledger.index().clone();
-                let table = index.read();
-                for (_, request) in &requests {
-                    self.warm_account(request.customer);
-                    self.ledger.warm(&table, &request.id);
-                }
-                drop(table);
-                for (position, request) in requests {
-                    let op = CoordinatorOp::Begin { caller, request, mode: Mode::OneShot };
-                    self.coordinate(op, Origin::Batch { key, position });
-                }
-            }
-            Message::Call { uin, command, reply } => {
-                let _ = reply.send(self.account(uin, command));
-            }
-            Message::Spawn { accounts, reply } => {
-                self.accounts.reserve(accounts.len());
-                for account in accounts {
-                    self.accounts.insert(account.uin, account);
-                }
-                let _ = reply.send(());
-            }
-            Message::ExpireDue { reply } => self.sweep(Some(reply)),
-            Message::CallWhole { uin, command, reply } => self.call_whole(uin, command, reply),
-            Message::OpenReservations { reply } => {
-                let _ = reply.send(self.ledger.open_reservations());
-            }
-            Message::Stop => return true,
-        }
-        false
-    }
-
-    /// Looks up, and so brings into the cache, an account of this shard that a message of
-    /// the packet in hand will need. A packet's lookups are independent of each other, so the
-    /// processor overlaps their cache misses, where handling the messages one by one would
-    /// wait for each in turn: the point of taking messages in batches.
-    fn warm_account(&self, uin: Uin) {
-        if shard_of_uin(uin, self.senders.len()) == self.index as usize {
-            std::hint::black_box(self.accounts.get(&uin).map(|account| account.uin));
-        }
-    }
-
-    /// Warms what a hop will touch: the account of a step, or for a reply, the account of
-    /// the saga's customer and the saga's ledger record.
-    fn warm_hop(&self, hop: &Hop) {
-        match hop {
-            Hop::Step { uin, .. } => self.warm_account(*uin),
-            Hop::StepReply { saga, .. } => {
-                if let Some((saga, _)) = self.sagas.get(*saga as usize) {
-                    self.warm_account(saga.customer());
-                    self.ledger.warm_record(saga);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn hop(&mut self, hop: Hop) {
-        match hop {
-            Hop::Step { uin, command, from, saga } => {
-                let reply = self.account(uin, command);
-                self.outboxes[from as usize].push(Hop::StepReply { saga, reply });
-            }
-            Hop::StepReply { saga, reply } => {
-                let step = self.sagas[saga as usize].0.advance(reply);
-                self.drive(saga as usize, step);
-            }
-            Hop::Refill { partner, wanted, from } => self.refill(partner, wanted, from),
-            Hop::Granted { partner, amount, exhausted } => self.granted(partner, amount, exhausted),
-            Hop::Recall { partner } => self.give_back(partner),
-            Hop::Returned { partner, settlement, recall } => self.returned(partner, settlement, recall),
-        }
-    }
-
-    fn account(&mut self, uin: Uin, command: Command) -> Result<Reply, Rejection> {
-        match self.accounts.get_mut(&uin) {
-            Some(account) => {
-                let (reply, crossings) = account.handle_noting(command);
-                if !crossings.is_empty() {
-                    super::publish_warnings(&self.events, account, crossings, self.now);
-                }
-                reply
-            }
-            None => Err(Rejection::UnknownUin(uin)),
-        }
-    }
-
-    fn coordinate(&mut self, op: CoordinatorOp, origin: Origin) {
-        let now = self.now;
-        let index = self.ledger.index().clone();
-        let table = index.read();
-        let charged = &self.charged;
-        let next = match op {
-            CoordinatorOp::Begin { caller, request, mode } => {
-                self.ledger.begin(&table, caller, request, mode, now, &[], &|customer| charged.get(customer))
-            }
-            CoordinatorOp::Commit { caller, id } => {
-                self.ledger.commit(&table, caller, id, now, &|customer| charged.get(customer))
-            }
-            CoordinatorOp::Cancel { caller, id } => {
-                self.ledger.cancel(&table, caller, id, now, &|customer| charged.get(customer))
-            }
-        };
-        drop(table);
-        match next {
-            Next::Answer(answer) => self.deliver(origin, answer),
-            Next::Run(saga) => self.start(saga, origin),
-            Next::Elsewhere(place) => unreachable!("a partition alone in its index: {place:?}"),
-        }
-    }
-
-    fn start(&mut self, mut saga: Saga, origin: Origin) {
-        let step = saga.first_step();
-        let key = self.sagas.insert((saga, origin));
-        self.drive(key, step);
-    }
-
-    /// Advances a saga through every step it can take on this shard; a step for another
-    /// shard's account is queued, and the saga waits for its reply.
-    fn drive(&mut self, key: usize, mut step: Step) {
-        let shards = self.senders.len();
+impl Shards {
+    /// Runs the shard whose lock `guard` holds: `first` (the holder's own message), then
+    /// what is queued, in rounds; sends the rounds' hops; lets go, and takes the shard again
+    /// if a message was queued meanwhile.
+    fn combine<'a>(
+        &'a self,
+        me: usize,
+        mut guard: MutexGuard<'a, Shard>,
+        mut first: Option<Message>,
+        mut sweep: bool,
+    ) {
+        let cell = &self.cells[me];
+        let mut handled = 0;
         loop {
-            match step {
-                Step::Call(uin, command) => {
-                    let target = shard_of_uin(uin, shards);
-                    let partner_side = self.sagas[key].0.charged() == Some(uin);
-                    // Every shard, the home included, serves an escrowed partner from its slice,
-                    // so that every reservation goes through the one protocol.
-                    if partner_side && self.escrowed.is_escrowed(uin) {
-                        match self.slice_step(key, uin, command) {
-                            Some(reply) => {
-                                step = self.sagas[key].0.advance(reply);
-                                continue;
-                            }
-                            None => return,
-                        }
-                    }
-                    if target == self.index as usize {
-                        let reply = self.account(uin, command);
-                        step = self.sagas[key].0.advance(reply);
-                    } else {
-                        let hop = Hop::Step { uin, command, from: self.index, saga: key as u32 };
-                        self.outboxes[target].push(hop);
-                        return;
-                    }
-                }
-                Step::Done(end) => {
-                    let (saga, origin) = self.sagas.remove(key);
-                    self.charged.learn(&saga);
-                    let index = self.ledger.index().clone();
-                    let answer = self.ledger.finish(&index.read(), saga, end, self.now);
-                    self.deliver(origin, answer);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn deliver(&mut self, origin: Origin, answer: Answer) {
-        match origin {
-            Origin::Slot(index) => self.slots.complete(index, answer),
-            Origin::Channel(reply) => {
-                let _ = reply.send(answer);
-            }
-            Origin::Batch { key, position } => {
-                let batch = &mut self.batches[key];
-                let receipt = answer.map(|outcome| match outcome {
-                    Outcome::Purchased(receipt) => receipt,
-                    other => unreachable!("a one-shot purchase answered {other:?}"),
-                });
-                batch.answers.push((position, receipt));
-                batch.remaining -= 1;
-                if batch.remaining == 0 {
-                    let batch = self.batches.remove(key);
-                    let _ = batch.reply.send(batch.answers);
-                }
-            }
-            Origin::Expiry(key) => {
-                let expiry = &mut self.expiries[key];
-                expiry.remaining -= 1;
-                if expiry.remaining == 0 {
-                    let expiry = self.expiries.remove(key);
-                    let _ = expiry.reply.send(expiry.released);
-                }
-            }
-            Origin::Sweep => {}
-        }
-    }
-
-    /// Releases the reservations past their deadline; answers `reply` once all are released.
-    fn sweep(&mut self, reply: Option<oneshot::Sender<usize>>) {
-        self.now = self.clock.now();
-        let index = self.ledger.index().clone();
-        let sagas = self.ledger.expire_due(&index.read(), self.now);
-        let count = sagas.len();
-        let origin = match reply {
-            None => None,
-            Some(reply) if count == 0 => {
-                let _ = reply.send(0);
+            self.round(me, &mut guard, first.take(), std::mem::take(&mut sweep), &mut handled);
+            drop(guard);
+            fence(Ordering::SeqCst);
+            if cell.queue.is_empty() {
                 return;
             }
-            Some(reply) => {
-                Some(self.expiries.insert(PendingExpiry { remaining: count, released: count, reply }))
+            if handled >= ROUND_MESSAGES_MAX {
+                // Leave the rest to the shard's own thread.
+                self.wake(me);
+                return;
             }
-        };
-        for saga in sagas {
-            self.start(saga, origin.map_or(Origin::Sweep, Origin::Expiry));
+            match cell.shard.try_lock() {
+                Some(again) => guard = again,
+                None => return,
+            }
         }
     }
 
-    /// Sends each non-empty outbox as one packet. A full inbox keeps its packet for the next
-    /// round rather than block: the other shard may be waiting to send to this one.
-    fn flush(&mut self) {
-        for (target, outbox) in self.outboxes.iter_mut().enumerate() {
+    /// One round under the shard's lock and a read of the index.
+    fn round(&self, me: usize, shard: &mut Shard, first: Option<Message>, sweep: bool, handled: &mut usize) {
+        let cell = &self.cells[me];
+        // Between rounds, with no read held: the index may rebuild.
+        self.context.index.maintain();
+        let table = self.context.index.read();
+        if sweep {
+            shard.sweep(&table, None);
+            shard.settle_slices();
+        }
+        // The clock is read once per message (a whole batch begins and ends at one instant),
+        // never before the message was sent: a purchase is stamped no earlier than it came.
+        if let Some(message) = first {
+            shard.now = self.context.clock.now();
+            shard.handle(&table, message);
+        }
+        let started = *handled;
+        while *handled - started < ROUND_MESSAGES_MAX {
+            match cell.queue.pop() {
+                Some(message) => {
+                    shard.now = self.context.clock.now();
+                    shard.handle(&table, message);
+                    *handled += 1;
+                }
+                None => break,
+            }
+        }
+        drop(table);
+        self.flush(me, shard);
+    }
+
+    /// Sends each shard its hops as one message; a full queue keeps them for the next round.
+    fn flush(&self, me: usize, shard: &mut Shard) {
+        let mut kept = false;
+        for (target, outbox) in shard.outboxes.iter_mut().enumerate() {
             if outbox.is_empty() {
                 continue;
             }
-            // Keep the capacity: the next round sends about as many.
-            let capacity = outbox.capacity();
-            let hops = std::mem::replace(outbox, Vec::with_capacity(capacity));
-            match self.senders[target].try_send(Packet::Hops(hops)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(Packet::Hops(hops))) => *outbox = hops,
-                Err(TrySendError::Full(Packet::One(_))) => unreachable!("flush sends hops"),
-                Err(TrySendError::Disconnected(_)) => {}
+            let hops = std::mem::take(outbox);
+            match self.cells[target].queue.push(Message::Hops(hops)) {
+                Ok(()) => {
+                    if target != me {
+                        self.wake(target);
+                    }
+                }
+                Err(Message::Hops(hops)) => {
+                    *outbox = hops;
+                    kept = true;
+                }
+                Err(_) => unreachable!("flush sends hops"),
+            }
+        }
+        self.cells[me].retry.store(kept, Ordering::Relaxed);
+        if kept {
+            self.wake(me);
+        }
+    }
+
+    fn wake(&self, shard: usize) {
+        if let Some(thread) = self.cells[shard].thread.get() {
+            thread.unpark();
+        }
+    }
+
+    /// Runs `message` on `shard`: at once on this thread when the shard is free, else
+    /// queued for its holder. `sent` is called as the message leaves the caller's hands.
+    async fn submit(&self, shard: usize, message: Message, sent: impl FnOnce()) -> Result<(), Failure> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(Failure::Stopped);
+        }
+        let cell = &self.cells[shard];
+        if let Some(guard) = cell.shard.try_lock() {
+            sent();
+            self.combine(shard, guard, Some(message), false);
+            return Ok(());
+        }
+        let mut message = message;
+        loop {
+            match cell.queue.push(message) {
+                Ok(()) => break,
+                Err(back) => {
+                    if self.stopping.load(Ordering::Acquire) {
+                        return Err(Failure::Stopped);
+                    }
+                    message = back;
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        sent();
+        fence(Ordering::SeqCst);
+        // The holder may have looked at the queue before the message was in it.
+        if let Some(guard) = cell.shard.try_lock() {
+            self.combine(shard, guard, None, false);
+        }
+        Ok(())
+    }
+
+    /// The shard's own thread: parked until woken or a sweep is due.
+    fn run(self: Arc<Self>, me: usize) {
+        let cell = &self.cells[me];
+        let mut next_sweep = Instant::now() + self.context.sweep_interval;
+        loop {
+            let timeout = if cell.retry.load(Ordering::Relaxed) {
+                RETRY_INTERVAL
+            } else {
+                next_sweep.saturating_duration_since(Instant::now())
+            };
+            std::thread::park_timeout(timeout);
+            let stopping = self.stopping.load(Ordering::Acquire);
+            let sweep = Instant::now() >= next_sweep;
+            if sweep {
+                next_sweep = Instant::now() + self.context.sweep_interval;
+            }
+            let guard = cell.shard.lock();
+            self.combine(me, guard, None, sweep && !stopping);
+            if stopping {
+                return;
             }
         }
     }
 }
 
 pub struct ShardedRuntime {
-    /// Partners whose credit is split into slices: calls on them gather the slices first.
-    escrowed: Arc<EscrowedPartners>,
-    senders: Vec<Sender<Packet>>,
+    shards: Arc<Shards>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    slots: Arc<Slots<Answer>>,
-    /// Which UINs exist, for creation checks and audits; written only under `creating`.
-    uins: DashSet<Uin>,
     /// Serializes account creation, so that an import is all or nothing.
     creating: tokio::sync::Mutex<()>,
 }
 
 impl ShardedRuntime {
     pub fn start(settings: RuntimeSettings, clock: Arc<dyn Clock>) -> ShardedRuntime {
-        let shard_count = settings.workers.max(1);
-        let (senders, receivers): (Vec<_>, Vec<_>) =
-            (0..shard_count).map(|_| crossbeam_channel::bounded::<Packet>(INBOX_PACKETS)).unzip();
-        let slots = Slots::new(REPLY_SLOTS);
-        let escrowed = Arc::new(EscrowedPartners::new(settings.escrow_partners.iter().copied(), shard_count));
-        let threads = receivers
-            .into_iter()
-            .enumerate()
-            .map(|(index, inbox)| {
-                let shard = Shard {
-                    index: index as u32,
-                    charged: ChargedCache::default(),
-                    accounts: FxHashMap::default(),
-                    ledger: Ledger::alone(settings.ledger_limits),
-                    sagas: Slab::new(),
-                    batches: Slab::new(),
-                    expiries: Slab::new(),
-                    outboxes: (0..shard_count).map(|_| Vec::new()).collect(),
-                    escrowed: escrowed.clone(),
-                    slices: FxHashMap::default(),
-                    homes: FxHashMap::default(),
-                    senders: senders.clone(),
-                    slots: slots.clone(),
-                    now: clock.now(),
-                    clock: clock.clone(),
-                    events: settings.events.clone(),
-                    sweep_interval: Duration::from_millis(settings.expiry_sweep_interval_ms.max(1)),
-                };
-                std::thread::Builder::new()
-                    .name(format!("shard-{index}"))
-                    .spawn(move || shard.run(inbox))
-                    .expect("spawn a shard thread")
+        let count = settings.workers.clamp(1, crate::coordinator::index::SHARDS_MAX);
+        let index = Arc::new(IdIndex::new(count));
+        let keys = Arc::new(Keys::random());
+        let context = Arc::new(Context {
+            directory: Directory::new(),
+            index: index.clone(),
+            keys: keys.clone(),
+            escrowed: Arc::new(EscrowedPartners::new(settings.escrow_partners.iter().copied(), count)),
+            slots: Slots::new(REPLY_SLOTS),
+            events: settings.events.clone(),
+            clock,
+            sweep_interval: Duration::from_millis(settings.expiry_sweep_interval_ms.max(1)),
+            shards: count,
+        });
+        let cells = (0..count)
+            .map(|shard| {
+                let ledger = Ledger::new(settings.ledger_limits, index.clone(), shard as u32, keys.clone());
+                Cell {
+                    shard: Mutex::new(Shard::new(shard as u32, context.clone(), ledger)),
+                    queue: ArrayQueue::new(QUEUE_MESSAGES),
+                    thread: OnceLock::new(),
+                    retry: AtomicBool::new(false),
+                }
             })
             .collect();
-        ShardedRuntime {
-            escrowed,
-            senders,
-            threads: Mutex::new(threads),
-            slots,
-            uins: DashSet::new(),
-            creating: tokio::sync::Mutex::new(()),
-        }
+        let shards = Arc::new(Shards { cells, context, stopping: AtomicBool::new(false) });
+        let threads = (0..count)
+            .map(|me| {
+                let runner = shards.clone();
+                let thread = std::thread::Builder::new()
+                    .name(format!("shard-{me}"))
+                    .spawn(move || runner.run(me))
+                    .expect("spawn a shard thread");
+                // Known before any message can need it woken.
+                let _ = shards.cells[me].thread.set(thread.thread().clone());
+                thread
+            })
+            .collect();
+        ShardedRuntime { shards, threads: Mutex::new(threads), creating: tokio::sync::Mutex::new(()) }
     }
 
-    /// Sends without blocking the caller's executor: a full inbox makes the task yield.
-    async fn send(&self, shard: usize, mut packet: Packet) -> Result<(), Failure> {
-        loop {
-            match self.senders[shard].try_send(packet) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Full(returned)) => {
-                    packet = returned;
-                    tokio::task::yield_now().await;
-                }
-                Err(TrySendError::Disconnected(_)) => return Err(Failure::Stopped),
-            }
-        }
+    fn context(&self) -> &Context {
+        &self.shards.context
     }
 
+    /// Sends a message whose answer comes back on a one-shot channel.
     async fn ask<T>(
         &self,
         shard: usize,
         message: impl FnOnce(oneshot::Sender<T>) -> Message,
     ) -> Result<T, Failure> {
         let (sender, receiver) = oneshot::channel();
-        self.send(shard, Packet::One(message(sender))).await?;
+        self.shards.submit(shard, message(sender), || {}).await?;
         receiver.await.map_err(|_| Failure::Stopped)
     }
 
     pub async fn call(&self, uin: Uin, command: Command) -> Result<Result<Reply, Rejection>, Failure> {
-        let shard = shard_of_uin(uin, self.senders.len());
+        let Some(Place { shard, slot }) = self.context().directory.get(uin) else {
+            return Ok(Err(Rejection::UnknownUin(uin)));
+        };
         if command.credit() != Credit::Untouched && self.is_escrowed(uin) {
             // Every slice comes home first, at the home, with no refill in between: a
             // snapshot is exact and a credit-line reduction sees all available credit.
-            return self.ask(shard, |reply| Message::CallWhole { uin, command, reply }).await;
+            return self.ask(shard as usize, |reply| Message::CallWhole { uin, command, reply }).await;
         }
-        self.ask(shard, |reply| Message::Call { uin, command, reply }).await
+        self.ask(shard as usize, |reply| Message::Call { slot, command, reply }).await
+    }
+
+    /// The shard a request goes to, and its customer's slot there.
+    fn route(&self, op: &CoordinatorOp) -> (usize, u32) {
+        let context = self.context();
+        match op {
+            CoordinatorOp::Begin { request, .. } => match context.directory.get(request.customer) {
+                Some(Place { shard, slot }) => (shard as usize, slot),
+                // An unknown customer's purchase is refused, and remembered, at one shard.
+                None => (shard_of_uin(request.customer, context.shards), NO_SLOT),
+            },
+            CoordinatorOp::Commit { id, .. } | CoordinatorOp::Cancel { id, .. } => {
+                let key = context.keys.id(id);
+                match context.index.read().find(key.low, None, 0, |_| None) {
+                    Some(Claim::There(place)) => (place.shard as usize, NO_SLOT),
+                    // No entry anywhere: any shard answers that the purchase is unknown.
+                    _ => (0, NO_SLOT),
+                }
+            }
+        }
     }
 
     pub async fn coordinate(&self, op: CoordinatorOp) -> Result<Answer, Failure> {
-        let shard = shard_of_purchase(op.id(), self.senders.len());
-        match self.slots.acquire() {
-            Some(mut slot) => {
-                let origin = Origin::Slot(slot.index());
-                // Dropped before the send completes (a cancelled caller, a stopped runtime),
+        let (shard, slot) = self.route(&op);
+        match self.context().slots.acquire() {
+            Some(mut reply) => {
+                let origin = Origin::Slot(reply.index());
+                let message = Message::Coordinate { op, slot, skip: 0, origin };
+                // Dropped before the message left (a cancelled caller, a stopped runtime),
                 // the slot frees itself: no shard has its index.
-                self.send(shard, Packet::One(Message::Coordinate { op, origin })).await?;
-                slot.mark_sent();
-                Ok(slot.await)
+                self.shards.submit(shard, message, || reply.mark_sent()).await?;
+                Ok(reply.await)
             }
-            None => self.ask(shard, |reply| Message::Coordinate { op, origin: Origin::Channel(reply) }).await,
+            None => {
+                let message =
+                    |reply| Message::Coordinate { op, slot, skip: 0, origin: Origin::Channel(reply) };
+                self.ask(shard, message).await
+            }
         }
     }
 
@@ -604,36 +373,49 @@ impl ShardedRuntime {
         caller: Caller,
         requests: Vec<PurchaseRequest>,
     ) -> Result<Vec<Result<PurchaseReceipt, Rejection>>, Failure> {
-        let shard_count = self.senders.len();
         let count = requests.len();
-        // Ids spread evenly: room for a fair share and some skew, so most batches grow none.
-        let share = count.div_ceil(shard_count) * 5 / 4;
-        let mut per_shard: Vec<Vec<(u32, PurchaseRequest)>> =
-            (0..shard_count).map(|_| Vec::with_capacity(share)).collect();
+        let shards = self.context().shards;
+        // Customers spread evenly: room for a fair share and some skew, so most batches grow
+        // none.
+        let share = count.div_ceil(shards) * 5 / 4;
+        let mut per_shard: Vec<Vec<(u32, PurchaseRequest, u32)>> = (0..shards).map(|_| Vec::new()).collect();
         for (position, request) in requests.into_iter().enumerate() {
-            per_shard[shard_of_purchase(&request.id, shard_count)].push((position as u32, request));
+            let (shard, slot) = self.route_customer(request.customer);
+            let queue = &mut per_shard[shard];
+            if queue.capacity() == 0 {
+                queue.reserve(share);
+            }
+            queue.push((position as u32, request, slot));
         }
-        let mut waiting = Vec::with_capacity(shard_count);
+        let mut waiting = Vec::with_capacity(shards);
         for (shard, requests) in per_shard.into_iter().enumerate() {
             if requests.is_empty() {
                 continue;
             }
-            let (reply, receiver) = oneshot::channel();
-            self.send(shard, Packet::One(Message::Batch { caller, requests, reply })).await?;
-            waiting.push(receiver);
+            let (reply, answer) = oneshot::channel();
+            self.shards.submit(shard, Message::Batch { caller, requests, reply }, || {}).await?;
+            waiting.push(answer);
         }
         let mut answers: Vec<Option<Result<PurchaseReceipt, Rejection>>> = (0..count).map(|_| None).collect();
-        for receiver in waiting {
-            for (position, answer) in receiver.await.map_err(|_| Failure::Stopped)? {
+        for answer in waiting {
+            for (position, answer) in answer.await.map_err(|_| Failure::Stopped)? {
                 answers[position as usize] = Some(answer);
             }
         }
         Ok(answers.into_iter().map(|answer| answer.expect("every position answered")).collect())
     }
 
+    fn route_customer(&self, customer: Uin) -> (usize, u32) {
+        let context = self.context();
+        match context.directory.get(customer) {
+            Some(Place { shard, slot }) => (shard as usize, slot),
+            None => (shard_of_uin(customer, context.shards), NO_SLOT),
+        }
+    }
+
     pub async fn expire_due(&self) -> Result<usize, Failure> {
         let mut released = 0;
-        for shard in 0..self.senders.len() {
+        for shard in 0..self.context().shards {
             released += self.ask(shard, |reply| Message::ExpireDue { reply }).await?;
         }
         Ok(released)
@@ -641,55 +423,66 @@ impl ShardedRuntime {
 
     pub async fn open_reservations(&self) -> Result<usize, Failure> {
         let mut open = 0;
-        for shard in 0..self.senders.len() {
+        for shard in 0..self.context().shards {
             open += self.ask(shard, |reply| Message::OpenReservations { reply }).await?;
         }
         Ok(open)
+    }
+
+    /// The shard an account is placed on (see the module's documentation).
+    fn placement(&self, account: &Account) -> usize {
+        let context = self.context();
+        let home = match account.role {
+            Role::Customer { charged, .. } if !context.escrowed.is_escrowed(charged) => charged,
+            _ => account.uin,
+        };
+        shard_of_uin(home, context.shards)
     }
 
     pub async fn spawn(&self, accounts: Vec<Account>) -> Result<Result<(), Rejection>, Failure> {
         let _creating = self.creating.lock().await;
         let mut seen = std::collections::HashSet::with_capacity(accounts.len());
         for account in &accounts {
-            if self.uins.contains(&account.uin) || !seen.insert(account.uin) {
+            if self.contains(account.uin) || !seen.insert(account.uin) || account.uin.0 == u64::MAX {
                 return Ok(Err(Rejection::UinTaken(account.uin)));
             }
         }
-        let shard_count = self.senders.len();
-        let mut per_shard: Vec<Vec<Account>> = (0..shard_count).map(|_| Vec::new()).collect();
+        let shards = self.context().shards;
+        let mut per_shard: Vec<Vec<Account>> = (0..shards).map(|_| Vec::new()).collect();
         for account in accounts {
-            per_shard[shard_of_uin(account.uin, shard_count)].push(account);
+            per_shard[self.placement(&account)].push(account);
         }
         for (shard, accounts) in per_shard.into_iter().enumerate() {
             if accounts.is_empty() {
                 continue;
             }
             let uins: Vec<Uin> = accounts.iter().map(|account| account.uin).collect();
-            self.ask(shard, |reply| Message::Spawn { accounts, reply }).await?;
-            for uin in uins {
-                self.uins.insert(uin);
+            let slots = self.ask(shard, |reply| Message::Spawn { accounts, reply }).await?;
+            for (uin, slot) in uins.into_iter().zip(slots) {
+                self.context().directory.put(uin, Place { shard: shard as u32, slot });
             }
         }
         Ok(Ok(()))
     }
 
     pub fn contains(&self, uin: Uin) -> bool {
-        self.uins.contains(&uin)
-    }
-
-    /// Whether `partner`'s available credit is split into per-shard slices: the shards ask
-    /// the same `EscrowedPartners`, the one place this is decided.
-    pub fn is_escrowed(&self, partner: Uin) -> bool {
-        self.escrowed.is_escrowed(partner)
+        self.context().directory.contains(uin)
     }
 
     pub fn uins(&self) -> Vec<Uin> {
-        self.uins.iter().map(|uin| *uin).collect()
+        self.context().directory.uins()
+    }
+
+    /// Whether `partner`'s available credit is split into per-shard slices (see
+    /// [`EscrowedPartners`], the one place this is decided).
+    pub fn is_escrowed(&self, partner: Uin) -> bool {
+        self.context().escrowed.is_escrowed(partner)
     }
 
     pub fn shutdown(&self) {
-        for sender in &self.senders {
-            let _ = sender.send(Packet::One(Message::Stop));
+        self.shards.stopping.store(true, Ordering::Release);
+        for shard in 0..self.context().shards {
+            self.shards.wake(shard);
         }
         for thread in self.threads.lock().drain(..) {
             let _ = thread.join();
