@@ -3,7 +3,7 @@
 //! per purchase; compare it with `partner-credit bench`'s limit row.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use partner_credit::coordinator::{Ledger, LedgerLimits, Mode, Next, PurchaseRequest, Step};
+use partner_credit::coordinator::{Begin, Ledger, LedgerLimits, Mode, Next, PurchaseRequest, Step};
 use partner_credit::domain::{Account, Caller, Money, PurchaseId, Timestamp, Uin};
 use partner_credit::{World, WorldSpec};
 use rand::rngs::SmallRng;
@@ -47,9 +47,12 @@ fn domain(c: &mut Criterion) {
                 customer,
                 amount,
             );
-            let Next::Run(mut saga) =
-                ledger.begin(read, Caller::Operator, &request, Mode::OneShot, Timestamp(1), 0, &|_| None)
-            else {
+            let Next::Run(mut saga) = ledger.begin(
+                read,
+                Begin::new(Caller::Operator, &request, Mode::OneShot),
+                Timestamp(1),
+                &|_| None,
+            ) else {
                 panic!("a new purchase runs a saga")
             };
             let mut step = saga.first_step();

@@ -180,7 +180,8 @@ impl IdIndex {
 impl Table {
     fn with_capacity(capacity: usize) -> Table {
         assert!(capacity.is_power_of_two());
-        Table { slots: (0..capacity).map(|_| AtomicU64::new(EMPTY)).collect(), mask: capacity - 1 }
+        let slots = crate::cache::huge_vec(capacity, || AtomicU64::new(EMPTY)).into_boxed_slice();
+        Table { slots, mask: capacity - 1 }
     }
 
     /// Claims `hash` for the record `sequence` of `shard`, unless it is live somewhere.
@@ -247,6 +248,11 @@ impl Table {
             }
             index = (index + 1) & self.mask;
         }
+    }
+
+    /// Asks for the cache line where the walk for `hash` starts, ahead of a claim or a find.
+    pub fn prefetch(&self, hash: u64) {
+        crate::cache::prefetch(&self.slots[bucket(hash) & self.mask]);
     }
 
     /// Writes an entry for a record whose id is already its shard's (a record moved to the

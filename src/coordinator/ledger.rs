@@ -84,7 +84,9 @@ impl Ledger {
             shard,
             index,
             keys,
-            records: Records::default(),
+            records: Records::with_capacity(
+                limits.resolved_capacity.saturating_add(limits.open_reservations_max),
+            ),
             deadlines: BTreeSet::new(),
             open_reservations: 0,
             month: (month.start(), month.end(), month),
@@ -112,20 +114,21 @@ impl Ledger {
         self.index.publish(self.shard, first, end);
     }
 
-    /// A one-shot purchase or a reservation by `caller`. `skip` is the bitmask of the
-    /// partitions that said their entries for the id hold something else (see
-    /// [`Next::Elsewhere`]); 0 at first.
-    #[allow(clippy::too_many_arguments)]
+    /// The key of `id` in this ledger's index (a runtime that warms a batch's index entries
+    /// computes it ahead and hands it to [`Ledger::begin`]).
+    pub fn key(&self, id: &PurchaseId) -> Key {
+        self.keys.id(id)
+    }
+
+    /// A one-shot purchase or a reservation.
     pub fn begin(
         &mut self,
         table: &IndexRead<'_>,
-        caller: Caller,
-        request: &PurchaseRequest,
-        mode: Mode,
+        begin: Begin<'_>,
         now: Timestamp,
-        skip: u64,
         charged_of: ChargedOf<'_>,
     ) -> Next {
+        let Begin { caller, request, mode, skip, key } = begin;
         // Authorize before anything is recorded, so that nobody can claim another customer's
         // purchase id with a refused request.
         let PurchaseRequest { id, customer, amount, product_code, pay } = request;
@@ -134,7 +137,7 @@ impl Ledger {
             return Next::Answer(Err(refusal));
         }
         let goods = goods(product_code, *pay);
-        let key = self.keys.id(id);
+        let key = key.unwrap_or_else(|| self.keys.id(id));
         let fingerprint = self.keys.content(amount, &goods, mode);
         let asked = Asked { id, customer, amount, fingerprint };
         let reservation = matches!(mode, Mode::Reserve { .. });
@@ -511,6 +514,26 @@ fn outcome(
             }
             RefusalOf::Other(rejection) => rejection,
         }),
+    }
+}
+
+/// A purchase a runtime asks its ledger to begin.
+#[derive(Clone, Copy, Debug)]
+pub struct Begin<'a> {
+    pub caller: Caller,
+    pub request: &'a PurchaseRequest,
+    pub mode: Mode,
+    /// The bitmask of the partitions that said their entries for the id hold something else
+    /// (see [`Next::Elsewhere`]): 0 at first.
+    pub skip: u64,
+    /// The id's key ([`Ledger::key`]), if the runtime computed it ahead.
+    pub key: Option<Key>,
+}
+
+impl<'a> Begin<'a> {
+    /// A first attempt, with nothing computed ahead.
+    pub fn new(caller: Caller, request: &'a PurchaseRequest, mode: Mode) -> Begin<'a> {
+        Begin { caller, request, mode, skip: 0, key: None }
     }
 }
 

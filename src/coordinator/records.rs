@@ -302,6 +302,21 @@ impl Records {
     /// the index's next rebuild, long before the ring could wrap around onto it.
     pub const LIVE_MAX: usize = 1 << 28;
 
+    /// Records with room for `capacity` (at most [`Records::PREALLOCATED_MAX`] reserved up
+    /// front), on huge pages where the system has them: the ring is written at its tail and
+    /// read at random by repeats and sagas.
+    pub fn with_capacity(capacity: usize) -> Records {
+        let capacity = capacity.min(Records::PREALLOCATED_MAX);
+        let ring: VecDeque<Record> = VecDeque::with_capacity(capacity);
+        // An empty ring's first slice starts at its buffer.
+        crate::cache::huge_pages(ring.as_slices().0.as_ptr(), capacity * std::mem::size_of::<Record>());
+        Records { ring, ..Records::default() }
+    }
+
+    /// The most records room is reserved for up front (192 MiB of address space; pages are
+    /// used only as records fill them).
+    pub const PREALLOCATED_MAX: usize = 1 << 22;
+
     /// The sequence numbers of the live records: `first..end`.
     pub fn window(&self) -> (u64, u64) {
         (self.first_sequence, self.first_sequence + self.ring.len() as u64)

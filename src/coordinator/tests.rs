@@ -51,7 +51,9 @@ impl World {
 
     fn begin(&mut self, caller: Caller, request: PurchaseRequest, mode: Mode) -> Next {
         let charged = self.charged();
-        self.with_index(|ledger, table, now| ledger.begin(table, caller, &request, mode, now, 0, &charged))
+        self.with_index(|ledger, table, now| {
+            ledger.begin(table, Begin::new(caller, &request, mode), now, &charged)
+        })
     }
 
     /// The partner each customer's purchases charge, from the accounts.

@@ -137,15 +137,7 @@ impl Book {
     /// is here when the answer comes: a locked add on a line that misses stalls its core for
     /// the whole miss (about 5% of the embedded throughput), a prefetch stalls nothing.
     pub fn prefetch(&self, customer: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let line = self.committed[customer].as_ptr() as *const i8;
-            // SAFETY: a prefetch is a hint: it reads nothing and cannot fault, and `line`
-            // points into a live vector anyway.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = customer;
+        crate::cache::prefetch(&self.committed[customer]);
     }
 
     pub fn committed(&self, customer: usize, purchases: u64) {

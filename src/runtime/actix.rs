@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use super::{ChargedCache, CoordinatorOp, Failure, RuntimeSettings};
 use crate::clock::Clock;
 use crate::coordinator::{
-    Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, SagaEnd, Step,
+    Begin, Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, SagaEnd, Step,
 };
 use crate::domain::{Account, Caller, Command, Rejection, Reply, Uin};
 use crate::events::EventBus;
@@ -127,7 +127,8 @@ impl Handler<Coordinate> for CoordinatorActor {
         let charged = &self.charged;
         let next = match message.0 {
             CoordinatorOp::Begin { caller, request, mode } => {
-                self.ledger.begin(&table, caller, &request, mode, now, 0, &|customer| charged.get(customer))
+                self.ledger
+                    .begin(&table, Begin::new(caller, &request, mode), now, &|customer| charged.get(customer))
             }
             CoordinatorOp::Commit { caller, id } => {
                 self.ledger.commit(&table, caller, &id, now, 0, &|customer| charged.get(customer))

@@ -43,17 +43,22 @@ fn key_of(uin: Uin) -> u64 {
     uin.0.wrapping_add(1)
 }
 
+/// A key and its value side by side: one cache line holds both.
+#[derive(Default)]
+struct Entry {
+    key: AtomicU64,
+    value: AtomicU64,
+}
+
 struct Table {
-    keys: Box<[AtomicU64]>,
-    values: Box<[AtomicU64]>,
+    entries: Box<[Entry]>,
     mask: usize,
 }
 
 impl Table {
     fn new(capacity: usize) -> Table {
         Table {
-            keys: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
-            values: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            entries: crate::cache::huge_vec(capacity, Entry::default).into_boxed_slice(),
             mask: capacity - 1,
         }
     }
@@ -66,9 +71,10 @@ impl Table {
     fn get(&self, key: u64) -> Option<u64> {
         let mut index = self.bucket(key);
         loop {
-            match self.keys[index].load(Ordering::Acquire) {
+            let entry = &self.entries[index];
+            match entry.key.load(Ordering::Acquire) {
                 0 => return None,
-                found if found == key => return Some(self.values[index].load(Ordering::Relaxed)),
+                found if found == key => return Some(entry.value.load(Ordering::Relaxed)),
                 _ => index = (index + 1) & self.mask,
             }
         }
@@ -77,11 +83,11 @@ impl Table {
     /// Writes a key known to be absent (the single writer checked).
     fn put(&self, key: u64, value: u64) {
         let mut index = self.bucket(key);
-        while self.keys[index].load(Ordering::Relaxed) != 0 {
+        while self.entries[index].key.load(Ordering::Relaxed) != 0 {
             index = (index + 1) & self.mask;
         }
-        self.values[index].store(value, Ordering::Relaxed);
-        self.keys[index].store(key, Ordering::Release);
+        self.entries[index].value.store(value, Ordering::Relaxed);
+        self.entries[index].key.store(key, Ordering::Release);
     }
 }
 
@@ -117,6 +123,12 @@ impl Directory {
         self.table().get(key_of(uin)).map(Place::unpack)
     }
 
+    /// Asks for the cache line where `uin`'s walk starts, ahead of [`Directory::get`].
+    pub fn prefetch(&self, uin: Uin) {
+        let table = self.table();
+        crate::cache::prefetch(&table.entries[table.bucket(key_of(uin))]);
+    }
+
     pub fn contains(&self, uin: Uin) -> bool {
         self.get(uin).is_some()
     }
@@ -133,12 +145,12 @@ impl Directory {
         debug_assert!(self.get(uin).is_none(), "{uin} placed twice");
         let len = self.len.load(Ordering::Relaxed) + 1;
         let current = self.table();
-        if len * 2 > current.keys.len() {
-            let mut grown = Box::new(Table::new(current.keys.len() * 2));
-            for (key, value) in current.keys.iter().zip(current.values.iter()) {
-                let key = key.load(Ordering::Relaxed);
+        if len * 2 > current.entries.len() {
+            let mut grown = Box::new(Table::new(current.entries.len() * 2));
+            for entry in current.entries.iter() {
+                let key = entry.key.load(Ordering::Relaxed);
                 if key != 0 {
-                    grown.put(key, value.load(Ordering::Relaxed));
+                    grown.put(key, entry.value.load(Ordering::Relaxed));
                 }
             }
             self.current.store(&mut *grown as *mut Table, Ordering::Release);
@@ -152,9 +164,9 @@ impl Directory {
     pub fn uins(&self) -> Vec<Uin> {
         let table = self.table();
         table
-            .keys
+            .entries
             .iter()
-            .map(|key| key.load(Ordering::Acquire))
+            .map(|entry| entry.key.load(Ordering::Acquire))
             .filter(|&key| key != 0)
             .map(|key| Uin(key.wrapping_sub(1)))
             .collect()

@@ -44,6 +44,7 @@ use self::directory::{Directory, Place};
 use self::shard::{Answer, Message, Origin, Shard};
 use super::slots::Slots;
 use super::{CoordinatorOp, Failure, RuntimeSettings};
+use crate::cache::PREFETCH_DISTANCE;
 use crate::clock::Clock;
 use crate::coordinator::escrow::EscrowedPartners;
 use crate::coordinator::index::Claim;
@@ -379,7 +380,17 @@ impl ShardedRuntime {
         // none.
         let share = count.div_ceil(shards) * 5 / 4;
         let mut per_shard: Vec<Vec<(u32, PurchaseRequest, u32)>> = (0..shards).map(|_| Vec::new()).collect();
+        // A few requests ahead, each customer's directory entry is asked for, so that the
+        // lookups' cache misses overlap.
+        let directory = &self.context().directory;
+        for request in requests.iter().take(PREFETCH_DISTANCE) {
+            directory.prefetch(request.customer);
+        }
+        let customers: Vec<Uin> = requests.iter().map(|request| request.customer).collect();
         for (position, request) in requests.into_iter().enumerate() {
+            if let Some(ahead) = customers.get(position + PREFETCH_DISTANCE) {
+                directory.prefetch(*ahead);
+            }
             let (shard, slot) = self.route_customer(request.customer);
             let queue = &mut per_shard[shard];
             if queue.capacity() == 0 {

@@ -24,9 +24,10 @@ use tokio::sync::oneshot;
 use super::directory::{Directory, Place};
 use super::escrow::WholeCall;
 use super::{Context, NO_SLOT};
+use crate::cache::PREFETCH_DISTANCE;
 use crate::coordinator::escrow::{Home, Slice};
 use crate::coordinator::{
-    IndexRead, Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, Step,
+    Begin, IndexRead, Key, Ledger, Mode, Next, Outcome, PurchaseReceipt, PurchaseRequest, Saga, Step,
 };
 use crate::domain::{Account, Caller, Command, Rejection, Reply, Role, Timestamp, Uin};
 use crate::runtime::CoordinatorOp;
@@ -151,8 +152,11 @@ pub(super) struct Shard {
     pub slices: FxHashMap<Uin, Slice<usize>>,
     /// Homes of the escrowed partners that live on this shard.
     pub homes: FxHashMap<Uin, Home<WholeCall>>,
-    /// The clock read when the round began: every purchase in it begins and ends then.
+    /// The clock read when the message in hand was taken: every purchase in it begins and
+    /// ends then.
     pub now: Timestamp,
+    /// The ids' keys of a batch, computed ahead (kept to reuse the allocation).
+    pub keys: Vec<Key>,
 }
 
 impl Shard {
@@ -170,6 +174,7 @@ impl Shard {
             slices: FxHashMap::default(),
             homes: FxHashMap::default(),
             now: context.clock.now(),
+            keys: Vec::new(),
             context,
         }
     }
@@ -215,7 +220,7 @@ impl Shard {
             Message::Spawn { accounts, reply } => {
                 let first = self.accounts.len() as u32;
                 let count = accounts.len() as u32;
-                self.accounts.reserve(accounts.len());
+                crate::cache::reserve_huge(&mut self.accounts, accounts.len());
                 self.links.reserve(accounts.len());
                 for account in accounts {
                     self.accounts.push(account);
@@ -267,7 +272,8 @@ impl Shard {
         let charged_of = |customer| charged_of(accounts, directory, me, customer);
         let next = match &op {
             CoordinatorOp::Begin { caller, request, mode } => {
-                self.ledger.begin(table, *caller, request, *mode, now, skip, &charged_of)
+                let begin = Begin { caller: *caller, request, mode: *mode, skip, key: None };
+                return self.begin(table, begin, slot, origin);
             }
             CoordinatorOp::Commit { caller, id } => {
                 self.ledger.commit(table, *caller, id, now, skip, &charged_of)
@@ -279,14 +285,30 @@ impl Shard {
         match next {
             Next::Answer(answer) => self.deliver(origin, answer),
             Next::Run(saga) => self.run(table, saga, slot, origin),
+            Next::Elsewhere(place) => self.forward(op, skip, place.shard, origin),
+        }
+    }
+
+    /// A purchase of a customer of this shard (in `slot`), begun and run as far as it goes.
+    fn begin(&mut self, table: &IndexRead<'_>, begin: Begin<'_>, slot: u32, origin: Origin) {
+        let (accounts, directory, me) = (&self.accounts, &self.context.directory, self.index);
+        let charged_of = |customer| charged_of(accounts, directory, me, customer);
+        match self.ledger.begin(table, begin, self.now, &charged_of) {
+            Next::Answer(answer) => self.deliver(origin, answer),
+            Next::Run(saga) => self.run(table, saga, slot, origin),
             Next::Elsewhere(place) => {
-                // This shard holds no record of the id (a claim or a search prefers its own):
-                // the shard the entry names decides, and this one is skipped from now on.
-                let skip = skip | (1 << self.index);
-                let hop = Hop::Forward { op, skip, from: self.index, origin };
-                self.outboxes[place.shard as usize].push(hop);
+                let Begin { caller, request, mode, skip, .. } = begin;
+                let op = CoordinatorOp::Begin { caller, request: request.clone(), mode };
+                self.forward(op, skip, place.shard, origin);
             }
         }
+    }
+
+    /// Sends a request to the shard whose index entry holds its id. This shard holds no
+    /// record of the id (a claim or a search prefers its own), so it is skipped from now on.
+    fn forward(&mut self, op: CoordinatorOp, skip: u64, shard: u32, origin: Origin) {
+        let skip = skip | (1 << self.index);
+        self.outboxes[shard as usize].push(Hop::Forward { op, skip, from: self.index, origin });
     }
 
     /// At the shard an index entry names: answers the request from its record, or sends it
@@ -324,15 +346,30 @@ impl Shard {
             answers: Vec::with_capacity(requests.len()),
             reply,
         }) as u32;
-        // Bring the accounts into the cache before any is needed: the lookups are
-        // independent, so the processor overlaps their misses.
-        for (_, _, slot) in &requests {
-            std::hint::black_box(self.accounts.get(*slot as usize).map(|account| account.uin));
+        // A few purchases ahead, the customer's account and the id's index entry are asked
+        // for: the lookups of different purchases are independent, so their cache misses
+        // overlap instead of each stalling in turn.
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        let warm = |shard: &Shard, keys: &mut Vec<Key>, (_, request, slot): &(u32, PurchaseRequest, u32)| {
+            if let Some(account) = shard.accounts.get(*slot as usize) {
+                crate::cache::prefetch(account);
+            }
+            let key = shard.ledger.key(&request.id);
+            table.prefetch(key.low);
+            keys.push(key);
+        };
+        for request in requests.iter().take(PREFETCH_DISTANCE) {
+            warm(self, &mut keys, request);
         }
-        for (position, request, slot) in requests {
-            let op = CoordinatorOp::Begin { caller, request, mode: Mode::OneShot };
-            self.coordinate(table, op, slot, 0, Origin::Batch { shard: self.index, key, position });
+        for (index, (position, request, slot)) in requests.iter().enumerate() {
+            if let Some(ahead) = requests.get(index + PREFETCH_DISTANCE) {
+                warm(self, &mut keys, ahead);
+            }
+            let begin = Begin { caller, request, mode: Mode::OneShot, skip: 0, key: Some(keys[index]) };
+            self.begin(table, begin, *slot, Origin::Batch { shard: self.index, key, position: *position });
         }
+        self.keys = keys;
     }
 
     fn batch_answer(&mut self, key: u32, position: u32, answer: Answer) {
