@@ -28,7 +28,7 @@ fn domain(c: &mut Criterion) {
     let mut ledger = Ledger::alone(limits);
     let index = ledger.index().clone();
     // A runtime holds a read of the index for a round of messages: here, 1024 purchases.
-    let mut table = Some(index.read());
+    let mut table = Some(index.read(0));
     let mut rng = SmallRng::seed_from_u64(1);
     let amount = Money::from_units(1);
     let mut sequence = 0u64;
@@ -38,7 +38,7 @@ fn domain(c: &mut Criterion) {
             if sequence % 1024 == 0 {
                 table = None;
                 index.maintain();
-                table = Some(index.read());
+                table = Some(index.read(0));
             }
             let read = table.as_ref().expect("held");
             let customer = customers[rng.gen_range(0..customers.len())];

@@ -28,7 +28,7 @@
 //!   most [`IdIndex::ROUND_INSERTS_MAX`] entries per shard, so a claim always finds an empty
 //!   slot.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
@@ -79,11 +79,33 @@ pub struct Table {
     mask: usize,
 }
 
-/// A read of the index: held for a round, so that no rebuild runs under it.
-pub type IndexRead<'a> = RwLockReadGuard<'a, Table>;
+/// A read of the index: held for a round, so that no rebuild runs under it. Each shard reads
+/// under a lock of its own (a rebuild takes them all), so that the rounds of different
+/// shards never write to a shared lock word.
+pub struct IndexRead<'a> {
+    _lock: RwLockReadGuard<'a, ()>,
+    table: &'a Table,
+}
+
+impl std::ops::Deref for IndexRead<'_> {
+    type Target = Table;
+    fn deref(&self) -> &Table {
+        self.table
+    }
+}
+
+/// A lock of one shard's readers, on a cache line of its own.
+#[repr(align(64))]
+#[derive(Default)]
+struct ReaderLock(RwLock<()>);
 
 pub struct IdIndex {
-    table: RwLock<Table>,
+    /// The current table, owned (a leaked box, freed on rebuild or drop): replaced only with
+    /// every reader lock held for writing, so no reader can hold the old one.
+    table: AtomicPtr<Table>,
+    readers: Box<[ReaderLock]>,
+    /// The current table's room, readable without a lock.
+    capacity: AtomicUsize,
     windows: Box<[Window]>,
     /// Entries written since the last rebuild, per shard (each shard writes its own
     /// counter), plus the live entries the rebuild kept in `kept`.
@@ -106,17 +128,25 @@ impl IdIndex {
 
     pub fn new(shards: usize) -> IdIndex {
         assert!((1..=SHARDS_MAX).contains(&shards), "an index serves 1 to {SHARDS_MAX} shards");
+        let table = Box::into_raw(Box::new(Table::with_capacity(CAPACITY_MIN)));
         IdIndex {
-            table: RwLock::new(Table::with_capacity(CAPACITY_MIN)),
+            table: AtomicPtr::new(table),
+            readers: (0..shards).map(|_| ReaderLock::default()).collect(),
+            capacity: AtomicUsize::new(CAPACITY_MIN),
             windows: (0..shards).map(|_| Window::default()).collect(),
             written: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
             kept: AtomicUsize::new(0),
         }
     }
 
-    /// Holds the table for a round of work; claims and lookups go through it.
-    pub fn read(&self) -> IndexRead<'_> {
-        self.table.read()
+    /// Holds the table for a round of work of `shard`; claims and lookups go through it.
+    /// Another thread (a router) reads under any shard's lock.
+    pub fn read(&self, shard: u32) -> IndexRead<'_> {
+        let lock = self.readers[shard as usize % self.readers.len()].0.read();
+        // SAFETY: the table is replaced and freed only with every reader lock held for
+        // writing (see `maintain`), and this read lock is held as long as the reference.
+        let table = unsafe { &*self.table.load(Ordering::Acquire) };
+        IndexRead { _lock: lock, table }
     }
 
     /// Publishes the window of `shard`'s ring: sequence numbers `first..end` are its live
@@ -139,20 +169,23 @@ impl IdIndex {
     }
 
     pub fn capacity(&self) -> usize {
-        self.table.read().slots.len()
+        self.capacity.load(Ordering::Relaxed)
     }
 
     /// Rebuilds the table when it is half full: drops the stale entries, and sizes the new
     /// table so that the live ones fill three eighths of it. Call it between rounds, holding
     /// no [`IndexRead`]; it waits for the rounds of other shards to end.
     pub fn maintain(&self) {
-        if self.occupied() * 2 <= self.table.read().slots.len() {
+        if self.occupied() * 2 <= self.capacity() {
             return;
         }
-        let mut table = self.table.write();
-        if self.occupied() * 2 <= table.slots.len() {
+        // Every shard's readers, in order: rounds end, none begins until the swap is done.
+        let _locks: Vec<_> = self.readers.iter().map(|lock| lock.0.write()).collect();
+        if self.occupied() * 2 <= self.capacity() {
             return;
         }
+        // SAFETY: every reader lock is held for writing: nobody else reads the table.
+        let table = unsafe { &*self.table.load(Ordering::Acquire) };
         let windows: Vec<(u64, u64)> = self
             .windows
             .iter()
@@ -169,11 +202,21 @@ impl IdIndex {
         for entry in &live {
             rebuilt.insert_entry(*entry);
         }
-        *table = rebuilt;
+        let old = self.table.swap(Box::into_raw(Box::new(rebuilt)), Ordering::AcqRel);
+        // SAFETY: `old` came from `Box::into_raw`, and no reader can hold it (see above).
+        drop(unsafe { Box::from_raw(old) });
+        self.capacity.store(capacity, Ordering::Relaxed);
         for count in self.written.iter() {
             count.store(0, Ordering::Relaxed);
         }
         self.kept.store(live.len(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for IdIndex {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `Box::into_raw`, and `&mut self` has no readers.
+        drop(unsafe { Box::from_raw(*self.table.get_mut()) });
     }
 }
 
@@ -367,7 +410,7 @@ mod tests {
 
         fn claim(&mut self, index: &IdIndex, hash: u64) -> Claim {
             let sequence = self.first + self.hashes.len() as u64;
-            let claim = index.read().claim(hash, self.shard, sequence, 0, self.here(hash));
+            let claim = index.read(self.shard).claim(hash, self.shard, sequence, 0, self.here(hash));
             if claim == Claim::Claimed {
                 self.hashes.push(hash);
                 index.wrote(self.shard, 1);
@@ -397,7 +440,7 @@ mod tests {
         assert_eq!(b.claim(&index, hash(1)), Claim::There(Place { shard: 0, sequence: 0 }));
         assert_eq!(b.claim(&index, hash(2)), Claim::Claimed);
         b.publish(&index);
-        let find = |shard, hash| index.read().find(hash, shard, 0, |_| None);
+        let find = |shard, hash| index.read(0).find(hash, shard, 0, |_| None);
         assert_eq!(find(None, hash(2)), Some(Claim::There(Place { shard: 1, sequence: 0 })));
         assert_eq!(find(None, hash(3)), None);
     }
@@ -414,7 +457,7 @@ mod tests {
         let Claim::There(place) = there else { panic!("{there:?}") };
         let sequence = b.first + b.hashes.len() as u64;
         assert_eq!(
-            index.read().claim(hash(7), 1, sequence, 1 << place.shard, b.here(hash(7))),
+            index.read(1).claim(hash(7), 1, sequence, 1 << place.shard, b.here(hash(7))),
             Claim::Claimed
         );
     }
@@ -453,9 +496,9 @@ mod tests {
                     scope.spawn(move || {
                         // Some unrelated ids first, so the threads collide at varied places.
                         for n in 0..(round % 7) {
-                            index.read().insert(hash(1_000_000 + u64::from(shard) * 100 + n), shard, n);
+                            index.read(shard).insert(hash(1_000_000 + u64::from(shard) * 100 + n), shard, n);
                         }
-                        if index.read().claim(id, shard, 99, 0, |_| None) == Claim::Claimed {
+                        if index.read(shard).claim(id, shard, 99, 0, |_| None) == Claim::Claimed {
                             winners.fetch_add(1, Ordering::Relaxed);
                         }
                     });

@@ -45,7 +45,7 @@ impl World {
     fn with_index<T>(&mut self, op: impl FnOnce(&mut Ledger, &IndexRead<'_>, Timestamp) -> T) -> T {
         let index = self.ledger.index().clone();
         index.maintain();
-        let table = index.read();
+        let table = index.read(0);
         op(&mut self.ledger, &table, self.now)
     }
 

@@ -123,7 +123,7 @@ impl Handler<Coordinate> for CoordinatorActor {
         let now = self.clock.now();
         let index = self.ledger.index().clone();
         index.maintain();
-        let table = index.read();
+        let table = index.read(0);
         let charged = &self.charged;
         let next = match message.0 {
             CoordinatorOp::Begin { caller, request, mode } => {
@@ -147,7 +147,7 @@ impl Handler<Coordinate> for CoordinatorActor {
                     let (saga, end) = driven?;
                     let now = actor.clock.now();
                     let index = actor.ledger.index().clone();
-                    let table = index.read();
+                    let table = index.read(0);
                     actor.charged.learn(&saga);
                     Ok(actor.ledger.finish(&table, saga, end, now))
                 }))
@@ -168,14 +168,14 @@ impl Handler<ExpireDue> for CoordinatorActor {
     fn handle(&mut self, _message: ExpireDue, _ctx: &mut Self::Context) -> Self::Result {
         let index = self.ledger.index().clone();
         index.maintain();
-        let sagas = self.ledger.expire_due(&index.read(), self.clock.now());
+        let sagas = self.ledger.expire_due(&index.read(0), self.clock.now());
         let count = sagas.len();
         let registry = self.registry.clone();
         let driven = async move { join_all(sagas.into_iter().map(|saga| registry.drive(saga))).await };
         Box::pin(driven.into_actor(self).map(move |results, actor, _ctx| {
             let now = actor.clock.now();
             let index = actor.ledger.index().clone();
-            let table = index.read();
+            let table = index.read(0);
             for result in results {
                 let (saga, end) = result?;
                 actor.charged.learn(&saga);

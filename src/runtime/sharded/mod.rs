@@ -135,7 +135,7 @@ impl Shards {
         let cell = &self.cells[me];
         // Between rounds, with no read held: the index may rebuild.
         self.context.index.maintain();
-        let table = self.context.index.read();
+        let table = self.context.index.read(me as u32);
         if sweep {
             shard.sweep(&table, None);
             shard.settle_slices();
@@ -341,7 +341,7 @@ impl ShardedRuntime {
             },
             CoordinatorOp::Commit { id, .. } | CoordinatorOp::Cancel { id, .. } => {
                 let key = context.keys.id(id);
-                match context.index.read().find(key.low, None, 0, |_| None) {
+                match context.index.read(0).find(key.low, None, 0, |_| None) {
                     Some(Claim::There(place)) => (place.shard as usize, NO_SLOT),
                     // No entry anywhere: any shard answers that the purchase is unknown.
                     _ => (0, NO_SLOT),
