@@ -26,7 +26,7 @@ pub mod api;
 pub mod audit;
 #[cfg(feature = "bench")]
 pub mod bench;
-pub(crate) mod cache;
+pub mod cache;
 pub mod clock;
 pub mod coordinator;
 pub mod domain;

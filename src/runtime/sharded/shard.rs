@@ -353,7 +353,7 @@ impl Shard {
         keys.clear();
         let warm = |shard: &Shard, keys: &mut Vec<Key>, (_, request, slot): &(u32, PurchaseRequest, u32)| {
             if let Some(account) = shard.accounts.get(*slot as usize) {
-                crate::cache::prefetch(account);
+                crate::cache::prefetch_all(account);
             }
             let key = shard.ledger.key(&request.id);
             table.prefetch(key.low);
