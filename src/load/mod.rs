@@ -200,15 +200,7 @@ enum Prepared {
 /// Runs the load and answers the report, thresholds checked. Fails only when the load
 /// could not be run (bad options, an unreachable target, a world that does not import).
 pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
-    anyhow::ensure!(options.concurrency > 0, "--concurrency must be at least 1");
-    anyhow::ensure!(options.batch >= 1, "--batch must be at least 1");
-    anyhow::ensure!(options.amount.is_positive(), "--amount must be greater than 0");
-    if let Some(rate) = options.rate_per_sec {
-        anyhow::ensure!(
-            rate.is_finite() && (0.001..=1e9).contains(&rate),
-            "--rate must be between 0.001 and 1000000000 a second"
-        );
-    }
+    check(options)?;
     let world = match &options.world {
         WorldSource::Generate(spec) => {
             anyhow::ensure!(spec.customers > 0, "the world needs at least one customer");
@@ -236,34 +228,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
         ..LoadReport::default()
     };
     let started = Instant::now();
-    let (prepared, before, drivers) = match &options.target {
-        Target::Embedded { runtime } => {
-            let escrow_partners = match (hot_partner, runtime) {
-                (Some(hot), RuntimeKind::Sharded) => vec![hot],
-                _ => Vec::new(),
-            };
-            let config = EngineConfig { runtime: *runtime, escrow_partners, ..EngineConfig::default() };
-            let engine = Arc::new(Engine::start(config));
-            report.accounts = engine.import(Caller::Operator, &world).await?;
-            report.target = "embedded".into();
-            report.runtime = Some(runtime.name().to_string());
-            let before = snapshot_of(
-                &world.to_accounts(Timestamp(0))?.iter().map(|account| account.view()).collect::<Vec<_>>(),
-            );
-            let drivers: Vec<Driver> =
-                (0..options.concurrency).map(|_| Driver::Embedded(engine.clone())).collect();
-            (Prepared::Embedded(engine), before, drivers)
-        }
-        #[cfg(feature = "http")]
-        Target::Http(target) => {
-            let prepared = http::Prepared::connect(target, &world, &book).await?;
-            report.target = target.url.clone();
-            report.accounts = world.len();
-            let before = prepared.snapshot(&book).await?;
-            let drivers = prepared.drivers(options.concurrency).await?;
-            (Prepared::Http(prepared), before, drivers)
-        }
-    };
+    let (prepared, before, drivers) = prepare(options, &world, &book, hot_partner, &mut report).await?;
     report.import_secs = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
@@ -297,6 +262,80 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
     if let Some(progress) = progress {
         progress.finish();
     }
+    gather(options, &mut report, ends)?;
+    report.record(&timeline.seconds(), &timeline.latency_us());
+    let deferred = shared.allocations_deferred.load(Ordering::Relaxed);
+    if deferred > 0 {
+        if let Some(mix) = &mut report.mix {
+            mix.push_str(&format!(
+                " ({deferred} allocation flows ran as one-shot purchases: the partner's quota was spent)"
+            ));
+        }
+    }
+    report.audit = audit(&shared, &prepared, &before, started).await?;
+    report.check(&options.thresholds);
+    Ok(report)
+}
+
+/// Refuses options the load cannot run with.
+fn check(options: &LoadOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(options.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(options.batch >= 1, "--batch must be at least 1");
+    anyhow::ensure!(options.amount.is_positive(), "--amount must be greater than 0");
+    if let Some(rate) = options.rate_per_sec {
+        anyhow::ensure!(
+            rate.is_finite() && (0.001..=1e9).contains(&rate),
+            "--rate must be between 0.001 and 1000000000 a second"
+        );
+    }
+    Ok(())
+}
+
+/// Imports the world into the target; answers it prepared, the books before the load, and
+/// a driver per task.
+async fn prepare(
+    options: &LoadOptions,
+    world: &World,
+    book: &Book,
+    hot_partner: Option<Uin>,
+    report: &mut LoadReport,
+) -> anyhow::Result<(Prepared, Snapshot, Vec<Driver>)> {
+    Ok(match &options.target {
+        Target::Embedded { runtime } => {
+            let escrow_partners = match (hot_partner, runtime) {
+                (Some(hot), RuntimeKind::Sharded) => vec![hot],
+                _ => Vec::new(),
+            };
+            let config = EngineConfig { runtime: *runtime, escrow_partners, ..EngineConfig::default() };
+            let engine = Arc::new(Engine::start(config));
+            report.accounts = engine.import(Caller::Operator, world).await?;
+            report.target = "embedded".into();
+            report.runtime = Some(runtime.name().to_string());
+            let before = snapshot_of(
+                &world.to_accounts(Timestamp(0))?.iter().map(|account| account.view()).collect::<Vec<_>>(),
+            );
+            let drivers: Vec<Driver> =
+                (0..options.concurrency).map(|_| Driver::Embedded(engine.clone())).collect();
+            (Prepared::Embedded(engine), before, drivers)
+        }
+        #[cfg(feature = "http")]
+        Target::Http(target) => {
+            let prepared = http::Prepared::connect(target, world, book).await?;
+            report.target = target.url.clone();
+            report.accounts = world.len();
+            let before = prepared.snapshot(book).await?;
+            let drivers = prepared.drivers(options.concurrency).await?;
+            (Prepared::Http(prepared), before, drivers)
+        }
+    })
+}
+
+/// Adds up what the tasks did.
+fn gather(
+    options: &LoadOptions,
+    report: &mut LoadReport,
+    ends: Vec<Result<TaskEnd, tokio::task::JoinError>>,
+) -> anyhow::Result<()> {
     let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
     let mut open = OpenLoop { rate_per_sec: options.rate_per_sec.unwrap_or(0.0), ..OpenLoop::default() };
     for end in ends {
@@ -317,22 +356,22 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
     if options.rate_per_sec.is_some() {
         report.open_loop = Some(open);
     }
-    report.record(&timeline.seconds(), &timeline.latency_us());
-    let deferred = shared.allocations_deferred.load(Ordering::Relaxed);
-    if deferred > 0 {
-        if let Some(mix) = &mut report.mix {
-            mix.push_str(&format!(
-                " ({deferred} allocation flows ran as one-shot purchases: the partner's quota was spent)"
-            ));
-        }
-    }
+    Ok(())
+}
 
+/// Reads the books after the load and checks them against what the tasks saw acknowledged.
+async fn audit(
+    shared: &Shared,
+    prepared: &Prepared,
+    before: &Snapshot,
+    started: Instant,
+) -> anyhow::Result<AuditReport> {
     // Reservations left to expire must be gone before the books are read.
     let expire_until = started + Duration::from_millis(shared.expire_until_ms.load(Ordering::Relaxed));
     if shared.mix.weight(Flow::ReserveExpire) > 0 {
         tokio::time::sleep_until((expire_until + Duration::from_millis(50)).into()).await;
     }
-    report.audit = match &prepared {
+    Ok(match prepared {
         Prepared::Embedded(engine) => {
             if shared.mix.weight(Flow::ReserveExpire) > 0 {
                 engine.expire_due().await?;
@@ -341,7 +380,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
             let audit = crate::audit::Audit::of(&views);
             let after = snapshot_of(&views);
             engine.shutdown();
-            let mut report = audit_report(&shared.book, &before, &after, "full", None);
+            let mut report = audit_report(&shared.book, before, &after, "full", None);
             report.accounts_read = views.len();
             report.ok &= audit.ok();
             report.engine = Some(EngineAudit {
@@ -362,13 +401,11 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
             let after = prepared.snapshot(&shared.book).await?;
-            let mut audit = audit_report(&shared.book, &before, &after, prepared.scope(), prepared.note());
+            let mut audit = audit_report(&shared.book, before, &after, prepared.scope(), prepared.note());
             audit.accounts_read = after.len();
             audit
         }
-    };
-    report.check(&options.thresholds);
-    Ok(report)
+    })
 }
 
 fn audit_report(
@@ -434,78 +471,117 @@ fn task_budget(purchases_max: u64, tasks: usize, task: usize) -> u64 {
     purchases_max / tasks + u64::from((task as u64) < purchases_max % tasks)
 }
 
-async fn run_task(shared: Arc<Shared>, task: usize, mut driver: Driver) -> TaskEnd {
-    let mut rng = SmallRng::seed_from_u64(shared.seed.wrapping_mul(1_000_003).wrapping_add(task as u64));
-    let mut recorder = Recorder::new(shared.timeline.clone());
-    let mut end = TaskEnd { digest: 0xcbf2_9ce4_8422_2325, ..TaskEnd::default() };
-    let mut budget = task_budget(shared.purchases_max, shared.tasks, task);
-    let started = shared.timeline.started;
-    // Seconds between this task's due times, and its offset: slot k of task i is due at
-    // (i + k * tasks) * batch / rate.
-    let schedule = shared.rate_per_sec.map(|rate| shared.batch as f64 / rate);
-    let mut sequence: u64 = 0;
-    let mut slot: u64 = 0;
-    let mut batch_requests: Vec<PurchaseRequest> = Vec::new();
-    let mut batch_customers: Vec<usize> = Vec::new();
-    let mut answers: Vec<Answer> = Vec::new();
-    while budget > 0 {
-        let due = match schedule {
-            Some(spacing) => {
-                let due_of = |slot: u64| {
-                    started
-                        + Duration::from_secs_f64((task as f64 + slot as f64 * shared.tasks as f64) * spacing)
-                };
-                let due = due_of(slot);
-                if due >= shared.deadline {
-                    break;
-                }
-                let now = Instant::now();
-                if now >= shared.deadline {
-                    // Behind when the time ran out: what was due and never sent is counted.
-                    // An estimate, then settled with the same `due_of` the loop uses, so
-                    // `sent + unsent == due` holds exactly.
-                    let behind =
-                        shared.deadline.duration_since(due).as_secs_f64() / (shared.tasks as f64 * spacing);
-                    let mut end_slot = slot + behind.ceil() as u64;
-                    while due_of(end_slot) < shared.deadline {
-                        end_slot += 1;
-                    }
-                    while end_slot > slot + 1 && due_of(end_slot - 1) >= shared.deadline {
-                        end_slot -= 1;
-                    }
-                    let unsent = (end_slot - slot).min(budget);
-                    end.unsent += unsent;
-                    end.due += unsent;
-                    // A stall at the end must show in the percentiles: each unsent request
-                    // waited at least from its due time to the end.
-                    for skipped in slot..slot + unsent {
-                        recorder.unsent(now, micros(due_of(skipped), shared.deadline));
-                    }
-                    break;
-                }
-                if now < due {
-                    tokio::time::sleep_until(due.into()).await;
-                } else {
-                    let lag_us = now.duration_since(due).as_micros() as u64;
-                    end.lag_us_max = end.lag_us_max.max(lag_us);
-                    end.late += u64::from(lag_us > LATE_US);
-                }
-                end.due += 1;
-                end.sent += 1;
-                slot += 1;
-                due
-            }
-            None => {
-                let now = Instant::now();
-                if now >= shared.deadline {
-                    break;
-                }
-                now
-            }
+async fn run_task(shared: Arc<Shared>, task: usize, driver: Driver) -> TaskEnd {
+    let mut this = Task::new(shared, task, driver);
+    while this.budget > 0 {
+        let Some(due) = this.next_due().await else { break };
+        this.request(due).await;
+    }
+    this.recorder.flush();
+    this.end
+}
+
+/// One task of the load: its own random stream, schedule, recorder and counts.
+struct Task {
+    shared: Arc<Shared>,
+    task: usize,
+    driver: Driver,
+    rng: SmallRng,
+    recorder: Recorder,
+    end: TaskEnd,
+    /// Purchases it may still start.
+    budget: u64,
+    /// Of its purchase ids.
+    sequence: u64,
+    /// Its next slot in the open loop's schedule.
+    slot: u64,
+    batch_requests: Vec<PurchaseRequest>,
+    batch_customers: Vec<usize>,
+    answers: Vec<Answer>,
+}
+
+impl Task {
+    fn new(shared: Arc<Shared>, task: usize, driver: Driver) -> Task {
+        Task {
+            rng: SmallRng::seed_from_u64(shared.seed.wrapping_mul(1_000_003).wrapping_add(task as u64)),
+            recorder: Recorder::new(shared.timeline.clone()),
+            end: TaskEnd { digest: 0xcbf2_9ce4_8422_2325, ..TaskEnd::default() },
+            budget: task_budget(shared.purchases_max, shared.tasks, task),
+            sequence: 0,
+            slot: 0,
+            batch_requests: Vec::new(),
+            batch_customers: Vec::new(),
+            answers: Vec::new(),
+            shared,
+            task,
+            driver,
+        }
+    }
+
+    fn next_id(&mut self) -> PurchaseId {
+        next_id(&self.shared, self.task, &mut self.sequence)
+    }
+
+    /// When the next request is due: now, in the closed loop; its slot's time in the open
+    /// loop, after waiting for it or counting how late it is. `None` when the time is up.
+    async fn next_due(&mut self) -> Option<Instant> {
+        let shared = self.shared.clone();
+        let Some(rate) = shared.rate_per_sec else {
+            let now = Instant::now();
+            return (now < shared.deadline).then_some(now);
         };
-        let mut flow = shared.mix.pick(&mut rng);
-        let customer = shared.picker.pick(&mut rng);
-        end.digest = (end.digest ^ (customer as u64) ^ ((flow as u64) << 40)).wrapping_mul(0x0100_0000_01b3);
+        // Slot k of task i is due at (i + k * tasks) * batch / rate.
+        let spacing = shared.batch as f64 / rate;
+        let (task, tasks, started) = (self.task as f64, shared.tasks as f64, shared.timeline.started);
+        let due_of = |slot: u64| started + Duration::from_secs_f64((task + slot as f64 * tasks) * spacing);
+        let due = due_of(self.slot);
+        if due >= shared.deadline {
+            return None;
+        }
+        let now = Instant::now();
+        if now >= shared.deadline {
+            // Behind when the time ran out: what was due and never sent is counted. An
+            // estimate, then settled with the same `due_of` the loop uses, so that
+            // `sent + unsent == due` holds exactly.
+            let behind = shared.deadline.duration_since(due).as_secs_f64() / (tasks * spacing);
+            let mut end_slot = self.slot + behind.ceil() as u64;
+            while due_of(end_slot) < shared.deadline {
+                end_slot += 1;
+            }
+            while end_slot > self.slot + 1 && due_of(end_slot - 1) >= shared.deadline {
+                end_slot -= 1;
+            }
+            let unsent = (end_slot - self.slot).min(self.budget);
+            self.end.unsent += unsent;
+            self.end.due += unsent;
+            // A stall at the end must show in the percentiles: each unsent request waited at
+            // least from its due time to the end.
+            for skipped in self.slot..self.slot + unsent {
+                self.recorder.unsent(now, micros(due_of(skipped), shared.deadline));
+            }
+            return None;
+        }
+        if now < due {
+            tokio::time::sleep_until(due.into()).await;
+        } else {
+            let lag_us = now.duration_since(due).as_micros() as u64;
+            self.end.lag_us_max = self.end.lag_us_max.max(lag_us);
+            self.end.late += u64::from(lag_us > LATE_US);
+        }
+        self.end.due += 1;
+        self.end.sent += 1;
+        self.slot += 1;
+        Some(due)
+    }
+
+    /// One request of the mix (a flow may make two: a reservation and its commit, a
+    /// repossession and its allocation back).
+    async fn request(&mut self, due: Instant) {
+        let shared = self.shared.clone();
+        let mut flow = shared.mix.pick(&mut self.rng);
+        let customer = shared.picker.pick(&mut self.rng);
+        self.end.digest =
+            (self.end.digest ^ (customer as u64) ^ ((flow as u64) << 40)).wrapping_mul(0x0100_0000_01b3);
         if flow == Flow::Allocate {
             let caller = (!shared.allocations_by_operator).then(|| shared.book.parent[customer]);
             if !shared.pacer.try_take(caller, Instant::now()) {
@@ -513,110 +589,115 @@ async fn run_task(shared: Arc<Shared>, task: usize, mut driver: Driver) -> TaskE
                 flow = Flow::OneShot;
             }
         }
-        let uin = shared.book.customers[customer];
         match flow {
-            Flow::OneShot if shared.batch > 1 => {
-                let count = shared.batch.min(usize::try_from(budget).unwrap_or(usize::MAX));
-                batch_requests.clear();
-                batch_customers.clear();
-                shared.book.prefetch(customer);
-                batch_requests.push(PurchaseRequest::new(
-                    next_id(&shared, task, &mut sequence),
-                    uin,
-                    shared.amount,
-                ));
-                batch_customers.push(customer);
-                for _ in 1..count {
-                    let customer = shared.picker.pick(&mut rng);
-                    shared.book.prefetch(customer);
-                    end.digest = (end.digest ^ customer as u64).wrapping_mul(0x0100_0000_01b3);
-                    let uin = shared.book.customers[customer];
-                    batch_requests.push(PurchaseRequest::new(
-                        next_id(&shared, task, &mut sequence),
-                        uin,
-                        shared.amount,
-                    ));
-                    batch_customers.push(customer);
-                }
-                budget -= count as u64;
-                driver.purchase_batch(std::mem::take(&mut batch_requests), &mut answers).await;
-                let answered = Instant::now();
-                recorder.request(answered, micros(due, answered));
-                for (answer, &customer) in answers.iter_mut().zip(&batch_customers) {
-                    note(
-                        &shared,
-                        &mut recorder,
-                        &mut end,
-                        customer,
-                        std::mem::replace(answer, Answer::Done),
-                        "Committed",
-                        1,
-                    );
-                }
-            }
+            Flow::OneShot if shared.batch > 1 => self.batch(due, customer).await,
             Flow::OneShot => {
-                budget -= 1;
+                self.budget -= 1;
                 shared.book.prefetch(customer);
-                let answer = driver.purchase(next_id(&shared, task, &mut sequence), uin, shared.amount).await;
-                let answered = Instant::now();
-                recorder.request(answered, micros(due, answered));
-                note(&shared, &mut recorder, &mut end, customer, answer, "Committed", 1);
+                let id = self.next_id();
+                let answer = self.driver.purchase(id, shared.book.customers[customer], shared.amount).await;
+                self.answered(due, customer, answer, "Committed", 1);
             }
             Flow::ReserveCommit | Flow::ReserveCancel | Flow::ReserveExpire => {
-                budget -= 1;
-                let id = next_id(&shared, task, &mut sequence);
-                let answer = driver.reserve(id.clone(), uin, shared.amount, EXPIRE_TIMEOUT_MS).await;
-                let answered = Instant::now();
-                recorder.request(answered, micros(due, answered));
-                let reserved = matches!(answer, Answer::Done);
-                note(&shared, &mut recorder, &mut end, customer, answer, "Reserved", 0);
-                if !reserved {
-                    continue;
-                }
-                if flow == Flow::ReserveExpire {
-                    let until =
-                        answered.duration_since(started) + Duration::from_millis(EXPIRE_TIMEOUT_MS as u64);
-                    shared.expire_until_ms.fetch_max(until.as_millis() as u64, Ordering::Relaxed);
-                    continue;
-                }
-                let sent = Instant::now();
-                let (answer, name, committed) = if flow == Flow::ReserveCommit {
-                    (driver.commit(id).await, "Committed", 1)
-                } else {
-                    (driver.cancel(id).await, "Cancelled", 0)
-                };
-                let answered = Instant::now();
-                recorder.request(answered, micros(sent, answered));
-                note(&shared, &mut recorder, &mut end, customer, answer, name, committed);
+                self.reservation(due, flow, customer).await
             }
-            Flow::Allocate => {
-                budget -= 1;
-                let partner = shared.book.parent[customer];
-                let taken = -shared.book.allocation_amount;
-                let answer = driver.allocate(partner, uin, taken).await;
-                let answered = Instant::now();
-                recorder.request(answered, micros(due, answered));
-                let repossessed = matches!(answer, Answer::Done);
-                if repossessed {
-                    shared.book.allocated(customer, -1);
-                }
-                note(&shared, &mut recorder, &mut end, customer, answer, "Repossessed", 0);
-                if !repossessed {
-                    continue;
-                }
-                let sent = Instant::now();
-                let answer = driver.allocate(partner, uin, shared.book.allocation_amount).await;
-                let answered = Instant::now();
-                recorder.request(answered, micros(sent, answered));
-                if matches!(answer, Answer::Done) {
-                    shared.book.allocated(customer, 1);
-                }
-                note(&shared, &mut recorder, &mut end, customer, answer, "Allocated", 0);
-            }
+            Flow::Allocate => self.allocation(due, customer).await,
         }
     }
-    recorder.flush();
-    end
+
+    /// Counts an answer and the latency from `since` to now.
+    fn answered(
+        &mut self,
+        since: Instant,
+        customer: usize,
+        answer: Answer,
+        name: &'static str,
+        committed: u64,
+    ) {
+        let answered = Instant::now();
+        self.recorder.request(answered, micros(since, answered));
+        note(&self.shared, &mut self.recorder, &mut self.end, customer, answer, name, committed);
+    }
+
+    /// A batch of one-shot purchases, the first for `customer`.
+    async fn batch(&mut self, due: Instant, customer: usize) {
+        let shared = self.shared.clone();
+        let count = shared.batch.min(usize::try_from(self.budget).unwrap_or(usize::MAX));
+        self.batch_requests.clear();
+        self.batch_customers.clear();
+        for index in 0..count {
+            let customer = if index == 0 { customer } else { shared.picker.pick(&mut self.rng) };
+            shared.book.prefetch(customer);
+            if index > 0 {
+                self.end.digest = (self.end.digest ^ customer as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+            let id = self.next_id();
+            self.batch_requests.push(PurchaseRequest::new(
+                id,
+                shared.book.customers[customer],
+                shared.amount,
+            ));
+            self.batch_customers.push(customer);
+        }
+        self.budget -= count as u64;
+        self.driver.purchase_batch(std::mem::take(&mut self.batch_requests), &mut self.answers).await;
+        let answered = Instant::now();
+        self.recorder.request(answered, micros(due, answered));
+        for (answer, &customer) in self.answers.iter_mut().zip(&self.batch_customers) {
+            let answer = std::mem::replace(answer, Answer::Done);
+            note(&shared, &mut self.recorder, &mut self.end, customer, answer, "Committed", 1);
+        }
+    }
+
+    /// A reservation, then its commit or cancel, or nothing (it is left to expire).
+    async fn reservation(&mut self, due: Instant, flow: Flow, customer: usize) {
+        let shared = self.shared.clone();
+        self.budget -= 1;
+        let id = self.next_id();
+        let uin = shared.book.customers[customer];
+        let answer = self.driver.reserve(id.clone(), uin, shared.amount, EXPIRE_TIMEOUT_MS).await;
+        let reserved = matches!(answer, Answer::Done);
+        self.answered(due, customer, answer, "Reserved", 0);
+        if !reserved {
+            return;
+        }
+        if flow == Flow::ReserveExpire {
+            let until = Instant::now().duration_since(shared.timeline.started)
+                + Duration::from_millis(EXPIRE_TIMEOUT_MS as u64);
+            shared.expire_until_ms.fetch_max(until.as_millis() as u64, Ordering::Relaxed);
+            return;
+        }
+        let sent = Instant::now();
+        let (answer, name, committed) = if flow == Flow::ReserveCommit {
+            (self.driver.commit(id).await, "Committed", 1)
+        } else {
+            (self.driver.cancel(id).await, "Cancelled", 0)
+        };
+        self.answered(sent, customer, answer, name, committed);
+    }
+
+    /// A repossession of the allocation amount, then its allocation back.
+    async fn allocation(&mut self, due: Instant, customer: usize) {
+        let shared = self.shared.clone();
+        self.budget -= 1;
+        let partner = shared.book.parent[customer];
+        let uin = shared.book.customers[customer];
+        let answer = self.driver.allocate(partner, uin, -shared.book.allocation_amount).await;
+        let repossessed = matches!(answer, Answer::Done);
+        if repossessed {
+            shared.book.allocated(customer, -1);
+        }
+        self.answered(due, customer, answer, "Repossessed", 0);
+        if !repossessed {
+            return;
+        }
+        let sent = Instant::now();
+        let answer = self.driver.allocate(partner, uin, shared.book.allocation_amount).await;
+        if matches!(answer, Answer::Done) {
+            shared.book.allocated(customer, 1);
+        }
+        self.answered(sent, customer, answer, "Allocated", 0);
+    }
 }
 
 /// Counts an answer, and tells the model what an acknowledged one did: `committed`
