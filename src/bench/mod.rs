@@ -112,6 +112,9 @@ pub struct Row {
     /// latency, in microseconds.
     pub latency_us_p50: Option<f64>,
     pub latency_us_p99: Option<f64>,
+    /// Rows that made a million purchases or more: the process's resident memory they added,
+    /// over the purchase ids the ledger then remembers (a million by default).
+    pub bytes_per_purchase_id: Option<f64>,
     /// Conservation held after the row and its committed purchases match the books.
     pub audit_ok: bool,
 }
@@ -256,6 +259,7 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
             ratio_to_plain: None,
             latency_us_p50: measured.latency_us.map(|(p50, _)| p50),
             latency_us_p99: measured.latency_us.map(|(_, p99)| p99),
+            bytes_per_purchase_id: measured.bytes_per_purchase_id,
             audit_ok: measured.audit_ok,
         };
         let base = |name: &str| rows.iter().find(|row| row.runtime == name).map(|row| row.purchases_per_sec);
@@ -293,6 +297,9 @@ struct Measured {
     ratio_to_no_quota: Option<f64>,
     /// The median and 99th percentile of one purchase's latency (single-task rows).
     latency_us: Option<(f64, f64)>,
+    /// Resident bytes per remembered purchase id, for rows that filled the ledger
+    /// (`resolved_capacity`, a million by default).
+    bytes_per_purchase_id: Option<f64>,
 }
 
 /// A credit in the limit row: `rust_decimal`, as a program written without the engine's
@@ -399,6 +406,7 @@ fn limit(world: &World, duration: Duration) -> Measured {
         audit_ok: customer_used == partner_used && customer_used == expected && committed == purchases,
         ratio_to_no_quota: None,
         latency_us: None,
+        bytes_per_purchase_id: None,
     }
 }
 
@@ -492,6 +500,7 @@ fn dashmap_row(world: &World, duration: Duration) -> Measured {
             && committed == purchases,
         ratio_to_no_quota: None,
         latency_us: None,
+        bytes_per_purchase_id: None,
     }
 }
 
@@ -512,10 +521,15 @@ async fn engine_row(
     } else {
         None
     };
+    let resident_before = resident_bytes();
     let driven =
         drive(&engine, &customers, &committed, submission, duration, single_tasks, 0, product).await?;
+    // What the remembered purchase ids cost, once the ledger holds as many as it keeps.
+    let remembered = driven.purchases.min(engine.config().resolved_capacity as u64);
+    let bytes_per_purchase_id = (remembered >= 1_000_000)
+        .then(|| resident_bytes().saturating_sub(resident_before) as f64 / remembered as f64);
     let audit_ok = audit(&engine, &committed, driven.purchases).await?;
-    Ok(Measured { bytes_per_uin, audit_ok, ratio_to_no_quota: None, ..driven })
+    Ok(Measured { bytes_per_uin, bytes_per_purchase_id, audit_ok, ratio_to_no_quota: None, ..driven })
 }
 
 /// Gives every customer two vouchers from its parent's pool: one for [`VOUCHER_PRODUCT`],
@@ -764,6 +778,7 @@ impl Measured {
             audit_ok: true,
             ratio_to_no_quota: None,
             latency_us: None,
+            bytes_per_purchase_id: None,
         }
     }
 
@@ -900,6 +915,10 @@ pub fn format_row(row: &Row) -> String {
     let latency = match (row.latency_us_p50, row.latency_us_p99) {
         (Some(p50), Some(p99)) => format!("  latency p50 {p50:.1} us, p99 {p99:.1} us"),
         _ => String::new(),
+    };
+    let latency = match row.bytes_per_purchase_id {
+        Some(bytes) => format!("{latency}  {bytes:.0} bytes per remembered purchase id"),
+        None => latency,
     };
     format!(
         "{:<42} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>9.3} {:>10.0} {:>6} {:>10}{latency}",
