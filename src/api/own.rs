@@ -73,7 +73,8 @@ use crate::coordinator::{Charges, PurchaseRequest};
 use crate::domain::voucher::{PayMode, PaymentMode, ProductScope, Scope, Voucher};
 use crate::domain::{Action, Caller, Money, PurchaseId, Rejection, Threshold, Uin, VoucherId};
 use crate::engine::{
-    Engine, NewCustomer, NewCustomerVoucher, NewPartner, NewPartnerVoucher, PartnerKind, PartnerVoucherType,
+    check_batch_len, check_reservation_timeout_ms, Engine, NewCustomer, NewCustomerVoucher, NewPartner,
+    NewPartnerVoucher, PartnerKind, PartnerVoucherType,
 };
 
 /// The longest `ProductCode`, `Name` or `Email` accepted.
@@ -143,18 +144,7 @@ pub async fn handle(
         }
         Action::ReservePurchase => {
             let request = purchase_request(&mut params)?;
-            let max_secs = engine.config().reservation_timeout_ms_max / 1000;
-            let timeout = match params.integer("TimeoutSeconds")? {
-                // Absent: the engine's default, whatever it is in milliseconds.
-                None => None,
-                Some(secs) if (1..=max_secs).contains(&secs) => Some(secs * 1000),
-                Some(secs) => {
-                    return Err(ApiError::value(
-                        "TimeoutSeconds",
-                        format!("{secs} is outside 1 to {max_secs}"),
-                    ))
-                }
-            };
+            let timeout = timeout_ms(engine, params.integer("TimeoutSeconds")?)?;
             params.finish()?;
             let receipt = engine.reserve(caller, request, timeout).await.map_err(engine_error)?;
             with_charges(
@@ -180,12 +170,7 @@ pub async fn handle(
                 .objects("Purchases", limit, "InvalidParameterValue.Purchases")?
                 .ok_or_else(|| ApiError::missing("Purchases"))?;
             params.finish()?;
-            if items.is_empty() {
-                return Err(ApiError::new(
-                    "InvalidParameterValue.Purchases",
-                    format!("`Purchases` holds 1 to {limit} elements, got 0"),
-                ));
-            }
+            batch_len(items.len(), limit)?;
             let mut requests = Vec::with_capacity(items.len());
             for mut item in items {
                 requests.push(purchase_request(&mut item)?);
@@ -393,6 +378,27 @@ pub fn advance_clock(
     Ok(super::object(json!({ "Now": time(now) })))
 }
 
+/// `TimeoutSeconds` in milliseconds, within the engine's bound; absent, the engine's
+/// default (whatever it is in milliseconds).
+fn timeout_ms(engine: &Engine, seconds: Option<i64>) -> Result<Option<i64>, ApiError> {
+    let Some(seconds) = seconds else { return Ok(None) };
+    let max_ms = engine.config().reservation_timeout_ms_max;
+    match seconds.checked_mul(1000) {
+        Some(ms) if check_reservation_timeout_ms(ms, max_ms).is_ok() => Ok(Some(ms)),
+        _ => Err(ApiError::value("TimeoutSeconds", format!("{seconds} is outside 1 to {}", max_ms / 1000))),
+    }
+}
+
+/// `Purchases` holds 1 to `limit` elements, as the engine bounds a batch.
+fn batch_len(len: usize, limit: usize) -> Result<(), ApiError> {
+    check_batch_len(len, limit).map_err(|_| {
+        ApiError::new(
+            "InvalidParameterValue.Purchases",
+            format!("`Purchases` holds 1 to {limit} elements, got {len}"),
+        )
+    })
+}
+
 /// A purchase answer with its voucher deductions and charges.
 fn with_charges(fields: Value, charges: &Charges) -> Value {
     let mut fields = super::object(fields);
@@ -545,10 +551,7 @@ pub async fn fast(
         }
         Action::CreatePurchases => {
             let batch = serde_json::from_slice::<BatchFields>(body).ok()?;
-            let limit = engine.config().batch_len_max;
-            if batch.purchases.is_empty() || batch.purchases.len() > limit {
-                return None;
-            }
+            batch_len(batch.purchases.len(), engine.config().batch_len_max).ok()?;
             let requests: Vec<PurchaseRequest> =
                 batch.purchases.into_iter().map(PurchaseFields::request).collect::<Option<_>>()?;
             let ids: Vec<PurchaseId> = requests.iter().map(|request| request.id.clone()).collect();

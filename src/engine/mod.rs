@@ -20,6 +20,7 @@
 
 mod allocation;
 mod bills;
+mod bounds;
 mod postpaid;
 mod purchases;
 mod queries;
@@ -40,6 +41,7 @@ use crate::events::EventBus;
 use crate::limits::RateLimits;
 use crate::runtime::{Failure, Runtime, RuntimeKind, RuntimeSettings};
 
+pub use bounds::*;
 pub use postpaid::{check_coefficient, RESOURCE_ID_MAX};
 pub use queries::{
     BillingQuota, CustomerFilterField, CustomerQuery, IndirectCustomers, PartnerCreditSummary,

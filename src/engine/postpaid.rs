@@ -7,9 +7,8 @@
 
 use rust_decimal::Decimal;
 
-use super::purchases::require_positive;
 use super::vouchers::hide_owner;
-use super::{ask, invalid, run_to_end, Engine, EngineResult, Error};
+use super::{ask, check_purchase_amount, invalid, run_to_end, Engine, EngineResult, Error};
 use crate::domain::access;
 use crate::domain::account::{Freeze, Unfreeze};
 use crate::domain::{AccountKind, Action, Caller, KindRequired, Money, Rejection, Uin};
@@ -31,7 +30,7 @@ impl Engine {
     ) -> EngineResult<Money> {
         self.admit(caller, Action::ActivatePostpaid)?;
         check_resource_id(resource)?;
-        require_positive(amount)?;
+        check_purchase_amount(amount)?;
         let coefficient = coefficient.unwrap_or(self.config.freezing_coefficient_default);
         check_coefficient(coefficient)?;
         let frozen = amount.as_decimal() * coefficient;

@@ -2,16 +2,16 @@
 //! batches. The engine checks what the request alone decides (the amount, the timeout, the
 //! batch's size); the runtime's coordinators run the rest (see [`crate::coordinator`]).
 
-use super::{invalid, Engine, EngineResult, Error};
+use super::{check_batch_len, check_purchase_amount, check_reservation_timeout_ms, Engine, EngineResult};
 use crate::coordinator::{Mode, Outcome, PurchaseReceipt, PurchaseRequest, ReservationReceipt};
-use crate::domain::{Action, Caller, Money, PurchaseId, Rejection};
+use crate::domain::{Action, Caller, PurchaseId, Rejection};
 use crate::runtime::{CoordinatorOp, Failure};
 
 impl Engine {
     /// A one-shot purchase: reserve and commit on the customer and its charged partner.
     pub async fn purchase(&self, caller: Caller, request: PurchaseRequest) -> EngineResult<PurchaseReceipt> {
         self.admit(caller, Action::CreatePurchase)?;
-        require_positive(request.amount)?;
+        check_purchase_amount(request.amount)?;
         match self.coordinate(CoordinatorOp::Begin { caller, request, mode: Mode::OneShot }).await? {
             Outcome::Purchased(receipt) => Ok(receipt),
             other => unexpected(other),
@@ -26,14 +26,9 @@ impl Engine {
         timeout_ms: Option<i64>,
     ) -> EngineResult<ReservationReceipt> {
         self.admit(caller, Action::ReservePurchase)?;
-        require_positive(request.amount)?;
+        check_purchase_amount(request.amount)?;
         let timeout_ms = timeout_ms.unwrap_or(self.config.reservation_timeout_ms_default);
-        if !(1..=self.config.reservation_timeout_ms_max).contains(&timeout_ms) {
-            return Err(invalid(
-                "timeout",
-                format!("{timeout_ms} ms is outside 1 to {} ms", self.config.reservation_timeout_ms_max),
-            ));
-        }
+        check_reservation_timeout_ms(timeout_ms, self.config.reservation_timeout_ms_max)?;
         let op = CoordinatorOp::Begin { caller, request, mode: Mode::Reserve { timeout_ms } };
         match self.coordinate(op).await? {
             Outcome::Reserved(receipt) => Ok(receipt),
@@ -67,28 +62,20 @@ impl Engine {
         requests: Vec<PurchaseRequest>,
     ) -> EngineResult<Vec<Result<PurchaseReceipt, Rejection>>> {
         self.admit(caller, Action::CreatePurchases)?;
-        if requests.is_empty() {
-            return Err(invalid("Purchases", format!("a batch holds 1 to {}", self.config.batch_len_max)));
-        }
-        if requests.len() > self.config.batch_len_max {
-            return Err(
-                Rejection::BatchTooLarge { len: requests.len(), limit: self.config.batch_len_max }.into()
-            );
-        }
-        if requests.iter().all(|request| request.amount.is_positive()) {
+        check_batch_len(requests.len(), self.config.batch_len_max)?;
+        if requests.iter().all(|request| check_purchase_amount(request.amount).is_ok()) {
             return Ok(self.runtime.purchase_batch(caller, requests).await?);
         }
         // Invalid amounts are refused one by one, like the runtime's refusals.
         let mut answers: Vec<Option<Result<PurchaseReceipt, Rejection>>> = Vec::with_capacity(requests.len());
         let mut valid = Vec::with_capacity(requests.len());
         for request in requests {
-            match require_positive(request.amount) {
+            match check_purchase_amount(request.amount) {
                 Ok(()) => {
                     answers.push(None);
                     valid.push(request);
                 }
-                Err(Error::Rejected(rejection)) => answers.push(Some(Err(rejection))),
-                Err(Error::Failed(failure)) => return Err(failure.into()),
+                Err(rejection) => answers.push(Some(Err(rejection))),
             }
         }
         let mut results = self.runtime.purchase_batch(caller, valid).await?.into_iter();
@@ -106,14 +93,6 @@ impl Engine {
 
     pub async fn open_reservations(&self) -> EngineResult<usize> {
         Ok(self.runtime.open_reservations().await?)
-    }
-}
-
-pub(super) fn require_positive(amount: Money) -> Result<(), Error> {
-    if amount.is_positive() {
-        Ok(())
-    } else {
-        Err(Rejection::InvalidAmount(amount, "a purchase amount must be greater than 0").into())
     }
 }
 
