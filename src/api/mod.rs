@@ -5,20 +5,19 @@
 //! - [`sign`]: the TC3-HMAC-SHA256 signature (pure);
 //! - [`params`]: strict reading of a request's JSON parameters;
 //! - [`errors`]: error answers, and the one mapping from refusals to codes;
-//! - [`upstream`] and [`own`]: the actions, upstream and the engine's own;
+//! - [`actions`]: the actions as one table (reader and handler of each), a file per family;
 //! - [`config`], [`tls`], [`server`]: the configuration and the actix-web server;
 //! - [`client`]: a signing client over one keep-alive connection, for benches and load;
 //! - [`webhook`]: posts the engine's events (credit warnings) to the configured URLs.
 
+pub mod actions;
 pub mod client;
 pub mod config;
 pub mod errors;
-pub mod own;
 pub mod params;
 pub mod server;
 pub mod sign;
 pub mod tls;
-pub mod upstream;
 pub mod webhook;
 
 use serde_json::{Map, Number, Value};

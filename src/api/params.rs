@@ -6,7 +6,7 @@
 //! and a parameter the action does not have `UnknownParameter`. `null` counts as absent.
 
 use rust_decimal::Decimal;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use super::errors::ApiError;
 use crate::domain::{Money, Month, PurchaseId, Timestamp, Uin, VoucherId};
@@ -109,7 +109,7 @@ impl Params {
     pub fn uin(&mut self, name: &str) -> Result<Option<Uin>, ApiError> {
         match self.take(name) {
             None => Ok(None),
-            Some(value) => uin_of(&self.full(name), &value).map(Some),
+            Some(value) => uin_value(&self.full(name), &value).map(Some),
         }
     }
 
@@ -120,7 +120,7 @@ impl Params {
     /// An array of at most `max` UINs; a longer one is refused with `code` before anything
     /// is built from it.
     pub fn uins(&mut self, name: &str, max: usize, code: &'static str) -> Result<Option<Vec<Uin>>, ApiError> {
-        self.array(name, max, code, "an array of UINs", |element, value| uin_of(&element, &value))
+        self.array(name, max, code, "an array of UINs", |element, value| uin_value(&element, &value))
     }
 
     /// An array of at most `max` elements, each read by `read` (given the element's full name,
@@ -226,7 +226,9 @@ impl Params {
     pub fn voucher_id(&mut self, name: &str) -> Result<Option<VoucherId>, ApiError> {
         match self.take(name) {
             None => Ok(None),
-            Some(value) => positive_id(&self.full(name), &value, "voucher id").map(|id| Some(VoucherId(id))),
+            Some(value) => {
+                positive_id_value(&self.full(name), &value, "voucher id").map(|id| Some(VoucherId(id)))
+            }
         }
     }
 
@@ -250,7 +252,7 @@ impl Params {
 
     pub fn required_purchase_id(&mut self, name: &str) -> Result<PurchaseId, ApiError> {
         let text = self.required_string(name)?;
-        PurchaseId::new(&text).map_err(|error| ApiError::value(&self.full(name), error))
+        purchase_id_of(&self.full(name), &text)
     }
 
     /// An array of at most `max` objects, each to be read as parameters of their own; a
@@ -275,27 +277,44 @@ fn check_len(name: &str, len: usize, max: usize, code: &'static str) -> Result<(
     Ok(())
 }
 
-fn uin_of(name: &str, value: &Value) -> Result<Uin, ApiError> {
-    positive_id(name, value, "UIN").map(Uin)
+fn uin_value(name: &str, value: &Value) -> Result<Uin, ApiError> {
+    positive_id_value(name, value, "UIN").map(Uin)
 }
 
-/// A positive integer identifier (`what`: "UIN", "voucher id").
-fn positive_id(name: &str, value: &Value, what: &str) -> Result<u64, ApiError> {
+/// A UIN: a positive integer. The one check of a UIN's value, for the readers here and the
+/// fast path.
+pub fn uin_of(name: &str, number: &Number) -> Result<Uin, ApiError> {
+    positive_id(name, number, "UIN").map(Uin)
+}
+
+fn positive_id_value(name: &str, value: &Value, what: &str) -> Result<u64, ApiError> {
     match value {
-        Value::Number(number) => match (number.as_u64(), number.as_i64()) {
-            (Some(id), _) if id > 0 => Ok(id),
-            (Some(_), _) | (None, Some(_)) => {
-                Err(ApiError::value(name, format!("{number} is not a {what} (a positive integer)")))
-            }
-            (None, None) => Err(ApiError::wrong_type(name, &format!("an integer {what}"))),
-        },
+        Value::Number(number) => positive_id(name, number, what),
         _ => Err(ApiError::wrong_type(name, &format!("an integer {what}"))),
     }
 }
 
-/// The number's own text, so that `0.1` is exactly 0.1. Exponents (`1e-05`, as Python
-/// writes small floats) are accepted.
-fn money_of(name: &str, text: &str) -> Result<Money, ApiError> {
+/// A positive integer identifier (`what`: "UIN", "voucher id").
+fn positive_id(name: &str, number: &Number, what: &str) -> Result<u64, ApiError> {
+    match (number.as_u64(), number.as_i64()) {
+        (Some(id), _) if id > 0 => Ok(id),
+        (Some(_), _) | (None, Some(_)) => {
+            Err(ApiError::value(name, format!("{number} is not a {what} (a positive integer)")))
+        }
+        (None, None) => Err(ApiError::wrong_type(name, &format!("an integer {what}"))),
+    }
+}
+
+/// A purchase id, as [`PurchaseId::new`] bounds it. The one check of a purchase id, for the
+/// readers here and the fast path.
+pub fn purchase_id_of(name: &str, text: &str) -> Result<PurchaseId, ApiError> {
+    PurchaseId::new(text).map_err(|error| ApiError::value(name, error))
+}
+
+/// An amount from the number's own text, so that `0.1` is exactly 0.1. Exponents (`1e-05`,
+/// as Python writes small floats) are accepted. The one reading of an amount, for the
+/// readers here and the fast path.
+pub fn money_of(name: &str, text: &str) -> Result<Money, ApiError> {
     let parsed = if text.contains(['e', 'E']) {
         let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
         let significant = mantissa.trim_start_matches(['-', '+']).replace('.', "");

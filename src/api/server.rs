@@ -16,6 +16,7 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
+use super::actions::{self, Context};
 use super::config::{HttpSettings, ServerConfig};
 use super::errors::ApiError;
 use super::params::Params;
@@ -23,7 +24,7 @@ use super::sign::{
     self, canonical_request, parse_authorization, sha256_hex, signature, signing_key, string_to_sign,
     Authorization,
 };
-use super::{own, upstream, VERSION};
+use super::VERSION;
 use crate::clock::OffsetClock;
 use crate::domain::{Action, Caller, Uin};
 use crate::engine::Engine;
@@ -96,18 +97,12 @@ impl Api {
                 return Err(ApiError::new("NoSuchVersion", format!("version {other} is not {VERSION}")))
             }
         }
-        if let Some(answer) = own::fast(&self.engine, caller, action, body).await {
+        if let Some(answer) = actions::fast::answer(&self.engine, caller, action, body).await {
             return answer.map(Answer::Json);
         }
         let params = Params::parse(body)?;
-        if action == Action::AdvanceClock {
-            own::advance_clock(&self.engine, self.adjustable_clock.as_ref(), caller, params)
-                .map(Answer::Fields)
-        } else if action.is_own() {
-            own::handle(&self.engine, caller, action, params).await.map(Answer::Fields)
-        } else {
-            upstream::handle(&self.engine, caller, action, params).await.map(Answer::Fields)
-        }
+        let context = Context { engine: &self.engine, action, clock: self.adjustable_clock.as_ref() };
+        actions::row(action).answer(&context, caller, params).await.map(Answer::Fields)
     }
 
     /// The checks that need only the headers (Authorization well formed, timestamp within
