@@ -211,9 +211,12 @@ async fn protocol_headers_and_bodies() {
             .insert_header(("X-TC-Timestamp", extreme.to_string()));
         assert_eq!(code(&send!(app, request)), "AuthFailure.SignatureExpire");
     }
-    // Anything but POST / answers in the same JSON shape.
-    assert_eq!(code(&send!(app, TestRequest::get().uri("/"))), "UnsupportedOperation");
+    // Anything but POST / and GET / answers in the same JSON shape.
+    assert_eq!(code(&send!(app, TestRequest::put().uri("/"))), "UnsupportedOperation");
+    assert_eq!(code(&send!(app, TestRequest::get().uri("/v2"))), "UnsupportedOperation");
     assert_eq!(code(&send!(app, TestRequest::post().uri("/v2").set_payload("{}"))), "UnsupportedOperation");
+    // A GET / signed neither way is not authenticated.
+    assert_eq!(code(&send!(app, TestRequest::get().uri("/"))), "AuthFailure.InvalidAuthorization");
     assert_eq!(books(&engine).await, before);
 }
 

@@ -2,8 +2,10 @@
 //! CLI talk to the engine with only the endpoint changed. Only this layer knows HTTP and
 //! JSON; it turns requests into engine calls and engine answers into responses.
 //!
-//! - [`sign`]: the TC3-HMAC-SHA256 signature (pure);
-//! - [`params`]: strict reading of a request's JSON parameters;
+//! - [`sign`]: the TC3-HMAC-SHA256 and v1 signatures (pure); [`auth`]: who a request comes
+//!   from, by either, with the `Host` forms accepted;
+//! - [`decode`]: the one decoder of a request's parameters (JSON, form body, query string);
+//! - [`params`]: strict reading of the decoded parameters;
 //! - [`errors`]: error answers, and the one mapping from refusals to codes;
 //! - [`actions`]: the actions as one table (reader and handler of each), a file per family;
 //! - [`config`], [`tls`], [`server`]: the configuration and the actix-web server;
@@ -11,8 +13,10 @@
 //! - [`webhook`]: posts the engine's events (credit warnings) to the configured URLs.
 
 pub mod actions;
+pub mod auth;
 pub mod client;
 pub mod config;
+pub mod decode;
 pub mod errors;
 pub mod params;
 pub mod server;

@@ -1,9 +1,16 @@
-//! Request parameters: a JSON object read strictly. Each parameter is taken once with its
-//! documented type; whatever is left at the end is an unknown parameter.
+//! Request parameters: the tree [`super::decode`] makes of a request, read strictly. Each
+//! parameter is taken once with its documented type; whatever is left at the end is an
+//! unknown parameter.
 //!
 //! Errors: a missing required parameter is `MissingParameter`, a value of the wrong JSON type
 //! `InvalidParameter`, a value of the right type outside its bounds `InvalidParameterValue`,
 //! and a parameter the action does not have `UnknownParameter`. `null` counts as absent.
+//!
+//! Parameters from the flattened encoding (a form body or a query string) are all text: a
+//! reader that wants a number or a boolean reads the text as one ([`number_of_text`]; `true`
+//! and `false`, also as `True` and `False`, which the Python SDK writes), and a text that is
+//! not one is of the wrong type, as a JSON string would be. So a request means the same in
+//! every encoding, and each reader is written once.
 
 use rust_decimal::Decimal;
 use serde_json::{Map, Number, Value};
@@ -17,25 +24,30 @@ pub struct Params {
     /// For an element of an array of objects, `Array.N`: errors name its fields
     /// `Array.N.Field`.
     prefix: String,
+    /// The values came from the flattened encoding: every one is text, read as the type its
+    /// reader asks for.
+    flattened: bool,
 }
 
 impl Params {
-    /// Parses a body: it must be a JSON object (an empty body is an empty object).
-    pub fn parse(body: &[u8]) -> Result<Params, ApiError> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Params::from_map(Map::new()));
-        }
-        match serde_json::from_slice(body) {
-            Ok(Value::Object(map)) => Ok(Params::from_map(map)),
-            Ok(_) => Err(ApiError::new("InvalidParameter", "the request body must be a JSON object")),
-            Err(error) => {
-                Err(ApiError::new("InvalidParameter", format!("the request body is not valid JSON: {error}")))
-            }
-        }
+    /// Parameters from a JSON body.
+    pub fn from_map(map: Map<String, Value>) -> Params {
+        Params { map, prefix: String::new(), flattened: false }
     }
 
-    pub fn from_map(map: Map<String, Value>) -> Params {
-        Params { map, prefix: String::new() }
+    /// Parameters from a form body or a query string: every value a string.
+    pub fn flattened(map: Map<String, Value>) -> Params {
+        Params { map, prefix: String::new(), flattened: true }
+    }
+
+    /// The tree as it was decoded (what is left of it), for tests and benches.
+    pub fn into_value(self) -> Value {
+        Value::Object(self.map)
+    }
+
+    /// Whether the values came from the flattened encoding, as text.
+    pub fn is_flattened(&self) -> bool {
+        self.flattened
     }
 
     /// A parameter's name as errors give it.
@@ -52,6 +64,13 @@ impl Params {
             None | Some(Value::Null) => None,
             Some(value) => Some(value),
         }
+    }
+
+    /// A value a reader wants as a number or a boolean: from the flattened encoding, its text
+    /// read as one.
+    fn take_scalar(&mut self, name: &str) -> Option<Value> {
+        let value = self.take(name)?;
+        Some(if self.flattened { scalar_of_any(value) } else { value })
     }
 
     /// Ends reading: every parameter left over is unknown.
@@ -75,7 +94,7 @@ impl Params {
     }
 
     pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
-        match self.take(name) {
+        match self.take_scalar(name) {
             None => Ok(None),
             Some(Value::Bool(value)) => Ok(Some(value)),
             Some(_) => Err(ApiError::wrong_type(&self.full(name), "true or false")),
@@ -83,7 +102,7 @@ impl Params {
     }
 
     pub fn integer(&mut self, name: &str) -> Result<Option<i64>, ApiError> {
-        match self.take(name) {
+        match self.take_scalar(name) {
             None => Ok(None),
             Some(Value::Number(number)) => number
                 .as_i64()
@@ -107,7 +126,7 @@ impl Params {
     }
 
     pub fn uin(&mut self, name: &str) -> Result<Option<Uin>, ApiError> {
-        match self.take(name) {
+        match self.take_scalar(name) {
             None => Ok(None),
             Some(value) => uin_value(&self.full(name), &value).map(Some),
         }
@@ -120,7 +139,11 @@ impl Params {
     /// An array of at most `max` UINs; a longer one is refused with `code` before anything
     /// is built from it.
     pub fn uins(&mut self, name: &str, max: usize, code: &'static str) -> Result<Option<Vec<Uin>>, ApiError> {
-        self.array(name, max, code, "an array of UINs", |element, value| uin_value(&element, &value))
+        let flattened = self.flattened;
+        self.array(name, max, code, "an array of UINs", |element, value| {
+            let value = if flattened { scalar_of_any(value) } else { value };
+            uin_value(&element, &value)
+        })
     }
 
     /// An array of at most `max` elements, each read by `read` (given the element's full name,
@@ -161,7 +184,7 @@ impl Params {
 
     /// An amount: a JSON number, exactly as written (at most 8 decimal places).
     pub fn money(&mut self, name: &str) -> Result<Option<Money>, ApiError> {
-        match self.take(name) {
+        match self.take_scalar(name) {
             None => Ok(None),
             Some(Value::Number(number)) => money_of(&self.full(name), &number.to_string()).map(Some),
             Some(_) => Err(ApiError::wrong_type(&self.full(name), "a number")),
@@ -175,7 +198,7 @@ impl Params {
     /// A number exactly as written, for values that are not amounts (a coefficient, a
     /// percentage): the action checks its range and decimals.
     pub fn decimal(&mut self, name: &str) -> Result<Option<Decimal>, ApiError> {
-        match self.take(name) {
+        match self.take_scalar(name) {
             None => Ok(None),
             Some(Value::Number(number)) => decimal_of(&self.full(name), &number.to_string()).map(Some),
             Some(_) => Err(ApiError::wrong_type(&self.full(name), "a number")),
@@ -224,7 +247,7 @@ impl Params {
 
     /// A voucher id: a positive integer (int64 upstream).
     pub fn voucher_id(&mut self, name: &str) -> Result<Option<VoucherId>, ApiError> {
-        match self.take(name) {
+        match self.take_scalar(name) {
             None => Ok(None),
             Some(value) => {
                 positive_id_value(&self.full(name), &value, "voucher id").map(|id| Some(VoucherId(id)))
@@ -263,10 +286,37 @@ impl Params {
         max: usize,
         code: &'static str,
     ) -> Result<Option<Vec<Params>>, ApiError> {
+        let flattened = self.flattened;
         self.array(name, max, code, "an array of objects", |element, value| match value {
-            Value::Object(map) => Ok(Params { map, prefix: element }),
+            Value::Object(map) => Ok(Params { map, prefix: element, flattened }),
             _ => Err(ApiError::wrong_type(&element, "an object")),
         })
+    }
+}
+
+/// A text read as a number, exactly as JSON writes one (no sign `+`, no leading zero, no
+/// spaces), keeping its own digits. The one reading of a number from text, for the readers
+/// here and the fast path.
+pub fn number_of_text(text: &str) -> Option<Number> {
+    text.parse::<Number>().ok()
+}
+
+/// A text from the flattened encoding, as the number or boolean it writes if it writes one.
+fn scalar_of_text(text: String) -> Value {
+    match text.as_str() {
+        "true" | "True" => Value::Bool(true),
+        "false" | "False" => Value::Bool(false),
+        _ => match number_of_text(&text) {
+            Some(number) => Value::Number(number),
+            None => Value::String(text),
+        },
+    }
+}
+
+fn scalar_of_any(value: Value) -> Value {
+    match value {
+        Value::String(text) => scalar_of_text(text),
+        other => other,
     }
 }
 
@@ -350,17 +400,18 @@ mod tests {
     use super::*;
 
     fn params(json: &str) -> Params {
-        Params::parse(json.as_bytes()).unwrap()
+        super::super::decode::json(json.as_bytes()).unwrap()
     }
 
     #[test]
     fn bodies() {
-        assert!(Params::parse(b"").unwrap().finish().is_ok());
-        assert!(Params::parse(b"{}").unwrap().finish().is_ok());
+        let parse = super::super::decode::json;
+        assert!(parse(b"").unwrap().finish().is_ok());
+        assert!(parse(b"{}").unwrap().finish().is_ok());
         for (body, code) in
             [("[]", "InvalidParameter"), ("{", "InvalidParameter"), ("12", "InvalidParameter")]
         {
-            assert_eq!(Params::parse(body.as_bytes()).err().unwrap().code, code, "{body}");
+            assert_eq!(parse(body.as_bytes()).err().unwrap().code, code, "{body}");
         }
         let leftover = params(r#"{"B": 1, "A": 2}"#).finish().unwrap_err();
         assert_eq!(

@@ -1,39 +1,43 @@
-//! The HTTP server: API 3.0 over actix-web. One route, `POST /`; everything else answers in
-//! the same JSON error shape, because the SDKs read errors only from a 200 body.
+//! The HTTP server: API 3.0 over actix-web. One route, `/`, by `POST` (a JSON or form body)
+//! or `GET` (a query string); everything else answers in the same JSON error shape, because
+//! the SDKs read errors only from a 200 body.
 //!
-//! A request goes: read the body (bounded), authenticate (TC3 signature, timestamp within
-//! the skew, known SecretId), read the action and version, then hand the parameters to the
-//! action's handler, which calls the engine (where the rate limit is counted first).
+//! A request goes: what the headers alone can refuse (method and path, a declared length over
+//! the limit, TC3 credentials), read the body (bounded), authenticate ([`super::auth`]: TC3
+//! or v1), read the action and version, then either the fast path
+//! ([`super::actions::fast`]) or the one decoder ([`super::decode`]) and the action's row of
+//! the table ([`super::actions`]), which calls the engine (where the rate limit is counted
+//! first).
+//!
+//! Invariant: a request's parameters come from one place (the JSON body, the form body or
+//! the query string), never two: a POST with a query string and a GET with a body are
+//! refused.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use actix_web::http::header::{HeaderMap, CONTENT_TYPE};
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::Method;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures::StreamExt;
-use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
 use super::actions::{self, Context};
+use super::auth::{header, Keys, Signed, Tc3Credentials, Window, V1_PARAMETERS};
 use super::config::{HttpSettings, ServerConfig};
+use super::decode::{Encoded, FlatParams};
 use super::errors::ApiError;
-use super::params::Params;
-use super::sign::{
-    self, canonical_request, parse_authorization, sha256_hex, signature, signing_key, string_to_sign,
-    Authorization,
-};
 use super::VERSION;
 use crate::clock::OffsetClock;
-use crate::domain::{Action, Caller, Uin};
+use crate::domain::{Action, Caller};
 use crate::engine::Engine;
 use crate::world::World;
 
 /// What every request needs: the engine, the keys and the HTTP settings.
 pub struct Api {
     pub engine: Arc<Engine>,
-    keys: HashMap<String, KeyEntry>,
+    keys: Keys,
     settings: HttpSettings,
     /// Bytes of request bodies being read or held, on all connections.
     buffered: AtomicUsize,
@@ -43,28 +47,28 @@ pub struct Api {
     adjustable_clock: Option<OffsetClock>,
 }
 
-struct KeyEntry {
-    secret_key: String,
-    caller: Caller,
-    /// The signing key of the last day seen: deriving it costs four HMACs.
-    day_key: Mutex<Option<(String, [u8; 32])>>,
+/// How a request is signed, as far as its headers tell before the body is read.
+enum Signing<'h> {
+    /// TC3-HMAC-SHA256, its header checks passed.
+    Tc3(Tc3Credentials<'h>),
+    /// Signature v1, among the parameters.
+    V1,
+}
+
+/// How a request carries its parameters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// A JSON body (POST).
+    Json,
+    /// A form body (POST, `application/x-www-form-urlencoded`) or the query string (GET).
+    Flattened,
 }
 
 impl Api {
     pub fn new(engine: Arc<Engine>, config: &ServerConfig) -> Api {
-        let entry = |secret_key: &str, caller| KeyEntry {
-            secret_key: secret_key.to_owned(),
-            caller,
-            day_key: Mutex::new(None),
-        };
-        let mut keys = HashMap::new();
-        keys.insert(config.operator.secret_id.clone(), entry(&config.operator.secret_key, Caller::Operator));
-        for key in &config.keys {
-            keys.insert(key.secret_id.clone(), entry(&key.secret_key, Caller::Uin(Uin(key.uin))));
-        }
         Api {
             engine,
-            keys,
+            keys: Keys::new(config),
             settings: config.http.clone(),
             buffered: AtomicUsize::new(0),
             adjustable_clock: None,
@@ -77,151 +81,105 @@ impl Api {
         self
     }
 
-    /// Answers a request that passed [`Api::before_body`], with its credentials and body:
-    /// the `Response` object's fields, or an error.
-    async fn answer(
-        &self,
-        credentials: Credentials<'_>,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Answer, ApiError> {
-        let caller = self.authenticate(credentials, headers, body)?;
-        let action_name = header(headers, "x-tc-action").ok_or_else(|| ApiError::missing("X-TC-Action"))?;
-        let action = Action::from_name(action_name).ok_or_else(|| {
-            ApiError::new("InvalidAction", format!("{action_name} is not an action of this service"))
-        })?;
-        match header(headers, "x-tc-version") {
-            None => return Err(ApiError::missing("X-TC-Version")),
-            Some(VERSION) => {}
-            Some(other) => {
-                return Err(ApiError::new("NoSuchVersion", format!("version {other} is not {VERSION}")))
-            }
-        }
-        if let Some(answer) = actions::fast::answer(&self.engine, caller, action, body).await {
-            return answer.map(Answer::Json);
-        }
-        let params = Params::parse(body)?;
-        let context = Context { engine: &self.engine, action, clock: self.adjustable_clock.as_ref() };
-        actions::row(action).answer(&context, caller, params).await.map(Answer::Fields)
-    }
-
-    /// The checks that need only the headers (Authorization well formed, timestamp within
-    /// the skew, a known SecretId, our service), made before the body is read.
-    fn credentials<'h>(&'h self, headers: &'h HeaderMap) -> Result<Credentials<'h>, ApiError> {
-        let invalid = |message: &str| ApiError::new("AuthFailure.InvalidAuthorization", message.to_owned());
-        let authorization = header(headers, "authorization")
-            .ok_or_else(|| invalid("the request has no Authorization header"))?;
-        let parsed = parse_authorization(authorization)
-            .map_err(|reason| invalid(&format!("Authorization: {reason}")))?;
-        let timestamp =
-            header(headers, "x-tc-timestamp").ok_or_else(|| ApiError::missing("X-TC-Timestamp"))?;
-        let timestamp: i64 =
-            timestamp.parse().map_err(|_| ApiError::wrong_type("X-TC-Timestamp", "Unix seconds"))?;
-        // Signatures are checked against real time, also when the engine's clock was moved
-        // forward (one read of the system clock: no AdvanceClock can land in between).
+    /// The window signature timestamps must fall in: around the real time, also when the
+    /// engine's clock was moved forward (one read of the system clock: no `AdvanceClock` can
+    /// land in between).
+    fn window(&self) -> Window {
         let now = match self.adjustable_clock {
             Some(_) => crate::clock::Clock::now(&crate::clock::SystemClock).0,
             None => self.engine.now().0,
         };
-        let now = now.div_euclid(1000);
-        if now.abs_diff(timestamp) > self.settings.timestamp_skew_secs.unsigned_abs() {
+        Window { now: now.div_euclid(1000), skew_secs: self.settings.timestamp_skew_secs }
+    }
+
+    /// Answers a request that passed [`Api::before_body`], with its body: the `Response`
+    /// object's fields, or an error.
+    async fn answer(
+        &self,
+        signing: Signing<'_>,
+        encoding: Encoding,
+        request: &HttpRequest,
+        body: &[u8],
+    ) -> Result<Answer, ApiError> {
+        let get = request.method() == Method::GET;
+        if get && !body.is_empty() {
             return Err(ApiError::new(
-                "AuthFailure.SignatureExpire",
-                format!(
-                    "the request's timestamp {timestamp} is more than {} s from the server's {now}",
-                    self.settings.timestamp_skew_secs
-                ),
+                "InvalidParameter",
+                "a GET request carries its parameters in the query string, not in a body",
             ));
         }
-        let key = self.keys.get(parsed.secret_id).ok_or_else(|| {
-            ApiError::new(
-                "AuthFailure.SecretIdNotFound",
-                format!("no key has the SecretId {}", parsed.secret_id),
-            )
-        })?;
-        if parsed.service != sign::SERVICE {
-            return Err(invalid(&format!(
-                "the credential's service is {}, not {}",
-                parsed.service,
-                sign::SERVICE
-            )));
-        }
-        Ok(Credentials { parsed, timestamp, key })
-    }
-
-    /// The caller a correctly signed request comes from: the signature over the headers it
-    /// names and the body.
-    fn authenticate(
-        &self,
-        credentials: Credentials<'_>,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Caller, ApiError> {
-        let invalid = |message: &str| ApiError::new("AuthFailure.InvalidAuthorization", message.to_owned());
-        let Credentials { parsed, timestamp, key } = credentials;
-        let signature_failure = |message: String| ApiError::new("AuthFailure.SignatureFailure", message);
-        if parsed.date != sign::utc_date(timestamp) {
-            return Err(signature_failure(format!(
-                "the credential's date {} is not the UTC date of X-TC-Timestamp",
-                parsed.date
-            )));
-        }
-        let names: Vec<&str> = parsed.signed_headers.split(';').collect();
-        if !names.contains(&"content-type") || !names.contains(&"host") {
-            return Err(invalid("SignedHeaders must include content-type and host"));
-        }
-        if self.settings.require_signed_action && !names.contains(&"x-tc-action") {
-            return Err(invalid("this server requires x-tc-action among the SignedHeaders"));
-        }
-        let mut signed = Vec::with_capacity(names.len());
-        for name in &names {
-            if name.is_empty() || name.bytes().any(|byte| byte.is_ascii_uppercase()) {
-                return Err(invalid("SignedHeaders are lowercase header names separated by ;"));
-            }
-            let value = header(headers, name).ok_or_else(|| {
-                signature_failure(format!("the signed header {name} is not in the request"))
-            })?;
-            signed.push((*name, value));
-        }
-        let payload_hash = if header(headers, "x-tc-content-sha256") == Some(sign::UNSIGNED_PAYLOAD) {
-            sha256_hex(sign::UNSIGNED_PAYLOAD.as_bytes())
-        } else {
-            sha256_hex(body)
+        let headers = request.headers();
+        let signed = Signed {
+            method: request.method().as_str(),
+            host: header(headers, "host"),
+            query: request.query_string(),
+            headers,
         };
-        let canonical = canonical_request("POST", "/", "", &signed, parsed.signed_headers, &payload_hash);
-        let to_sign = string_to_sign(timestamp, parsed.date, parsed.service, &canonical);
-        let day_key = {
-            let mut cached = key.day_key.lock();
-            match &*cached {
-                Some((date, day_key)) if date == parsed.date => *day_key,
-                _ => {
-                    let day_key = signing_key(&key.secret_key, parsed.date, parsed.service);
-                    *cached = Some((parsed.date.to_owned(), day_key));
-                    day_key
+        let raw = if get { signed.query.as_bytes() } else { body };
+        let (caller, action, encoded) = match signing {
+            Signing::Tc3(credentials) => {
+                let caller =
+                    self.keys.tc3_caller(credentials, &signed, body, self.settings.require_signed_action)?;
+                let action = action_of(
+                    ("X-TC-Action", header(headers, "x-tc-action")),
+                    ("X-TC-Version", header(headers, "x-tc-version")),
+                )?;
+                let encoded = match encoding {
+                    Encoding::Json => Encoded::Json(body),
+                    Encoding::Flattened => Encoded::Flattened(FlatParams::parse(raw)?),
+                };
+                (caller, action, encoded)
+            }
+            Signing::V1 => {
+                let mut params = FlatParams::parse(raw)?;
+                let caller = self.keys.v1_caller(&params, &signed, self.window())?;
+                let action = action_of(("Action", params.get("Action")), ("Version", params.get("Version")))?;
+                for name in V1_PARAMETERS {
+                    params.take(name);
                 }
+                (caller, action, Encoded::Flattened(params))
             }
         };
-        if !constant_time_eq(signature(&day_key, &to_sign).as_bytes(), parsed.signature.as_bytes()) {
-            return Err(signature_failure("the signature does not match the request".into()));
+        if let Some(answer) = actions::fast::answer(&self.engine, caller, action, &encoded).await {
+            return answer.map(Answer::Json);
         }
-        Ok(key.caller)
+        let params = encoded.decode()?;
+        let context = Context { engine: &self.engine, action, clock: self.adjustable_clock.as_ref() };
+        actions::row(action).answer(&context, caller, params).await.map(Answer::Fields)
     }
 
-    /// What can be refused before the body is read: the method and path, a declared length
-    /// over the limit, and credentials that cannot be right whatever the body.
-    fn before_body<'h>(&'h self, request: &'h HttpRequest) -> Result<Credentials<'h>, ApiError> {
-        if request.method() != actix_web::http::Method::POST || request.path() != "/" {
+    /// What can be refused before the body is read: the method and path, parameters in the
+    /// query string of a POST, a declared length over the limit, and TC3 credentials that
+    /// cannot be right whatever the body.
+    fn before_body<'h>(&'h self, request: &'h HttpRequest) -> Result<(Signing<'h>, Encoding), ApiError> {
+        let get = request.method() == Method::GET;
+        if !(get || request.method() == Method::POST) || request.path() != "/" {
             return Err(ApiError::new(
                 "UnsupportedOperation",
-                format!("the API takes POST / with a JSON body, not {} {}", request.method(), request.path()),
+                format!("the API takes POST / or GET /, not {} {}", request.method(), request.path()),
             ));
         }
-        let declared =
-            header(request.headers(), "content-length").and_then(|length| length.parse::<usize>().ok());
+        if !get && !request.query_string().is_empty() {
+            return Err(ApiError::new(
+                "InvalidParameter",
+                "a POST request carries its parameters in its body, not in the query string",
+            ));
+        }
+        let headers = request.headers();
+        let declared = header(headers, "content-length").and_then(|length| length.parse::<usize>().ok());
         if declared.is_some_and(|length| length > self.settings.body_limit) {
             return Err(too_large(self.settings.body_limit));
         }
-        self.credentials(request.headers())
+        let form = header(headers, "content-type").is_some_and(|content_type| {
+            content_type.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")
+        });
+        let encoding = if get || form { Encoding::Flattened } else { Encoding::Json };
+        let signing = if headers.contains_key("authorization") || encoding == Encoding::Json {
+            Signing::Tc3(self.keys.tc3_credentials(headers, self.window())?)
+        } else {
+            Signing::V1
+        };
+        Ok((signing, encoding))
     }
 
     /// Reads the body up to the limit, within the body deadline, and within the bytes all
@@ -252,11 +210,17 @@ impl Api {
     }
 }
 
-/// What [`Api::credentials`] found, for the signature check once the body is read.
-struct Credentials<'h> {
-    parsed: Authorization<'h>,
-    timestamp: i64,
-    key: &'h KeyEntry,
+/// The action and version a request names, `(parameter name, value)` each: the TC3 headers
+/// or the v1 parameters, with the same refusals.
+fn action_of(action: (&str, Option<&str>), version: (&str, Option<&str>)) -> Result<Action, ApiError> {
+    let name = action.1.ok_or_else(|| ApiError::missing(action.0))?;
+    let action = Action::from_name(name)
+        .ok_or_else(|| ApiError::new("InvalidAction", format!("{name} is not an action of this service")))?;
+    match version.1 {
+        None => Err(ApiError::missing(version.0)),
+        Some(VERSION) => Ok(action),
+        Some(other) => Err(ApiError::new("NoSuchVersion", format!("version {other} is not {VERSION}"))),
+    }
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -289,14 +253,6 @@ impl Drop for BufferedBody<'_> {
     fn drop(&mut self) {
         self.api.buffered.fetch_sub(self.counted, Ordering::Relaxed);
     }
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// The fields of a successful answer.
@@ -343,11 +299,11 @@ async fn entry(request: HttpRequest, payload: web::Payload, api: web::Data<Api>)
     let mut read_whole_body = false;
     let answer = match api.before_body(&request) {
         Err(error) => Err(error),
-        Ok(credentials) => match api.read_body(payload).await {
+        Ok((signing, encoding)) => match api.read_body(payload).await {
             Err(error) => Err(error),
             Ok(body) => {
                 read_whole_body = true;
-                api.answer(credentials, request.headers(), &body.bytes).await
+                api.answer(signing, encoding, &request, &body.bytes).await
             }
         },
     };

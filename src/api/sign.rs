@@ -1,18 +1,28 @@
-//! TC3-HMAC-SHA256, the API 3.0 request signature: signing (for our own clients) and the
-//! pieces the server verifies with. Pure functions of their inputs.
+//! The API 3.0 request signatures, TC3-HMAC-SHA256 and v1 (HmacSHA1, HmacSHA256): signing
+//! (for our own clients) and the pieces the server verifies with. Pure functions of their
+//! inputs.
 //!
-//! The string to sign is `TC3-HMAC-SHA256\n<timestamp>\n<date>/<service>/tc3_request\n`
+//! TC3: the string to sign is `TC3-HMAC-SHA256\n<timestamp>\n<date>/<service>/tc3_request\n`
 //! followed by the hex SHA-256 of the canonical request:
-//! `POST\n/\n<query>\n<name:value\n per signed header>\n<signed headers>\n<hex SHA-256 of the body>`,
-//! where the body's hash is of the literal `UNSIGNED-PAYLOAD` when the client sent
+//! `<METHOD>\n/\n<query>\n<name:value\n per signed header>\n<signed headers>\n<hex SHA-256 of the body>`,
+//! where the query is the query string as sent (empty for a POST), and the body's hash is of
+//! the empty body for a GET, of the literal `UNSIGNED-PAYLOAD` when the client sent
 //! `X-TC-Content-SHA256: UNSIGNED-PAYLOAD`. The signing key is
 //! `HMAC(HMAC(HMAC("TC3" + secret key, date), service), "tc3_request")`; it depends only on
 //! the key and the day, so servers cache it.
+//!
+//! v1: the parameters (a form body or a query string) carry the signature. The string to sign
+//! is `<METHOD><host></>?` followed by every parameter but `Signature`, sorted by name, as
+//! `name=value` joined by `&`, names and values as decoded (not percent-encoded again); the
+//! signature is the base64 of its HMAC-SHA1 or HMAC-SHA256 under the secret key, as
+//! `SignatureMethod` says (HmacSHA1 when it says nothing).
 
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
+type HmacSha1 = Hmac<sha1::Sha1>;
 
 pub const ALGORITHM: &str = "TC3-HMAC-SHA256";
 pub const SERVICE: &str = "intlpartnersmgt";
@@ -85,6 +95,100 @@ pub fn utc_date(timestamp: i64) -> String {
     let (year, month, day) = crate::domain::ids::civil_from_days(timestamp.div_euclid(86_400));
     format!("{year:04}-{month:02}-{day:02}")
 }
+
+/// A v1 signature's hash (`SignatureMethod`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V1Method {
+    HmacSha1,
+    HmacSha256,
+}
+
+impl V1Method {
+    /// The method a `SignatureMethod` names; HmacSHA1 when there is none, as the API
+    /// documents.
+    pub fn from_name(name: Option<&str>) -> Option<V1Method> {
+        match name {
+            None | Some("HmacSHA1") => Some(V1Method::HmacSha1),
+            Some("HmacSHA256") => Some(V1Method::HmacSha256),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            V1Method::HmacSha1 => "HmacSHA1",
+            V1Method::HmacSha256 => "HmacSHA256",
+        }
+    }
+}
+
+/// The string a v1 signature signs. `params` are every parameter but `Signature`, sorted
+/// by name, decoded.
+pub fn v1_string_to_sign<'p>(
+    method: &str,
+    host: &str,
+    path: &str,
+    params: impl IntoIterator<Item = (&'p str, &'p str)>,
+) -> String {
+    let mut text = String::with_capacity(256);
+    text.push_str(method);
+    text.push_str(host);
+    text.push_str(path);
+    text.push('?');
+    for (index, (name, value)) in params.into_iter().enumerate() {
+        if index > 0 {
+            text.push('&');
+        }
+        text.push_str(name);
+        text.push('=');
+        text.push_str(value);
+    }
+    text
+}
+
+/// The base64 v1 signature of `string_to_sign` under a secret key.
+pub fn v1_signature(secret_key: &str, string_to_sign: &str, method: V1Method) -> String {
+    let digest: Vec<u8> = match method {
+        V1Method::HmacSha1 => {
+            let mut mac =
+                HmacSha1::new_from_slice(secret_key.as_bytes()).expect("HMAC takes keys of any length");
+            mac.update(string_to_sign.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        V1Method::HmacSha256 => hmac(secret_key.as_bytes(), string_to_sign.as_bytes()).to_vec(),
+    };
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+/// Signs a v1 request for our own clients: `params` (the action's and the public ones, but
+/// not `Signature`) with the signature added, written as a form body (or query string).
+pub fn sign_v1(
+    method: &str,
+    host: &str,
+    secret_key: &str,
+    signature_method: V1Method,
+    params: &mut [(String, String)],
+) -> String {
+    params.sort_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+    let to_sign = v1_string_to_sign(method, host, "/", params.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let signature = v1_signature(secret_key, &to_sign, signature_method);
+    let mut form = String::with_capacity(to_sign.len() + 64);
+    for (name, value) in
+        params.iter().map(|(n, v)| (n.as_str(), v.as_str())).chain([("Signature", signature.as_str())])
+    {
+        if !form.is_empty() {
+            form.push('&');
+        }
+        form.extend(percent_encoding::utf8_percent_encode(name, FORM_VALUE));
+        form.push('=');
+        form.extend(percent_encoding::utf8_percent_encode(value, FORM_VALUE));
+    }
+    form
+}
+
+/// What a form value escapes: everything but the unreserved characters of RFC 3986.
+const FORM_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// The parts of an `Authorization` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,6 +314,79 @@ mod tests {
             signature(&key, &to_sign),
             "8571a3fd5c5a24cb2b8e10509e02add887e49e59370eed066496522e687e8f6b"
         );
+    }
+
+    /// Signature v1: the documented example (CVM `DescribeInstances`, HmacSHA1, whose
+    /// signature the API 3.0 "Signature" page gives), and requests as the Node.js SDK signs
+    /// them. Every expected value was computed apart from this code, with Python's `hmac`
+    /// and `base64` (`base64.b64encode(hmac.new(key, text.encode(), hashlib.sha1).digest())`).
+    #[test]
+    fn v1_worked_examples() {
+        let params = [
+            ("Action", "DescribeInstances"),
+            ("InstanceIds.0", "ins-09dx96dg"),
+            ("Limit", "20"),
+            ("Nonce", "11886"),
+            ("Offset", "0"),
+            ("Region", "ap-guangzhou"),
+            ("SecretId", "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"),
+            ("Timestamp", "1465185768"),
+            ("Version", "2017-03-12"),
+        ];
+        let to_sign = v1_string_to_sign("GET", "cvm.tencentcloudapi.com", "/", params);
+        assert_eq!(
+            to_sign,
+            "GETcvm.tencentcloudapi.com/?Action=DescribeInstances&InstanceIds.0=ins-09dx96dg&Limit=20\
+             &Nonce=11886&Offset=0&Region=ap-guangzhou&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE\
+             &Timestamp=1465185768&Version=2017-03-12"
+        );
+        let key = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";
+        assert_eq!(v1_signature(key, &to_sign, V1Method::HmacSha1), "EliP9YW3pW28FpsEdkXt/+WcGeI=");
+        assert_eq!(
+            v1_signature(key, &to_sign, V1Method::HmacSha256),
+            "bR/zQ3QqOmcEYeRv71IzG/NxfisUDgy9cqRMQC+UB5g="
+        );
+
+        // A POST with a port in the host, and a value that is not ASCII and holds a space and
+        // a slash: signed as decoded.
+        let params = [
+            ("Action", "CreatePurchase"),
+            ("Amount", "1.5"),
+            ("ClientUin", "2000001"),
+            ("Language", "en-US"),
+            ("Nonce", "4711"),
+            ("PurchaseId", "order 1/\u{20ac}"),
+            ("RequestClient", "SDK_NODEJS_INTL_EN3.0.1335"),
+            ("SecretId", "AKIDtest"),
+            ("SignatureMethod", "HmacSHA256"),
+            ("Timestamp", "1767225600"),
+            ("Version", "2022-09-28"),
+        ];
+        let to_sign = v1_string_to_sign("POST", "intlpartnersmgt.localhost:8080", "/", params);
+        let key = "secret-key-of-test";
+        assert_eq!(
+            v1_signature(key, &to_sign, V1Method::HmacSha256),
+            "0MlL3VUxKbo24eoirYy1LW6l97a9I4yaXblPu0wMjbU="
+        );
+        assert_eq!(v1_signature(key, &to_sign, V1Method::HmacSha1), "XRGnbJ0XYdLDPRZSeaGRcmMHhno=");
+
+        // Our own signer sorts, signs and percent-encodes the same request alike.
+        let mut owned: Vec<(String, String)> =
+            params.iter().rev().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        let form = sign_v1("POST", "intlpartnersmgt.localhost:8080", key, V1Method::HmacSha256, &mut owned);
+        assert!(form.starts_with("Action=CreatePurchase&Amount=1.5&"), "{form}");
+        assert!(form.contains("&PurchaseId=order%201%2F%E2%82%AC&"), "{form}");
+        assert!(form.ends_with("&Signature=0MlL3VUxKbo24eoirYy1LW6l97a9I4yaXblPu0wMjbU%3D"), "{form}");
+    }
+
+    #[test]
+    fn v1_methods() {
+        assert_eq!(V1Method::from_name(None), Some(V1Method::HmacSha1));
+        assert_eq!(V1Method::from_name(Some("HmacSHA1")), Some(V1Method::HmacSha1));
+        assert_eq!(V1Method::from_name(Some("HmacSHA256")), Some(V1Method::HmacSha256));
+        for other in ["hmacsha256", "TC3-HMAC-SHA256", ""] {
+            assert_eq!(V1Method::from_name(Some(other)), None, "{other}");
+        }
     }
 
     #[test]

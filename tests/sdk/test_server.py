@@ -27,11 +27,17 @@ def test_ping_and_the_listening_line(start_server):
 
 def test_other_methods_and_paths_answer_in_the_api_shape(start_server):
     server = start_server(toml_config())
-    for method, path in (("GET", "/"), ("POST", "/v2"), ("PUT", "/")):
+    for method, path, code in (
+        ("GET", "/v2", "UnsupportedOperation"),
+        ("POST", "/v2", "UnsupportedOperation"),
+        ("PUT", "/", "UnsupportedOperation"),
+        # GET / is the API's, but this one is signed neither with TC3 nor with v1.
+        ("GET", "/", "AuthFailure.InvalidAuthorization"),
+    ):
         response = requests.request(method, f"{server.url}{path}", timeout=10)
         assert response.status_code == 200
         answer = response.json()["Response"]
-        assert answer["Error"]["Code"] == "UnsupportedOperation"
+        assert answer["Error"]["Code"] == code, (method, path, answer)
         assert answer["RequestId"]
 
 

@@ -1,5 +1,6 @@
 //! The hot actions (`CreatePurchase`, `CreatePurchases`) without the general path's JSON
-//! tree: typed parsing, and the answer written straight to bytes (a JSON object).
+//! tree: typed parsing of a JSON body (or, for `CreatePurchase`, the fields of a form body or
+//! query string read as they are), and the answer written straight to bytes (a JSON object).
 //!
 //! The fast path takes only plainly valid requests. Each field is checked by the function
 //! the general path's reader uses ([`super::purchases`] lists them), and any doubt (a field
@@ -16,6 +17,7 @@ use std::io::Write;
 
 use super::purchases::{batch_len, charge_fields};
 use super::text_fits;
+use crate::api::decode::{Encoded, FlatParams};
 use crate::api::errors::ApiError;
 use crate::api::params;
 use crate::coordinator::{Charges, PurchaseRequest};
@@ -49,7 +51,25 @@ struct BatchFields<'a> {
     purchases: Vec<PurchaseFields<'a>>,
 }
 
-impl PurchaseFields<'_> {
+impl<'a> PurchaseFields<'a> {
+    /// The fields of a flattened `CreatePurchase`, if it names only them, each once and
+    /// with a number where one is due (read as the general path's readers read text).
+    fn flattened(params: &'a FlatParams<'a>) -> Option<PurchaseFields<'a>> {
+        let (mut id, mut customer, mut amount, mut product_code, mut pay) = (None, None, None, None, None);
+        for (name, value) in params.pairs() {
+            let value = value.as_ref();
+            match name.as_ref() {
+                "PurchaseId" => id = Some(Cow::Borrowed(value)),
+                "ClientUin" => customer = Some(params::number_of_text(value)?),
+                "Amount" => amount = Some(params::number_of_text(value)?),
+                "ProductCode" => product_code = Some(Cow::Borrowed(value)),
+                "PaymentMode" => pay = Some(Cow::Borrowed(value)),
+                _ => return None,
+            }
+        }
+        Some(PurchaseFields { id: id?, customer: customer?, amount: amount?, product_code, pay })
+    }
+
     /// The request, if every field passes the general path's checks; `None` sends the
     /// request down the general path, which names what is wrong.
     fn request(self) -> Option<PurchaseRequest> {
@@ -74,12 +94,16 @@ pub async fn answer(
     engine: &Engine,
     caller: Caller,
     action: Action,
-    body: &[u8],
+    encoded: &Encoded<'_>,
 ) -> Option<Result<Vec<u8>, ApiError>> {
     let refused = |error| ApiError::from_engine(error, action);
-    match action {
-        Action::CreatePurchase => {
-            let request = serde_json::from_slice::<PurchaseFields>(body).ok()?.request()?;
+    match (action, encoded) {
+        (Action::CreatePurchase, _) => {
+            let fields = match encoded {
+                Encoded::Json(body) => serde_json::from_slice::<PurchaseFields>(body).ok()?,
+                Encoded::Flattened(params) => PurchaseFields::flattened(params)?,
+            };
+            let request = fields.request()?;
             Some(match engine.purchase(caller, request).await {
                 Ok(receipt) => {
                     let mut out = Vec::with_capacity(320);
@@ -97,7 +121,7 @@ pub async fn answer(
                 Err(error) => Err(refused(error)),
             })
         }
-        Action::CreatePurchases => {
+        (Action::CreatePurchases, Encoded::Json(body)) => {
             let batch = serde_json::from_slice::<BatchFields>(body).ok()?;
             batch_len(batch.purchases.len(), engine.config().batch_len_max).ok()?;
             let requests: Vec<PurchaseRequest> =
