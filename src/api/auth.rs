@@ -222,7 +222,7 @@ impl Keys {
     }
 
     /// The caller a correctly v1-signed request comes from, from its parameters (all of
-    /// them, the v1 ones included, as received).
+    /// them, the v1 ones included, as received, sorted by [`FlatParams::sort`]).
     pub fn v1_caller(
         &self,
         params: &FlatParams<'_>,

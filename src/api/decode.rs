@@ -27,6 +27,7 @@ use std::cell::Cell;
 use std::fmt::Write as _;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
 use super::errors::ApiError;
@@ -225,83 +226,101 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 /// decoding).
 pub type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
 
-/// The parameters of a form body or a query string: percent-decoded, sorted by name (bytes
-/// in order, as the v1 signature sorts them), each name once.
+/// The parameters of a form body or a query string, percent-decoded, in the order they came
+/// (until [`FlatParams::sort`]).
 pub struct FlatParams<'a> {
     pairs: Vec<Pair<'a>>,
 }
 
 impl<'a> FlatParams<'a> {
-    /// Splits `a=1&b=2` (`+` is a space, `%XX` a byte) and refuses a repeated name.
+    /// Splits `a=1&b=2` (`+` is a space, `%XX` a byte). The bytes must be UTF-8 (a client
+    /// escapes anything else); a name or value without `%` or `+` is borrowed as it is.
     pub fn parse(raw: &'a [u8]) -> Result<FlatParams<'a>, ApiError> {
+        let text =
+            std::str::from_utf8(raw).map_err(|error| not_utf8(field_name_at(raw, error.valid_up_to())))?;
         let mut pairs = Vec::with_capacity(raw.iter().filter(|byte| **byte == b'&').count() + 1);
-        for field in raw.split(|byte| *byte == b'&').filter(|field| !field.is_empty()) {
-            let (name, value) = match field.iter().position(|byte| *byte == b'=') {
-                Some(equals) => (&field[..equals], &field[equals + 1..]),
-                None => (field, &field[field.len()..]),
-            };
-            let name = percent_decoded(name).ok_or_else(|| not_utf8(name))?;
+        // Most requests escape nothing: then no name or value needs a look of its own.
+        let escaped = raw.iter().any(|byte| matches!(byte, b'%' | b'+'));
+        for field in text.split('&').filter(|field| !field.is_empty()) {
+            let (name, value) = field.split_once('=').unwrap_or((field, ""));
+            if !escaped {
+                pairs.push((Cow::Borrowed(name), Cow::Borrowed(value)));
+                continue;
+            }
+            let name = percent_decoded(name).ok_or_else(|| not_utf8(name.as_bytes()))?;
             let value = percent_decoded(value).ok_or_else(|| not_utf8(name.as_bytes()))?;
             pairs.push((name, value));
-        }
-        pairs.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
-        if let Some(twice) = pairs.windows(2).find(|two| two[0].0 == two[1].0) {
-            return Err(given_twice(&twice[0].0));
         }
         Ok(FlatParams { pairs })
     }
 
-    /// The pairs, sorted by name.
+    /// Sorts the pairs by name (bytes in order, as signature v1 signs them) and refuses a
+    /// name given twice, which would make the order, and so the signature, ambiguous.
+    pub fn sort(&mut self) -> Result<(), ApiError> {
+        self.pairs.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+        match self.pairs.windows(2).find(|two| two[0].0 == two[1].0) {
+            Some(twice) => Err(given_twice(&twice[0].0)),
+            None => Ok(()),
+        }
+    }
+
+    /// The pairs, in the order they came or, after [`FlatParams::sort`], by name.
     pub fn pairs(&self) -> &[Pair<'a>] {
         &self.pairs
     }
 
-    /// The value of a top-level name.
+    /// The value of a top-level name (the first, if it is given twice).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.position(name).map(|index| self.pairs[index].1.as_ref())
+        self.pairs.iter().find(|(candidate, _)| candidate == name).map(|(_, value)| value.as_ref())
     }
 
-    /// Removes a top-level name and answers its value.
+    /// Removes a top-level name (every time it is given) and answers its value.
     pub fn take(&mut self, name: &str) -> Option<Cow<'a, str>> {
-        self.position(name).map(|index| self.pairs.remove(index).1)
+        let index = self.pairs.iter().position(|(candidate, _)| candidate == name)?;
+        let (_, value) = self.pairs.remove(index);
+        self.pairs.retain(|(candidate, _)| candidate != name);
+        Some(value)
     }
 
-    fn position(&self, name: &str) -> Option<usize> {
-        self.pairs.binary_search_by(|(candidate, _)| candidate.as_bytes().cmp(name.as_bytes())).ok()
-    }
-
-    /// The tree the dotted names write, as parameters read as text.
+    /// The tree the dotted names write, as parameters read as text. The pairs may come in
+    /// any order; a name given twice, or malformed, is refused.
     pub fn into_params(self) -> Result<Params, ApiError> {
-        let mut root: Vec<(Cow<'a, str>, Node<'a>)> = Vec::new();
+        let mut tree = Tree { root: Map::new(), current: None, holes: 0, pairs_left: self.pairs.len() };
         for (name, value) in self.pairs {
-            insert(&mut root, &name, value)?;
+            tree.insert(&name, value)?;
+            tree.pairs_left -= 1;
         }
-        let mut map = Map::new();
-        let mut path = String::new();
-        for (key, node) in root {
-            path.clear();
-            path.push_str(&key);
-            let value = node.into_value(&mut path)?;
-            if map.insert(key.into_owned(), value).is_some() {
-                return Err(malformed(&path, "it is given both as a value and with parts"));
-            }
+        if let Some((key, value)) = tree.current.take() {
+            tree.root.insert(key, value);
         }
-        Ok(Params::flattened(map))
+        if tree.holes > 0 {
+            let missing = first_hole(&tree.root, Path::Root).expect("a hole is counted");
+            return Err(malformed(
+                &missing,
+                "it is missing: a list's elements are numbered from 0 without gaps",
+            ));
+        }
+        Ok(Params::flattened(tree.root))
     }
 }
 
-/// A percent-decoded name or value; `None` when the bytes are not UTF-8.
-fn percent_decoded(raw: &[u8]) -> Option<Cow<'_, str>> {
-    if !raw.iter().any(|byte| matches!(byte, b'%' | b'+')) {
-        return std::str::from_utf8(raw).ok().map(Cow::Borrowed);
+/// A name or value, percent-decoded; `None` when the bytes it decodes to are not UTF-8.
+fn percent_decoded(text: &str) -> Option<Cow<'_, str>> {
+    if !text.bytes().any(|byte| matches!(byte, b'%' | b'+')) {
+        return Some(Cow::Borrowed(text));
     }
-    let spaced: Cow<[u8]> = if raw.contains(&b'+') {
-        Cow::Owned(raw.iter().map(|byte| if *byte == b'+' { b' ' } else { *byte }).collect())
-    } else {
-        Cow::Borrowed(raw)
-    };
-    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    let spaced: Cow<str> =
+        if text.contains('+') { Cow::Owned(text.replace('+', " ")) } else { Cow::Borrowed(text) };
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(&spaced).collect();
     String::from_utf8(bytes).ok().map(Cow::Owned)
+}
+
+/// The name of the field that holds `raw[at]`, for an error.
+fn field_name_at(raw: &[u8], at: usize) -> &[u8] {
+    let start = raw[..at].iter().rposition(|byte| *byte == b'&').map_or(0, |amp| amp + 1);
+    let field = &raw[start..];
+    let end = field.iter().position(|byte| matches!(byte, b'&' | b'=')).unwrap_or(field.len());
+    &field[..end]
 }
 
 fn not_utf8(name: impl AsRef<[u8]>) -> ApiError {
@@ -309,50 +328,133 @@ fn not_utf8(name: impl AsRef<[u8]>) -> ApiError {
     ApiError::new("InvalidParameter", format!("`{name}` is not UTF-8 text once percent-decoded"))
 }
 
-/// A value of the flattened tree, before it is checked and made a [`Value`].
-enum Node<'a> {
-    Text(Cow<'a, str>),
-    /// Fields in the order their names came (sorted, so a field's parts are together).
-    Object(Vec<(Cow<'a, str>, Node<'a>)>),
-    /// Elements by number, in the order their names came (`10` before `2`).
-    List(Vec<(usize, Node<'a>)>),
+/// The tree being built, straight into the [`Value`]s the readers read. A slot not yet
+/// given a value holds `null` (which no flattened value is). A list's element may come before
+/// the ones numbered below it: those wait as holes, at most as many as there are pairs left to
+/// fill them, so that a request cannot make the tree larger than itself.
+struct Tree {
+    root: Map<String, Value>,
+    /// The top-level parameter the last name began with, out of `root` while the names that
+    /// follow begin with it too (as the SDKs write a list's or an object's parts together):
+    /// they find it without a lookup.
+    current: Option<(String, Value)>,
+    /// List elements made and not yet given a value.
+    holes: usize,
+    /// The pairs not yet in the tree, the one being put in included.
+    pairs_left: usize,
 }
 
-/// Where the next part of a name goes.
-enum Slot<'s, 'a> {
-    Field(&'s mut Vec<(Cow<'a, str>, Node<'a>)>, Cow<'a, str>),
-    Element(&'s mut Vec<(usize, Node<'a>)>, usize),
+impl Tree {
+    /// Puts `value` at `name` (`A.0.B`).
+    fn insert(&mut self, name: &str, value: Cow<'_, str>) -> Result<(), ApiError> {
+        let mut parts = name.split('.');
+        let first = parts.next().unwrap_or_default();
+        if first.is_empty() {
+            return Err(malformed(name, "it has an empty part"));
+        }
+        if !matches!(&self.current, Some((key, _)) if key == first) {
+            if let Some((key, value)) = self.current.take() {
+                self.root.insert(key, value);
+            }
+            let value = self.root.remove(first).unwrap_or(Value::Null);
+            self.current = Some((first.to_owned(), value));
+        }
+        let mut slot = &mut self.current.as_mut().expect("just set").1;
+        // Whether `slot` is a list's element, whose filling fills a hole.
+        let mut element = false;
+        let mut part = parts.next();
+        while let Some(this) = part {
+            let index = element_number(name, this)?;
+            part = parts.next();
+            if slot.is_null() {
+                *slot = if index.is_some() { Value::Array(Vec::new()) } else { Value::Object(Map::new()) };
+                self.holes -= usize::from(element);
+            }
+            slot = match (slot, index) {
+                (Value::Array(elements), Some(index)) => {
+                    element = true;
+                    element_slot(elements, index, &mut self.holes, self.pairs_left)
+                        .map_err(|reason| malformed(name, reason))?
+                }
+                // The last part, a field: one look in the object.
+                (Value::Object(fields), None) if part.is_none() => {
+                    return match fields.entry(this) {
+                        Entry::Vacant(vacant) => {
+                            vacant.insert(Value::String(value.into_owned()));
+                            Ok(())
+                        }
+                        Entry::Occupied(occupied) if occupied.get().is_string() => Err(given_twice(name)),
+                        Entry::Occupied(_) => {
+                            Err(malformed(name, "it is given both as a value and with parts"))
+                        }
+                    };
+                }
+                (Value::Object(fields), None) => {
+                    element = false;
+                    if !fields.contains_key(this) {
+                        fields.insert(this.to_owned(), Value::Null);
+                    }
+                    fields.get_mut(this).expect("inserted")
+                }
+                (Value::String(_), _) => {
+                    return Err(malformed(name, "a part of it is also given as a value"))
+                }
+                _ => return Err(malformed(name, "a part of it is given both as a list and as an object")),
+            };
+        }
+        match slot {
+            Value::Null => {
+                self.holes -= usize::from(element);
+                *slot = Value::String(value.into_owned());
+                Ok(())
+            }
+            Value::String(_) => Err(given_twice(name)),
+            _ => Err(malformed(name, "it is given both as a value and with parts")),
+        }
+    }
 }
 
-/// Puts `value` at `name` (`A.0.B`) in the tree. Names arrive sorted, so all the parts under
-/// one prefix arrive together: a field or element is the last one of its container or new.
-fn insert<'a>(
-    root: &mut Vec<(Cow<'a, str>, Node<'a>)>,
-    name: &str,
-    value: Cow<'a, str>,
-) -> Result<(), ApiError> {
-    let mut parts = name.split('.');
-    let first = parts.next().unwrap_or_default();
-    if first.is_empty() {
-        return Err(malformed(name, "it has an empty part"));
+/// The slot of element `index` (a hole if it is new), with holes before it if it comes
+/// early: at most as many holes as `fillers`, the pairs that could still fill them (the one
+/// being put in included).
+fn element_slot<'v>(
+    elements: &'v mut Vec<Value>,
+    index: usize,
+    holes: &mut usize,
+    fillers: usize,
+) -> Result<&'v mut Value, &'static str> {
+    if index >= elements.len() {
+        let new_holes = index + 1 - elements.len();
+        if *holes + new_holes > fillers {
+            return Err(
+                "a list's elements are numbered from 0 without gaps, and this request has too few to reach it",
+            );
+        }
+        *holes += new_holes;
+        if new_holes == 1 {
+            // The element after the last, as the SDKs write lists.
+            elements.push(Value::Null);
+        } else {
+            elements.resize(index + 1, Value::Null);
+        }
     }
-    let mut slot = Slot::Field(root, Cow::Owned(first.to_owned()));
-    for part in parts {
-        let index = element_number(name, part)?;
-        let node = slot.node(index.is_some());
-        slot = match (node, index) {
-            (Node::List(elements), Some(index)) => Slot::Element(elements, index),
-            (Node::Object(fields), None) => Slot::Field(fields, Cow::Owned(part.to_owned())),
-            (Node::Text(_), _) => {
-                return Err(malformed(name, "a part of it is also given as a value"));
-            }
-            (Node::List(_), None) | (Node::Object(_), Some(_)) => {
-                return Err(malformed(name, "a part of it is given both as a list and as an object"));
-            }
-        };
+    Ok(&mut elements[index])
+}
+
+/// The name of the first hole left in a tree, in the order the readers see it.
+fn first_hole(map: &Map<String, Value>, path: Path<'_>) -> Option<String> {
+    map.iter().find_map(|(key, value)| hole_in(value, Path::Key(&path, key)))
+}
+
+fn hole_in(value: &Value, path: Path<'_>) -> Option<String> {
+    match value {
+        Value::Null => Some(path.name()),
+        Value::Object(map) => first_hole(map, path),
+        Value::Array(values) => {
+            values.iter().enumerate().find_map(|(index, value)| hole_in(value, Path::Index(&path, index)))
+        }
+        _ => None,
     }
-    slot.set(Node::Text(value));
-    Ok(())
 }
 
 /// A part's element number, if it is one (`0`, or digits without a leading zero).
@@ -367,80 +469,6 @@ fn element_number(name: &str, part: &str) -> Result<Option<usize>, ApiError> {
         return Err(malformed(name, "a list's elements are numbered without leading zeros"));
     }
     part.parse().map(Some).map_err(|_| malformed(name, "a list's element number is too large"))
-}
-
-impl<'s, 'a> Slot<'s, 'a> {
-    /// The node at this slot, made a list (or an object) if the slot is new.
-    fn node(self, list: bool) -> &'s mut Node<'a> {
-        let empty = || if list { Node::List(Vec::new()) } else { Node::Object(Vec::new()) };
-        match self {
-            Slot::Field(fields, key) => {
-                if !matches!(fields.last(), Some((last, _)) if *last == key) {
-                    fields.push((key, empty()));
-                }
-                &mut fields.last_mut().expect("just pushed").1
-            }
-            Slot::Element(elements, index) => {
-                if !matches!(elements.last(), Some((last, _)) if *last == index) {
-                    elements.push((index, empty()));
-                }
-                &mut elements.last_mut().expect("just pushed").1
-            }
-        }
-    }
-
-    /// Puts a value at this slot. A repeat of the last field or element (a name that is
-    /// both a value and a prefix) is caught when the tree becomes values.
-    fn set(self, node: Node<'a>) {
-        match self {
-            Slot::Field(fields, key) => fields.push((key, node)),
-            Slot::Element(elements, index) => elements.push((index, node)),
-        }
-    }
-}
-
-impl Node<'_> {
-    /// The value, checked: no field twice, list elements numbered 0 to n - 1. `path` is the
-    /// node's name, for errors (restored before returning).
-    fn into_value(self, path: &mut String) -> Result<Value, ApiError> {
-        match self {
-            Node::Text(text) => Ok(Value::String(text.into_owned())),
-            Node::Object(fields) => {
-                let mut map = Map::new();
-                let len = path.len();
-                for (key, node) in fields {
-                    path.push('.');
-                    path.push_str(&key);
-                    let value = node.into_value(path)?;
-                    if map.insert(key.into_owned(), value).is_some() {
-                        return Err(malformed(path, "it is given both as a value and with parts"));
-                    }
-                    path.truncate(len);
-                }
-                Ok(Value::Object(map))
-            }
-            Node::List(mut elements) => {
-                elements.sort_by_key(|(index, _)| *index);
-                let mut values = Vec::with_capacity(elements.len());
-                let len = path.len();
-                for (expected, (index, node)) in elements.into_iter().enumerate() {
-                    let _ = write!(path, ".{expected}");
-                    if index > expected {
-                        return Err(malformed(
-                            path,
-                            "it is missing: a list's elements are numbered from 0 without gaps",
-                        ));
-                    }
-                    if index < expected {
-                        return Err(malformed(path, "it is given both as a value and with parts"));
-                    }
-                    values.push(node.into_value(path)?);
-                    path.truncate(len);
-                }
-                Ok(Value::Array(values))
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -470,9 +498,12 @@ mod tests {
     #[test]
     fn flattened_names_and_values() {
         let raw = b"B.1=y&B.0=x&A=%E2%82%AC+1&C.0.D=1&C.0.E=2&C.1.D=3&Empty=&Bare";
-        let params = FlatParams::parse(raw).unwrap();
-        let names: Vec<&str> = params.pairs().iter().map(|(name, _)| name.as_ref()).collect();
-        assert_eq!(names, ["A", "B.0", "B.1", "Bare", "C.0.D", "C.0.E", "C.1.D", "Empty"]);
+        let mut params = FlatParams::parse(raw).unwrap();
+        let names =
+            |params: &FlatParams| params.pairs().iter().map(|(name, _)| name.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&params), ["B.1", "B.0", "A", "C.0.D", "C.0.E", "C.1.D", "Empty", "Bare"]);
+        params.sort().unwrap();
+        assert_eq!(names(&params), ["A", "B.0", "B.1", "Bare", "C.0.D", "C.0.E", "C.1.D", "Empty"]);
         assert_eq!(params.get("A"), Some("\u{20ac} 1"));
         let tree = params.into_params().unwrap().into_value();
         assert_eq!(
@@ -494,17 +525,18 @@ mod tests {
 
     #[test]
     fn bad_flattened_names_are_named() {
-        let cases: [(&[u8], &str); 12] = [
+        let cases: [(&[u8], &str); 13] = [
             (b"A=1&A=2", "`A` is given more than once"),
             (b"L.0=1&L.0=2", "`L.0` is given more than once"),
-            (b"L.0=1&L.2=3", "`L.1` is not a parameter name this API reads: it is missing"),
-            (b"L.1=1", "`L.0` is not a parameter name this API reads: it is missing"),
+            (b"L.0=1&L.2=3&X=1", "`L.1` is not a parameter name this API reads: it is missing"),
+            (b"L.0=1&L.2=3", "`L.2` is not a parameter name this API reads: a list's elements are numbered from 0 without gaps, and this request has too few to reach it"),
+            (b"L.1=1", "`L.1` is not a parameter name this API reads: a list's elements are numbered from 0 without gaps, and this request has too few to reach it"),
             (b"L.01=1", "`L.01` is not a parameter name this API reads: a list's elements are numbered without leading zeros"),
             (b"A..B=1", "`A..B` is not a parameter name this API reads: it has an empty part"),
             (b".A=1", "`.A` is not a parameter name this API reads: it has an empty part"),
             (b"A.=1", "`A.` is not a parameter name this API reads: it has an empty part"),
             (b"A=1&A.B=2", "`A.B` is not a parameter name this API reads: a part of it is also given as a value"),
-            (b"A.B=2&A=1", "`A.B` is not a parameter name this API reads: a part of it is also given as a value"),
+            (b"A.B=2&A=1", "`A` is not a parameter name this API reads: it is given both as a value and with parts"),
             (b"A.0=1&A.B=2", "`A.B` is not a parameter name this API reads: a part of it is given both as a list and as an object"),
             (b"A=%FF", "`A` is not UTF-8 text once percent-decoded"),
         ];

@@ -132,6 +132,7 @@ impl Api {
             }
             Signing::V1 => {
                 let mut params = FlatParams::parse(raw)?;
+                params.sort()?;
                 let caller = self.keys.v1_caller(&params, &signed, self.window())?;
                 let action = action_of(("Action", params.get("Action")), ("Version", params.get("Version")))?;
                 for name in V1_PARAMETERS {

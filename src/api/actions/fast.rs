@@ -52,18 +52,19 @@ struct BatchFields<'a> {
 }
 
 impl<'a> PurchaseFields<'a> {
-    /// The fields of a flattened `CreatePurchase`, if it names only them, each once and
+    /// The fields of a flattened `CreatePurchase`, if it names only them, each once, and
     /// with a number where one is due (read as the general path's readers read text).
     fn flattened(params: &'a FlatParams<'a>) -> Option<PurchaseFields<'a>> {
         let (mut id, mut customer, mut amount, mut product_code, mut pay) = (None, None, None, None, None);
         for (name, value) in params.pairs() {
             let value = value.as_ref();
+            // A field given twice is the general path's to refuse.
             match name.as_ref() {
-                "PurchaseId" => id = Some(Cow::Borrowed(value)),
-                "ClientUin" => customer = Some(params::number_of_text(value)?),
-                "Amount" => amount = Some(params::number_of_text(value)?),
-                "ProductCode" => product_code = Some(Cow::Borrowed(value)),
-                "PaymentMode" => pay = Some(Cow::Borrowed(value)),
+                "PurchaseId" => once(&mut id, Cow::Borrowed(value))?,
+                "ClientUin" => once(&mut customer, params::number_of_text(value)?)?,
+                "Amount" => once(&mut amount, params::number_of_text(value)?)?,
+                "ProductCode" => once(&mut product_code, Cow::Borrowed(value))?,
+                "PaymentMode" => once(&mut pay, Cow::Borrowed(value))?,
                 _ => return None,
             }
         }
@@ -85,6 +86,17 @@ impl<'a> PurchaseFields<'a> {
             Some(name) => PayMode::from_name(&name)?,
         };
         Some(PurchaseRequest { id, customer, amount, product_code, pay })
+    }
+}
+
+/// Fills a field read for the first time; `None` if it was read before.
+fn once<T>(field: &mut Option<T>, value: T) -> Option<()> {
+    match field {
+        Some(_) => None,
+        None => {
+            *field = Some(value);
+            Some(())
+        }
     }
 }
 
