@@ -1,7 +1,8 @@
 //! The HTTP rows of `partner-credit bench`: the server of `partner-credit serve` on a
 //! loopback port in this process, driven over keep-alive connections by signing clients on
 //! the same machine. `Ping` (an action that does nothing) measures the server's own cost;
-//! `CreatePurchase` and `CreatePurchases` the same path with the engine behind it.
+//! `CreatePurchase` and `CreatePurchases` the same path with the engine behind it, signed
+//! with TC3 over JSON or (the `v1` rows) with signature v1 over a form body.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use super::{audit, start, Measured, Submission};
 use crate::api::client::ApiClient;
 use crate::api::config::ServerConfig;
 use crate::api::server::{configure, Api};
+use crate::api::sign::V1Method;
 use crate::domain::Uin;
 use crate::engine::{Engine, EngineConfig};
 use crate::world::World;
@@ -81,6 +83,7 @@ pub(super) async fn row(
     config: EngineConfig,
     world: &World,
     submission: Submission,
+    v1: bool,
     duration: Duration,
     connections: usize,
 ) -> anyhow::Result<Measured> {
@@ -104,6 +107,7 @@ pub(super) async fn row(
                     stop: stop.clone(),
                     committed: committed.clone(),
                     submission,
+                    v1,
                     id: index as u64,
                 };
                 tokio::spawn(driver.run())
@@ -124,6 +128,8 @@ struct Driver {
     stop: Arc<AtomicBool>,
     committed: Arc<AtomicU64>,
     submission: Submission,
+    /// Sign with v1 over a form body (single purchases only) rather than TC3 over JSON.
+    v1: bool,
     id: u64,
 }
 
@@ -140,6 +146,13 @@ impl Driver {
                 Submission::HttpPing => {
                     body.extend_from_slice(b"{}");
                     ("Ping", 1)
+                }
+                Submission::HttpSingle if self.v1 => {
+                    sequence += 1;
+                    let answer = self.purchase_v1(&mut rng, sequence).await?;
+                    made += 1;
+                    self.count_committed(&answer);
+                    continue;
                 }
                 Submission::HttpSingle => {
                     sequence += 1;
@@ -168,11 +181,24 @@ impl Driver {
                     anyhow::bail!("Ping failed with {code}: {}", String::from_utf8_lossy(&answer));
                 }
             } else {
-                let ok = answer.windows(COMMITTED.len()).filter(|window| *window == COMMITTED).count();
-                self.committed.fetch_add(ok as u64, Ordering::Relaxed);
+                self.count_committed(&answer);
             }
         }
         Ok(made)
+    }
+
+    fn count_committed(&self, answer: &[u8]) {
+        let ok = answer.windows(COMMITTED.len()).filter(|window| *window == COMMITTED).count();
+        self.committed.fetch_add(ok as u64, Ordering::Relaxed);
+    }
+
+    /// One `CreatePurchase` signed with v1 (HmacSHA256), as the Node.js SDK sends it.
+    async fn purchase_v1(&mut self, rng: &mut SmallRng, sequence: u64) -> anyhow::Result<bytes::Bytes> {
+        let customer = self.customers[rng.gen_range(0..self.customers.len())];
+        let id = format!("h{}-{sequence}", self.id);
+        let customer = customer.0.to_string();
+        let params = [("PurchaseId", id.as_str()), ("ClientUin", customer.as_str()), ("Amount", "1.00")];
+        self.client.call_v1("CreatePurchase", &params, V1Method::HmacSha256).await
     }
 
     fn purchase(&self, body: &mut Vec<u8>, rng: &mut SmallRng, sequence: u64) {

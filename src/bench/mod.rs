@@ -105,8 +105,9 @@ pub struct Row {
     /// The `http-single` row only: its requests/s over the `http-ping` row's (the same
     /// server answering an action that does nothing).
     pub ratio_to_empty_endpoint: Option<f64>,
-    /// The `vouchers` row only: its purchases/s over the same submission's row without
-    /// vouchers (`sharded uniform batch-1024`).
+    /// The `vouchers` row: its purchases/s over the same submission's row without vouchers
+    /// (`sharded uniform batch-1024`); the `http-single v1` row: its purchases/s over the
+    /// same row signed with TC3 (`sharded uniform http-single`).
     pub ratio_to_plain: Option<f64>,
     /// The `single-task` row only: the median and 99th percentile of one purchase's
     /// latency, in microseconds.
@@ -136,6 +137,9 @@ struct Plan {
     quota: bool,
     /// Every customer holds two vouchers, one of them out of the purchases' scope.
     vouchers: bool,
+    /// HTTP rows: requests signed with signature v1 (HmacSHA256, a form body), as the Node.js
+    /// SDK signs by default, rather than TC3 over JSON.
+    v1: bool,
 }
 
 /// The product every purchase of the vouchers row buys; one voucher per customer covers it,
@@ -170,7 +174,8 @@ impl Plan {
     fn name(&self) -> String {
         let quota = if self.quota { " quota" } else { "" };
         let vouchers = if self.vouchers { " vouchers" } else { "" };
-        format!("{} {} {}{quota}{vouchers}", self.runtime_name(), self.scenario(), self.submission.name())
+        let v1 = if self.v1 { " v1" } else { "" };
+        format!("{} {} {}{quota}{vouchers}{v1}", self.runtime_name(), self.scenario(), self.submission.name())
     }
 }
 
@@ -183,6 +188,7 @@ fn plans() -> Vec<Plan> {
         submission,
         quota: false,
         vouchers: false,
+        v1: false,
     };
     vec![
         plan(None, false, Submission::Inline),
@@ -199,6 +205,8 @@ fn plans() -> Vec<Plan> {
         plan(Some(RuntimeKind::Sharded), false, Submission::HttpPing),
         #[cfg(feature = "http")]
         plan(Some(RuntimeKind::Sharded), false, Submission::HttpSingle),
+        #[cfg(feature = "http")]
+        Plan { v1: true, ..plan(Some(RuntimeKind::Sharded), false, Submission::HttpSingle) },
         #[cfg(feature = "http")]
         plan(Some(RuntimeKind::Sharded), false, Submission::HttpBatch(1024)),
     ]
@@ -235,7 +243,7 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
                 if plan.quota {
                     quota_row(config, &world, plan.submission, duration, options.single_tasks).await?
                 } else if plan.submission.is_http() {
-                    http_row(config, &world, plan.submission, duration, options).await?
+                    http_row(config, &world, plan.submission, plan.v1, duration, options).await?
                 } else {
                     let vouchers = plan.vouchers;
                     engine_row(config, &world, plan.submission, duration, options.single_tasks, vouchers)
@@ -266,7 +274,7 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
         row.ratio_to_limit = base("limit").map_or(1.0, |limit| row.purchases_per_sec / limit);
         row.ratio_to_actix = base("actix").map_or(f64::NAN, |actix| row.purchases_per_sec / actix);
         row.ratio_to_dashmap = base("dashmap").map_or(f64::NAN, |dashmap| row.purchases_per_sec / dashmap);
-        if plan.submission == Submission::HttpSingle {
+        if plan.submission == Submission::HttpSingle && !plan.v1 {
             let ping = rows.iter().find(|row| row.submission == "http-ping").map(|row| row.purchases_per_sec);
             row.ratio_to_empty_endpoint = ping.map(|ping| row.purchases_per_sec / ping);
         }
@@ -276,7 +284,7 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
         if row.runtime == "dashmap" {
             row.ratio_to_dashmap = 1.0;
         }
-        if plan.vouchers {
+        if plan.vouchers || plan.v1 {
             let plain = format!("sharded uniform {}", plan.submission.name());
             let plain = rows.iter().find(|row| row.name == plain).map(|row| row.purchases_per_sec);
             row.ratio_to_plain = plain.map(|plain| row.purchases_per_sec / plain);
@@ -633,12 +641,13 @@ async fn http_row(
     config: EngineConfig,
     world: &World,
     submission: Submission,
+    v1: bool,
     duration: Duration,
     options: &BenchOptions,
 ) -> anyhow::Result<Measured> {
     let connections =
         if matches!(submission, Submission::HttpBatch(_)) { 4 } else { options.http_connections };
-    http::row(config, world, submission, duration, connections).await
+    http::row(config, world, submission, v1, duration, connections).await
 }
 
 #[cfg(not(feature = "http"))]
@@ -646,6 +655,7 @@ async fn http_row(
     _: EngineConfig,
     _: &World,
     _: Submission,
+    _: bool,
     _: Duration,
     _: &BenchOptions,
 ) -> anyhow::Result<Measured> {
@@ -894,8 +904,8 @@ impl std::fmt::Display for Report {
 }
 
 /// The table's header line. `x base` is the quota row's ratio to no quota, the
-/// `http-single` row's ratio to `http-ping`, and the vouchers row's ratio to the same row
-/// without vouchers.
+/// `http-single` row's ratio to `http-ping`, the vouchers row's ratio to the same row
+/// without vouchers, and the `http-single v1` row's ratio to the same row signed with TC3.
 pub fn header() -> String {
     format!(
         "{:<42} {:>14} {:>12} {:>9} {:>9} {:>9} {:>10} {:>6} {:>10}",

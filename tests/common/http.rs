@@ -124,7 +124,9 @@ impl<'a> V1<'a> {
             add("SignatureMethod", method.into());
         }
         let method = V1Method::from_name(self.signature_method).unwrap_or(V1Method::HmacSha256);
-        let mut encoded = sign_v1(self.method, self.signed_host, self.secret_key, method, &mut params);
+        let mut refs: Vec<(&str, &str)> =
+            params.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        let mut encoded = sign_v1(self.method, self.signed_host, self.secret_key, method, &mut refs);
         for (name, value) in &self.unsigned {
             encoded.push_str(&format!("&{name}={value}"));
         }
