@@ -34,6 +34,7 @@
 //! - a terminal record is forgotten only after the retention window or when the partition
 //!   holds more than its share of `resolved_capacity`; a repeat after that is a new purchase.
 
+use serde::{Deserialize, Serialize};
 pub mod escrow;
 pub mod index;
 mod ledger;
@@ -54,7 +55,7 @@ use crate::domain::{Money, PurchaseId, Timestamp, Uin};
 type Deducted = Option<Box<[Money; 2]>>;
 
 /// A purchase as a client asks for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseRequest {
     pub id: PurchaseId,
     pub customer: Uin,
@@ -73,7 +74,7 @@ impl PurchaseRequest {
 
 /// The voucher deductions a purchase holds on each side. Both empty (no allocation) for a
 /// purchase no voucher covers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holds {
     pub customer: Deductions,
     pub partner: Deductions,
@@ -90,7 +91,7 @@ impl Holds {
 
 /// What a purchase deducted from vouchers and charged to credit, on each side: for each,
 /// deduction + charge = the amount.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Charges {
     pub customer_deduction: Money,
     pub partner_deduction: Money,
@@ -101,7 +102,7 @@ pub struct Charges {
 /// What a receipt keeps to answer [`Charges`]: the amount, and the two deductions when
 /// vouchers made any (boxed: most purchases have none, and every ledger record keeps its
 /// first answer).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spent {
     amount: Money,
     deductions: Deducted,
@@ -125,7 +126,7 @@ impl Spent {
 }
 
 /// How a purchase is carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
     /// Reserve and commit in one call.
     OneShot,
@@ -134,7 +135,7 @@ pub enum Mode {
 }
 
 /// The answer to a purchase-protocol request that was not refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Purchased(PurchaseReceipt),
     Reserved(ReservationReceipt),
@@ -143,7 +144,7 @@ pub enum Outcome {
 }
 
 /// A committed one-shot purchase.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseReceipt {
     pub id: PurchaseId,
     /// The partner charged: the reseller, or the distributor of a second-level reseller.
@@ -161,7 +162,7 @@ impl PurchaseReceipt {
 }
 
 /// An open reservation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReservationReceipt {
     pub id: PurchaseId,
     pub charged: Uin,
@@ -178,7 +179,7 @@ impl ReservationReceipt {
 }
 
 /// Limits of one ledger partition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerLimits {
     /// How long a resolved purchase id is remembered for idempotent repeats.
     pub resolved_retention_ms: i64,

@@ -19,6 +19,7 @@
 //! - a partition holds at most [`Records::LIVE_MAX`] records, so the index's 32-bit
 //!   sequence numbers are exact.
 
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ use crate::domain::account::Goods;
 use crate::domain::{Money, Month, PurchaseId, Rejection, Timestamp, Uin};
 
 /// 80 bits of a purchase id's keyed hash: 2^-80 that two ids of a partition share one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Key {
     /// The index's tag and bucket come from these bits.
     pub low: u64,
@@ -39,7 +40,7 @@ pub struct Key {
 
 /// The keys of the hashes of ids and contents, drawn once per runtime (every shard must
 /// hash an id alike, for the shared index).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Keys {
     id: (u64, u64),
     content: (u64, u64),
@@ -103,7 +104,7 @@ impl Keys {
 }
 
 /// The state of a purchase record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum State {
     InFlight = 0,
@@ -116,7 +117,7 @@ pub enum State {
 
 /// The refusals a record keeps in place: the ones a purchase's accounts give. Any other is
 /// kept in the side table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
 enum Refusal {
     Side = 0,
@@ -137,7 +138,7 @@ const TIME_BITS: u32 = 48;
 
 /// One remembered purchase. 48 bytes, `Copy`, no pointers: what the journal can write as it
 /// is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(C)]
 pub struct Record {
     /// The key's low 64 bits.
@@ -245,7 +246,7 @@ impl Record {
 
 /// What a record keeps beside it: the full content of an open reservation, and answers that
 /// do not fit the record.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Side {
     pub open: Option<Box<Open>>,
     /// The first answer's voucher deductions (the customer's, the partner's), when any.
@@ -257,7 +258,7 @@ pub struct Side {
 }
 
 /// An open reservation: what its commit, cancel or expiry needs.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Open {
     pub id: PurchaseId,
     pub amount: Money,
@@ -295,7 +296,7 @@ pub enum RefusalOf {
 }
 
 /// The records of one partition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Records {
     ring: VecDeque<Record>,
     /// The sequence number of `ring[0]`.

@@ -21,9 +21,10 @@
 use super::ids::{Month, Timestamp, Uin};
 use super::money::Money;
 use super::rejection::Rejection;
+use serde::{Deserialize, Serialize};
 
 /// The months of one account other than the current one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillHistory {
     /// Unconfirmed months before the current one, oldest first, with their sums.
     older: Vec<(Month, Money)>,
@@ -153,7 +154,7 @@ mod tests {
     }
 
     /// An account's `used` with its bills, driven like the account drives them.
-    #[derive(Default)]
+    #[derive(Default, Serialize, Deserialize)]
     struct Books {
         used: Money,
         current: Option<Month>,

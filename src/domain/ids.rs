@@ -3,12 +3,13 @@
 //! Invariant: a [`PurchaseId`] is 1 to 64 characters with no control characters; ids up to
 //! 24 bytes are stored inline, without a heap allocation.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use compact_str::CompactString;
 
 /// The account number of a distributor, reseller, second-level reseller or customer.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Uin(pub u64);
 
 impl fmt::Display for Uin {
@@ -24,11 +25,11 @@ impl fmt::Debug for Uin {
 }
 
 /// A client-chosen purchase id: the key of idempotency and of the two-phase protocol.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PurchaseId(CompactString);
 
 /// Why a text is not a valid purchase id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("a PurchaseId has 1 to 64 characters and no control characters")]
 pub struct PurchaseIdError;
 
@@ -86,7 +87,7 @@ impl fmt::Debug for PurchaseId {
 }
 
 /// Who performs an operation: the platform operator or the owner of a UIN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Caller {
     /// The platform ("channel manager"): may act on every account.
     Operator,
@@ -111,7 +112,7 @@ impl fmt::Display for Caller {
 
 /// Milliseconds since the Unix epoch (UTC). The domain never reads a clock; callers pass
 /// the time in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -126,7 +127,7 @@ impl Timestamp {
 
 /// A voucher's numeric id (`VoucherId` upstream), given out by the engine in increasing
 /// order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct VoucherId(pub u64);
 
 impl fmt::Display for VoucherId {
@@ -137,7 +138,7 @@ impl fmt::Display for VoucherId {
 
 /// A calendar month in UTC (a bill month), as `year * 12 + (month - 1)`: never zero, so that
 /// an `Option<Month>` takes four bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Month(std::num::NonZeroU32);
 
 impl Month {

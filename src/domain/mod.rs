@@ -1,6 +1,9 @@
-//! The domain: pure, synchronous rules with no I/O, no clock, no threads and no serde.
+//! The domain: pure, synchronous rules with no I/O, no clock and no threads.
 //!
 //! Invariant: nothing here knows about actors, runtimes, HTTP or JSON; time is passed in.
+//! The state types and commands derive serde's traits so that the journal can write them,
+//! but no format lives here: the API's JSON shapes are in `api`, the journal's bytes in
+//! `journal` and `engine::durable`.
 
 /// Declares an enum whose variants are named in the API exactly as in Rust, with `ALL` (every
 /// variant, in order), `name` and `from_name` (exact, case-sensitive, as the API is).

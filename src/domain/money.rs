@@ -14,6 +14,7 @@
 //! decimal places (it is a whole number of units) and |value| <= `ABS_MAX`; an `i128` holds
 //! sums of 10^17 such values, far more than the engine can hold.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
@@ -22,14 +23,14 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 /// An exact amount of money in the platform currency (USD): a whole number of 10^-8 units.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Money(i128);
 
 /// Units of 10^-8 in one whole unit of money.
 const UNITS_PER_WHOLE: i128 = 100_000_000;
 
 /// Why a text or decimal is not a valid amount of money.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MoneyError {
     #[error("'{0}' is not a decimal number")]
     NotANumber(String),

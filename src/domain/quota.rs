@@ -19,7 +19,7 @@ use std::num::NonZeroU32;
 macro_rules! actions {
     ($($(#[$doc:meta])* $name:ident),+ $(,)?) => {
         /// One kind of request, named as in the API (`X-TC-Action`).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         pub enum Action {
             $($(#[$doc])* $name,)+
         }

@@ -30,6 +30,7 @@
 //!
 //! Invariant: a refused operation changes nothing.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::ids::{Month, PurchaseId, Timestamp, Uin, VoucherId};
@@ -37,7 +38,7 @@ use super::money::Money;
 use super::quota::Action;
 
 /// The kind an account was required to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KindRequired {
     Customer,
     /// A distributor or a reseller: the partners that hold a credit line and are charged.
@@ -65,20 +66,24 @@ impl fmt::Display for KindRequired {
 
 /// Why the engine refused a request. Every variant is an expected outcome; none means the
 /// engine is broken.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error, Serialize, Deserialize)]
 pub enum Rejection {
     /// The caller used up its quota for this action; retry later.
     #[error("rate limit exceeded: {action} admits {per_second} requests per second per caller")]
     RateLimited { action: Action, per_second: u32 },
     /// An action only the platform operator may take (set-up, credit lines, imports).
     #[error("only the operator may {0}")]
-    OperatorOnly(&'static str),
+    OperatorOnly(#[serde(deserialize_with = "static_text")] Text),
     /// A parameter outside its documented bounds (page size, list length, timeout, ...).
     #[error("invalid {parameter}: {reason}")]
-    InvalidParameter { parameter: &'static str, reason: String },
+    InvalidParameter {
+        #[serde(deserialize_with = "static_text")]
+        parameter: Text,
+        reason: String,
+    },
     /// An amount that is zero, negative or otherwise invalid where a positive one is needed.
     #[error("invalid amount {0}: {1}")]
-    InvalidAmount(Money, &'static str),
+    InvalidAmount(Money, #[serde(deserialize_with = "static_text")] Text),
     /// A batch with more requests than the engine takes at once.
     #[error("a batch holds at most {limit} purchases, got {len}")]
     BatchTooLarge { len: usize, limit: usize },
@@ -130,14 +135,22 @@ pub enum Rejection {
     TooManyOpenReservations(usize),
     /// An account holds as many of something (vouchers, postpaid resources) as it may.
     #[error("{what}: at most {limit}")]
-    TooMany { what: &'static str, limit: usize },
+    TooMany {
+        #[serde(deserialize_with = "static_text")]
+        what: Text,
+        limit: usize,
+    },
     /// A combination the engine does not offer, with the reason.
     #[error("not offered: {0}")]
     Unsupported(String),
     /// The voucher's state does not allow the operation (withdrawn, expired, used up, not
     /// pending approval, ...).
     #[error("voucher {id} {reason}")]
-    VoucherUnavailable { id: VoucherId, reason: &'static str },
+    VoucherUnavailable {
+        id: VoucherId,
+        #[serde(deserialize_with = "static_text")]
+        reason: Text,
+    },
     /// A bill month that a purchase may still be booked to.
     #[error("the {month} bill of UIN {uin} is not final: it can be confirmed from {final_from:?}")]
     BillNotFinal { uin: Uin, month: Month, final_from: Timestamp },
@@ -241,4 +254,24 @@ impl Rejection {
             Rejection::InsufficientVoucherQuota { .. } => "InsufficientVoucherQuota",
         }
     }
+}
+
+/// A text from the code that a rejection names (a parameter, a limit). Spelled as an alias
+/// so that serde does not take it for a text borrowed from its input.
+type Text = &'static str;
+
+/// A text a rejection names from the code (a parameter, a limit), read back from the journal:
+/// each distinct text is kept once for the life of the process, so that reading many records
+/// costs nothing more. Only texts the code wrote come back (records are checksummed), so the
+/// set stays as small as the code's.
+fn static_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<&'static str, D::Error> {
+    static TEXTS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+    let mut texts = TEXTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(kept) = texts.iter().find(|kept| **kept == text) {
+        return Ok(kept);
+    }
+    let kept: &'static str = Box::leak(text.into_owned().into_boxed_str());
+    texts.push(kept);
+    Ok(kept)
 }

@@ -29,6 +29,7 @@
 //! Invariant: pure: no I/O, no clock, no allocation; the answer depends only on the
 //! arguments.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use rust_decimal::Decimal;
@@ -37,7 +38,7 @@ use super::money::Money;
 use super::rejection::Rejection;
 
 /// A custom warning threshold: the remaining credit below which a warning goes out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Threshold {
     /// A percentage of the customer's total credit, 0 to 100 with at most 2 decimals.
     RemainingPercent(Decimal),
@@ -115,7 +116,7 @@ impl fmt::Display for Threshold {
 
 /// A warning level. The presets are nested (below 0% implies below 10% implies below 25%);
 /// the custom ones stand apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WarningLevel {
     /// Less than 25% of the total remains (more than 75% used).
     Remaining25,
@@ -175,7 +176,7 @@ impl fmt::Display for WarningLevel {
 
 /// Who a warning goes to: the customer's partner (its reseller or second-level reseller),
 /// the customer, or both.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Recipients {
     PartnerAndCustomer,
     Partner,
@@ -195,7 +196,7 @@ impl Recipients {
 
 /// The levels a customer is currently below, one bit per [`WarningLevel`]. An account keeps
 /// one and hands it to [`evaluate`] after every change of its credit.
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WarningState(u8);
 
 impl WarningState {
@@ -210,7 +211,7 @@ impl WarningState {
 }
 
 /// The levels one [`evaluate`] found crossed downwards: one warning each.
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Crossings(u8);
 
 impl Crossings {

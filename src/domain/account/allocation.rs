@@ -15,10 +15,11 @@ use super::{access, wrong_kind, Account, Role};
 use crate::domain::ids::{Caller, Timestamp, Uin};
 use crate::domain::money::Money;
 use crate::domain::rejection::{KindRequired, Rejection};
+use serde::{Deserialize, Serialize};
 
 /// One credit allocation, repossession or credit-line change, as QueryCreditAllocationHistory
 /// shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocationRecord {
     pub time: Timestamp,
     pub operator: Caller,
@@ -32,7 +33,7 @@ pub struct AllocationRecord {
 }
 
 /// Who performed a credit move and why, for its record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordInfo {
     pub operator: Caller,
     pub remark: Option<Box<str>>,
@@ -40,7 +41,7 @@ pub struct RecordInfo {
 }
 
 /// A total and what is available of it, as the allocation actions answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreditLine {
     pub total: Money,
     pub available: Money,
@@ -63,7 +64,7 @@ pub const ZERO_CREDIT_CHANGE: &str = "a credit change of 0 changes nothing";
 /// First step of an allocation, at the receiver (a customer or a second-level reseller, as
 /// `receiver` requires): checks authorization (the receiver's parent or the operator); a
 /// repossession (negative `delta`) is applied here, where it can be refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenAllocation {
     pub caller: Caller,
     pub receiver: KindRequired,
@@ -73,7 +74,7 @@ pub struct OpenAllocation {
 
 /// The receiver accepted an allocation. For a repossession it is already applied and
 /// `applied` holds its result; for a positive allocation the giver is asked next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocationOpened {
     pub giver: Uin,
     pub applied: Option<CreditLine>,
@@ -115,7 +116,7 @@ impl OpenAllocation {
 
 /// Second step of a positive allocation, at the giver: take `credit` from its allocable
 /// credit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TakeAllocable {
     pub credit: Money,
 }
@@ -133,7 +134,7 @@ impl TakeAllocable {
 }
 
 /// Second step of a repossession, at the giver: `credit` is allocable again.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReturnAllocable {
     pub credit: Money,
 }
@@ -149,7 +150,7 @@ impl ReturnAllocable {
 }
 
 /// Last step of a positive allocation, at the receiver: the credit arrives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloseAllocation {
     pub delta: Money,
     pub record: Box<RecordInfo>,
@@ -168,7 +169,7 @@ impl CloseAllocation {
 
 /// The operator raises (positive) or reduces (negative) a partner's credit line. A reduction
 /// cannot take its available credit below zero.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantCredit {
     pub delta: Money,
     pub record: Box<RecordInfo>,
@@ -191,14 +192,14 @@ impl GrantCredit {
 }
 
 /// One page of the history, newest first; `page` counts from 1.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     pub page: usize,
     pub page_size: usize,
 }
 
 /// A page of the history and how many records there are.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {
     pub total: usize,
     pub records: Vec<AllocationRecord>,

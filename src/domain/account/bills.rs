@@ -7,13 +7,14 @@ use crate::domain::bill::Bills;
 use crate::domain::ids::{Caller, Month, Timestamp};
 use crate::domain::money::Money;
 use crate::domain::rejection::{KindRequired, Rejection};
+use serde::{Deserialize, Serialize};
 
 /// ConfirmBill (a customer's, by its parent: `kind` is `Customer`) or SettlePartnerBill (a
 /// distributor's or reseller's, by the operator: `kind` is `ChargeablePartner`, and the
 /// engine refuses anyone else before it reads any state): the month's charges return to
 /// available credit. `final_from` is when the month's bill became final. Answers the credit
 /// returned.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfirmBill {
     pub caller: Caller,
     pub kind: KindRequired,

@@ -6,10 +6,11 @@ use crate::domain::access;
 use crate::domain::ids::{Caller, Uin};
 use crate::domain::rejection::{KindRequired, Rejection};
 use crate::domain::warning::Threshold;
+use serde::{Deserialize, Serialize};
 
 /// Registers a new child account; answers the partner the child's purchases charge (for a
 /// second-level reseller, its distributor).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdoptChild {
     pub child: Uin,
     pub child_kind: AccountKind,
@@ -31,7 +32,7 @@ impl AdoptChild {
 }
 
 /// Undoes [`AdoptChild`] when the child could not be created.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DisownChild {
     pub child: Uin,
 }
@@ -49,7 +50,7 @@ impl DisownChild {
 }
 
 /// The direct children an account lists (creations in progress included).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Children;
 
 impl Children {
@@ -60,7 +61,7 @@ impl Children {
 
 /// ForceQN, by the customer's parent or the operator: `true` for forced suspension (type 2),
 /// `false` for normal (type 0).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetSuspension {
     pub caller: Caller,
     pub suspended: bool,
@@ -78,7 +79,7 @@ impl SetSuspension {
 }
 
 /// ModifyClientRemark, by the customer's parent or the operator.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetRemark {
     pub caller: Caller,
     pub remark: Box<str>,
@@ -97,7 +98,7 @@ impl SetRemark {
 
 /// SetCreditWarning on a customer: by its parent (the partner's threshold, events to the
 /// partner) or itself (its own, events to itself); `None` removes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetWarningThreshold {
     pub caller: Caller,
     pub threshold: Option<Threshold>,

@@ -20,6 +20,7 @@
 //! - a command that authorizes its caller does so before it looks at the account's kind or
 //!   state (see [`super::rejection`] for the order of refusals).
 
+use serde::{Deserialize, Serialize};
 mod allocation;
 mod bills;
 mod hierarchy;
@@ -55,7 +56,7 @@ use super::voucher::{Voucher, VoucherBook};
 use super::warning::{self, Crossings, Threshold, WarningState};
 
 /// The kinds of UIN in the partner programme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AccountKind {
     /// First-level distributor: credit line from the platform; has second-level resellers.
     Distributor,
@@ -69,7 +70,7 @@ pub enum AccountKind {
 }
 
 /// Credit of a distributor or reseller.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartnerCredit {
     /// The credit line granted by the operator.
     pub total: Money,
@@ -93,7 +94,7 @@ impl PartnerCredit {
 }
 
 /// Credit pool of a second-level reseller.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolCredit {
     /// Given by its distributor (counted in the distributor's `allocated`).
     pub total: Money,
@@ -108,7 +109,7 @@ impl PoolCredit {
 }
 
 /// Credit of a customer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerCredit {
     /// The sum of its allocations.
     pub total: Money,
@@ -127,7 +128,7 @@ impl CustomerCredit {
 }
 
 /// What an account is, with the state that only that kind has.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     Distributor {
         credit: PartnerCredit,
@@ -202,7 +203,7 @@ impl Role {
 
 /// Descriptive fields that no rule reads. Boxed so that accounts without them (generated
 /// worlds) pay one pointer.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     pub name: Option<Box<str>>,
     pub email: Option<Box<str>>,
@@ -210,7 +211,7 @@ pub struct Profile {
 }
 
 /// The state of one UIN.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub uin: Uin,
     pub role: Role,
@@ -222,7 +223,7 @@ pub struct Account {
 }
 
 /// The parts of an account that a plain purchase does not read.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Extra {
     profile: Profile,
     /// Direct children: customers of a reseller or second-level reseller, second-level
@@ -237,7 +238,7 @@ struct Extra {
 }
 
 /// The parts of an account that vouchers, frozen credit, bills and warnings use.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Rules {
     /// Vouchers it owns: customer vouchers of a customer, partner vouchers of a partner.
     vouchers: VoucherBook,
@@ -290,7 +291,7 @@ fn rules_of(extra: &mut Option<Box<Extra>>) -> &mut Rules {
 /// table below, so that the two things that depend on it read one allow-list: the sharded
 /// runtime brings an escrowed partner's slices home before a call that is not `Untouched`,
 /// and a customer's warnings are evaluated after a command that `Moved` its credit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Credit {
     /// Neither reads nor changes them: profiles, children, history, voucher books and pools.
     Untouched,
@@ -321,13 +322,13 @@ macro_rules! commands {
     ($($concept:literal: $($command:ident => $answer:ty, $credit:ident;)*)*) => {
         /// A message to one account actor: one of the command types of the files of this
         /// module, by concept.
-        #[derive(Clone, Debug, PartialEq, Eq)]
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
         pub enum Command {
             $($(#[doc = concat!("See [`", stringify!($command), "`] (", $concept, ").")] $command($command),)*)*
         }
 
         /// An account's answer to a command it accepted: one variant per command.
-        #[derive(Clone, Debug, PartialEq, Eq)]
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
         pub enum Reply {
             $($($command($answer),)*)*
         }

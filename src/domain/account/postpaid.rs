@@ -9,10 +9,11 @@ use crate::domain::access;
 use crate::domain::ids::{Caller, Uin};
 use crate::domain::money::Money;
 use crate::domain::rejection::{KindRequired, Rejection};
+use serde::{Deserialize, Serialize};
 
 /// ActivatePostpaid: freeze `frozen` of a customer's available credit for `resource`. The
 /// engine authorizes the caller before it claims the resource id, so this does not.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Freeze {
     pub resource: Box<str>,
     pub frozen: Money,
@@ -51,7 +52,7 @@ impl Freeze {
 
 /// TerminatePostpaid: release what a resource froze, for the customer itself, its parent or
 /// the operator; answers the available credit after.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unfreeze {
     pub caller: Caller,
     pub resource: Box<str>,

@@ -9,6 +9,7 @@
 //! Invariant: a reservation holds exactly its charge of reserved credit and its deductions
 //! on its vouchers; the commit or release of it moves exactly those, and cannot be refused.
 
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use compact_str::CompactString;
@@ -21,7 +22,7 @@ use crate::domain::voucher::{Deductions, PayMode, UsageInfo};
 
 /// What a purchase buys, for voucher scopes: absent for the plain purchase (no product code,
 /// prepaid), so that it allocates nothing.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Goods {
     pub product: Option<CompactString>,
     pub pay: PayMode,
@@ -38,7 +39,7 @@ impl Goods {
 }
 
 /// What a commit records on the vouchers a purchase deducted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settlement {
     pub deductions: Deductions,
     pub purchase: PurchaseId,
@@ -50,7 +51,7 @@ pub struct Settlement {
 /// Phase one of a purchase on the customer side: hold what its vouchers cover of `amount`,
 /// then the rest (its charge) on its available credit. The coordinator has authorized the
 /// caller for this customer before it sends this.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReserveCustomer {
     pub amount: Money,
     pub now: Timestamp,
@@ -59,7 +60,7 @@ pub struct ReserveCustomer {
 
 /// A customer reservation: the partner to reserve on next, what is left, and what its
 /// vouchers cover.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerReserved {
     pub charged: Uin,
     pub available: Money,
@@ -92,7 +93,7 @@ impl ReserveCustomer {
 /// `customer`, then the rest on its available credit, or charge it at once (booked to
 /// `month`) when `commit` is set (the one-shot purchase needs no second phase on the
 /// partner's credit).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReservePartner {
     pub amount: Money,
     pub commit: bool,
@@ -103,7 +104,7 @@ pub struct ReservePartner {
 }
 
 /// A partner reservation or charge: what is left, and what its vouchers cover.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartnerReserved {
     pub available: Money,
     pub deductions: Deductions,
@@ -132,7 +133,7 @@ impl ReservePartner {
 
 /// Phase two: the held `charge` becomes used, booked to `month`; the held voucher
 /// deductions become final.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
     pub charge: Money,
     pub month: Month,
@@ -154,7 +155,7 @@ impl Commit {
 }
 
 /// Phase two of a cancel or an expiry: the held `charge` and deductions are released.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
     pub charge: Money,
     pub vouchers: Option<Box<Deductions>>,
@@ -174,7 +175,7 @@ impl Release {
 }
 
 /// Makes voucher deductions final (after a one-shot partner charge).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettleVouchers {
     pub settlement: Box<Settlement>,
 }
@@ -188,7 +189,7 @@ impl SettleVouchers {
 
 /// At an escrowed partner's home: hold `credit` of its available credit for a slice (no
 /// voucher is involved). Answers what is left available.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoldEscrow {
     pub credit: Money,
 }

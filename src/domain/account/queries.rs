@@ -8,9 +8,10 @@ use crate::domain::money::Money;
 use crate::domain::rejection::Rejection;
 use crate::domain::voucher::Voucher;
 use crate::domain::warning::Threshold;
+use serde::{Deserialize, Serialize};
 
 /// A copy of the account's state ([`AccountView`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot;
 
 impl Snapshot {
@@ -21,7 +22,7 @@ impl Snapshot {
 
 /// Everything about vouchers, bills and frozen credit a query shows: the vouchers (unless
 /// `vouchers` is false) with the usage records `usage` asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Details {
     pub now: Timestamp,
     pub vouchers: bool,
@@ -36,7 +37,7 @@ impl Details {
 
 /// Which vouchers' usage records a [`Details`] copies: a voucher may hold up to
 /// [`Voucher::USAGE_MAX`] of them, and lists do not show them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UsageOf {
     None,
     One(VoucherId),
@@ -44,7 +45,7 @@ pub enum UsageOf {
 }
 
 /// Vouchers, bills and frozen credit of an account, for queries.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountDetails {
     pub vouchers: Vec<Voucher>,
     /// Usable voucher credit now (RemainingVoucher).
@@ -60,7 +61,7 @@ pub struct AccountDetails {
 }
 
 /// A copy of an account's state for queries and audits.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountView {
     pub uin: Uin,
     pub role: Role,

@@ -10,9 +10,10 @@ use crate::domain::ids::{Caller, Timestamp, Uin, VoucherId};
 use crate::domain::money::Money;
 use crate::domain::rejection::{KindRequired, Rejection};
 use crate::domain::voucher::{Voucher, VoucherBook, VoucherKind};
+use serde::{Deserialize, Serialize};
 
 /// A partner's pool for customer vouchers (QueryVoucherPool).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoucherPool {
     /// Granted by the operator.
     pub total: Money,
@@ -30,7 +31,7 @@ impl VoucherPool {
 
 /// The operator adds to (or, negative, takes from what is not issued of) a partner's voucher
 /// pool; answers the pool's total.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantVoucherQuota {
     pub delta: Money,
 }
@@ -54,7 +55,7 @@ impl GrantVoucherQuota {
 }
 
 /// Takes a customer voucher's value, `quota`, from the issuer's pool.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrawVoucherQuota {
     pub quota: Money,
 }
@@ -75,7 +76,7 @@ impl DrawVoucherQuota {
 }
 
 /// Gives back what [`DrawVoucherQuota`] took, when the voucher could not be issued.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReturnVoucherQuota {
     pub quota: Money,
 }
@@ -93,7 +94,7 @@ impl ReturnVoucherQuota {
 
 /// Checks that `caller` may issue a voucher to this customer (its parent or the operator);
 /// answers the parent, whose pool pays for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoucherIssuer {
     pub caller: Caller,
 }
@@ -109,7 +110,7 @@ impl VoucherIssuer {
 }
 
 /// Adds a voucher to the account's book (checked by the engine).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddVoucher {
     pub voucher: Box<Voucher>,
 }
@@ -121,7 +122,7 @@ impl AddVoucher {
 }
 
 /// Approves a pending partner voucher; a trial voucher answers its customer voucher.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApproveVoucher {
     pub id: VoucherId,
     pub now: Timestamp,
@@ -134,7 +135,7 @@ impl ApproveVoucher {
 }
 
 /// Approves the customer voucher of an approved trial voucher (refused if invalidated).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApproveAssociated {
     pub id: VoucherId,
     pub now: Timestamp,
@@ -147,7 +148,7 @@ impl ApproveAssociated {
 }
 
 /// WithdrawCustomerVoucher, by the customer's parent (its issuer) or the operator.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WithdrawVoucher {
     pub caller: Caller,
     pub id: VoucherId,
@@ -178,7 +179,7 @@ impl WithdrawVoucher {
 
 /// InvalidatePartnerVoucher, by the owner (or the operator); answers the associated customer
 /// voucher to withdraw.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvalidateVoucher {
     pub caller: Caller,
     pub id: VoucherId,
@@ -192,7 +193,7 @@ impl InvalidateVoucher {
 }
 
 /// Withdraws a trial customer voucher whose partner voucher was invalidated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvalidateAssociated {
     pub id: VoucherId,
 }
@@ -204,7 +205,7 @@ impl InvalidateAssociated {
 }
 
 /// The trial-voucher priority switch (on a partner, and copied to its customers).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetTrialFirst {
     pub enabled: bool,
 }

@@ -5,6 +5,7 @@
 //! releasing more than is held is a broken ledger and panics.
 
 use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
 
 use super::{PayMode, UsageRecord, Voucher, VoucherKind};
 use crate::domain::ids::{PurchaseId, Timestamp, Uin, VoucherId};
@@ -14,7 +15,7 @@ use crate::domain::rejection::Rejection;
 /// The deductions one purchase holds on one account's vouchers: (voucher, amount), in
 /// deduction order, each amount positive. Empty, without an allocation, for the common
 /// purchase that uses no voucher.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deductions {
     pub parts: Vec<(VoucherId, Money)>,
 }
@@ -56,7 +57,7 @@ pub struct UsageInfo<'a> {
 }
 
 /// The vouchers one account owns, sorted by id.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoucherBook {
     /// Sorted by id, so lookups are binary searches and listings come in id order.
     vouchers: Vec<Voucher>,

@@ -36,6 +36,7 @@
 //!   [`Scope::CODES_MAX`] product codes per scope, and [`Voucher::USAGE_MAX`] usage records
 //!   per voucher (the oldest dropped first).
 
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 use compact_str::CompactString;
@@ -50,7 +51,7 @@ use super::rejection::Rejection;
 
 named! {
     /// Which products a voucher applies to (`ProductScope` upstream).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum ProductScope {
         /// Every product.
         AllProducts,
@@ -63,7 +64,7 @@ named! {
 
 named! {
     /// The purchases' payment modes a voucher applies to (`PaymentMode` upstream).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum PaymentMode {
         /// Prepaid and postpaid purchases.
         AllPayment,
@@ -75,7 +76,7 @@ named! {
 named! {
     /// How one purchase is paid: prepaid (yearly or monthly subscription) or postpaid
     /// (pay-as-you-go). Named as the voucher usage details name it (`PayMode`: `Prepaid`).
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum PayMode {
         #[default]
         Prepaid,
@@ -87,7 +88,7 @@ named! {
     /// A voucher's state as the voucher lists show it (`VoucherStatus` upstream, plus
     /// `PendingApproval` for partner vouchers not approved yet). See [`Voucher::status`] for
     /// which wins when several apply.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum VoucherStatus {
         PendingApproval,
         Issued,
@@ -99,7 +100,7 @@ named! {
 
 named! {
     /// What a customer voucher is for (`Usage` upstream).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum Usage {
         /// A discount its reseller or second-level reseller gives the customer.
         CustomerOffer,
@@ -109,7 +110,7 @@ named! {
 }
 
 /// What a voucher applies to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
     pub products: ProductScope,
     /// The listed products (`SpecifyProducts`) or the blocklist (`SpecifyProductsBlacklist`),
@@ -192,7 +193,7 @@ impl Scope {
 }
 
 /// The four kinds of voucher, with what each kind links to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum VoucherKind {
     /// Type III issued by the customer's reseller or second-level reseller from its voucher
     /// quota.
@@ -218,7 +219,7 @@ impl VoucherKind {
 }
 
 /// One final deduction from a voucher (`UsageDetail` upstream).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
     /// Unique within the owning account's book, increasing from 1 (`Id` upstream).
     pub log_id: u64,
@@ -233,7 +234,7 @@ pub struct UsageRecord {
 }
 
 /// One voucher and its usage.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Voucher {
     pub id: VoucherId,
     /// The customer (Type III) or the partner (Type I and II).
