@@ -15,6 +15,7 @@
 //! - [`engine`]: the async API that everything else calls, one file per concept;
 //!   [`limits`]: its rate limits;
 //! - [`events`]: the in-process event bus the engine publishes credit warnings on;
+//! - [`journal`]: the on-disk journal of opaque records (group commit) and snapshot files;
 //! - [`api`]: the HTTP API server (feature `http`, on by default);
 //! - [`world`]: hierarchies to import, from a file or generated; [`audit`]: the books' check;
 //! - [`load`]: the `partner-credit load` job (feature `load`); [`bench`]: the runtimes side
@@ -32,6 +33,7 @@ pub mod coordinator;
 pub mod domain;
 pub mod engine;
 pub mod events;
+pub mod journal;
 pub mod limits;
 #[cfg(feature = "load")]
 pub mod load;

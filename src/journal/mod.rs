@@ -1,0 +1,129 @@
+//! The journal: an append-only log of opaque records in a directory, with group commit,
+//! and the snapshot files that let the log be shortened. It knows nothing of what a record
+//! means: the engine decides what goes in a payload and replays it. This interface is the
+//! seam a replicated log can later replace, so it stays narrow:
+//!
+//! ```text
+//! Journal::open(JournalOptions) -> (Journal, Recovered { snapshot, records: RecordReader, cut })
+//! journal.buffer() -> Vec<u8>                          a pooled payload buffer
+//! journal.submit(payload, Option<Done>) -> Position    Done = Box<dyn FnOnce(Durability) + Send>
+//! journal.after_durable(Done)                          Durability = Result<(), Arc<JournalError>>
+//! journal.submitted(), journal.durable() -> Position;  journal.failure()
+//! journal.write_snapshot(Position, &[u8]) -> PathBuf;  journal.close()
+//! write_snapshot_file(path, Position, &[u8]), read_snapshot_file(path)
+//! measure_fdatasync(dir, Duration) -> fsyncs per second
+//! ```
+//!
+//! A [`Position`] is a byte offset over the records of the whole journal: it counts every
+//! byte of every record frame and no segment or file header, so it never depends on where
+//! segments were cut. The position after a record is where the next one starts.
+//!
+//! # Files
+//!
+//! All integers are little-endian; every checksum is CRC-32C.
+//!
+//! - `journal-<first position, 20 digits>.pcj`, a segment: a header of magic `PCJOURNL`,
+//!   format version (u32), the segment's first position (u64) and a checksum of those
+//!   (u32); then record frames: payload length (u32), checksum of the length bytes then
+//!   the payload (u32), payload. The writer rolls to a new segment once the current one
+//!   reaches `segment_bytes` (so segments end on a record, a little past it).
+//! - `snapshot-<position, 20 digits>.pcs`: magic `PCSNAPSH`, version (u32), the position it
+//!   covers (u64), payload length (u64), payload, a checksum of everything before it (u32).
+//!   Written to `<name>.tmp`, fsynced, renamed, directory fsynced.
+//! - `lock`: held with `flock` while a journal is open (see `lock.rs`).
+//!
+//! # Promises
+//!
+//! - `done` runs once per record, on the writer thread, in submission order, when the
+//!   record is durable under the [`FsyncPolicy`]: `Always`, after an fdatasync covering it;
+//!   `Interval` and `Never`, once written to the file. It is told `Err` instead if a write or
+//!   fsync failed first: the journal is then stopped for good ([`Journal::failure`]) and no
+//!   answer may claim durability.
+//! - `submit` blocks when [`QUEUE_MESSAGES_MAX`] messages wait for the writer
+//!   (backpressure); a payload over [`RECORD_BYTES_MAX`] panics. The writer takes at most
+//!   [`DRAIN_BYTES_MAX`] of payload into one write and one fsync.
+//! - Recovery cuts a torn write off the end of the newest segment (and reports it in
+//!   [`Recovered::cut`]). Any other damage, a bad record with a whole record after it, a bad
+//!   record or header in an older segment, a gap between segments, a damaged newest
+//!   snapshot, refuses to open with a [`JournalError`] naming the file, the byte, the
+//!   problem and what to do; so does a file of a newer format version, or a directory
+//!   another journal holds.
+//! - A damaged newest snapshot is refused rather than skipped for the previous one. The
+//!   journal is kept from the previous snapshot on, so the operator can move the damaged
+//!   file away and open again; doing it silently would hide the damage.
+//! - [`Recovered::records`] streams the records after the snapshot one at a time rather
+//!   than holding them all, so replay needs memory for a record, not for the journal.
+//!
+//! Crates: `crc32c` for the checksums (CRC-32C is what the hardware computes, one
+//! instruction per 8 bytes on x86-64 and aarch64; the crate picks it at run time);
+//! `libc::flock` for the lock. docs/ARCHITECTURE.md says why the format is our own.
+
+mod error;
+mod format;
+mod lock;
+mod measure;
+mod recover;
+mod snapshot;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::JournalError;
+pub use format::{FORMAT_VERSION, RECORD_BYTES_MAX};
+pub use measure::measure_fdatasync;
+pub use recover::{RecordReader, Recovered, TornTail};
+pub use snapshot::{read_snapshot_file, write_snapshot_file};
+pub use writer::{Done, Durability, Journal, DRAIN_BYTES_MAX, QUEUE_MESSAGES_MAX};
+
+/// A byte offset over the records of the whole journal (see the module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position(pub u64);
+
+/// When records are fsynced, and so what `done` waits for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// An fdatasync covers every record before its `done` runs; records queued together
+    /// share one.
+    #[default]
+    Always,
+    /// `done` runs once the record is written; an fdatasync follows within the interval
+    /// (and at close). A crash of the machine loses at most the interval's records.
+    Interval(Duration),
+    /// `done` runs once the record is written; fsyncs only at segment ends, snapshots and
+    /// close. A crash of the process loses nothing; one of the machine may lose anything
+    /// not yet synced.
+    Never,
+}
+
+#[derive(Clone, Debug)]
+pub struct JournalOptions {
+    pub dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    /// A segment is closed once it reaches this size, header included.
+    pub segment_bytes: u64,
+}
+
+impl JournalOptions {
+    pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+
+    /// The defaults: fsync always, 64 MiB segments.
+    pub fn new(dir: impl Into<PathBuf>) -> JournalOptions {
+        JournalOptions {
+            dir: dir.into(),
+            fsync: FsyncPolicy::Always,
+            segment_bytes: JournalOptions::SEGMENT_BYTES_DEFAULT,
+        }
+    }
+}
+
+/// Makes the directory's entries (files created, renamed or deleted) durable.
+fn sync_directory(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|directory| directory.sync_all())
+        .map_err(error::io_error(dir, "fsync the directory"))
+}
