@@ -44,6 +44,6 @@ pub use audit::Audit;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use coordinator::{Outcome, PurchaseReceipt, PurchaseRequest, ReservationReceipt};
 pub use domain::{Action, Caller, Money, PurchaseId, Quota, QuotaTable, Rejection, Timestamp, Uin};
-pub use engine::{Engine, EngineConfig, EngineResult, Error};
+pub use engine::{Engine, EngineConfig, EngineResult, Error, OpenError};
 pub use runtime::{Failure, RuntimeKind};
 pub use world::{World, WorldSpec};

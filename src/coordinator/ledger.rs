@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
 
 use super::index::{Claim, IdIndex, IndexRead, Place};
 use super::records::{Answer, Key, Keys, Open, Records, RefusalOf, State};
@@ -41,6 +42,15 @@ pub enum Next {
     /// (then it answers the request) or the entry is stale or a coincidence of tags (then
     /// the request comes back with the place in its `ignored`). Nothing changed here.
     Elsewhere(Place),
+}
+
+/// What a snapshot keeps of a ledger partition: its records and open reservations (the
+/// index entries are written again from the records).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LedgerImage {
+    records: Records,
+    deadlines: BTreeSet<(Timestamp, Key)>,
+    open_reservations: usize,
 }
 
 /// One partition of the purchase ledger.
@@ -91,6 +101,33 @@ impl Ledger {
             open_reservations: 0,
             month: (month.start(), month.end(), month),
         }
+    }
+
+    /// A copy of the partition's state, for a snapshot.
+    pub fn image(&self) -> LedgerImage {
+        LedgerImage {
+            records: self.records.clone(),
+            deadlines: self.deadlines.clone(),
+            open_reservations: self.open_reservations,
+        }
+    }
+
+    /// Takes the state of `image` and writes its records' index entries, a round's worth
+    /// at a time. Call it on a new partition, before any round.
+    pub fn restore(&mut self, image: LedgerImage) {
+        self.records.restore(image.records);
+        self.deadlines = image.deadlines;
+        self.open_reservations = image.open_reservations;
+        let keys: Vec<(u64, Key)> = self.records.keys().collect();
+        for chunk in keys.chunks(IdIndex::ROUND_INSERTS_MAX) {
+            self.index.maintain();
+            let table = self.index.read(self.shard);
+            for (sequence, key) in chunk {
+                table.insert(key.low, self.shard, *sequence);
+            }
+            self.index.wrote(self.shard, chunk.len());
+        }
+        self.publish();
     }
 
     /// The index this partition claims ids in.
@@ -469,6 +506,11 @@ impl Ledger {
 
     pub fn open_reservations(&self) -> usize {
         self.open_reservations
+    }
+
+    /// The sequence numbers of the records this partition remembers: `first..end`.
+    pub fn window(&self) -> (u64, u64) {
+        self.records.window()
     }
 
     /// How many purchase records (open and remembered) the partition holds.

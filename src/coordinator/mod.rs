@@ -42,7 +42,7 @@ mod records;
 mod saga;
 
 pub use index::{IdIndex, IndexRead, Place};
-pub use ledger::{Begin, ChargedOf, Ledger, Next};
+pub use ledger::{Begin, ChargedOf, Ledger, LedgerImage, Next};
 pub use records::{Key, Keys};
 pub use saga::{Saga, SagaEnd, SagaKind, Step};
 

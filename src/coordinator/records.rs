@@ -246,7 +246,7 @@ impl Record {
 
 /// What a record keeps beside it: the full content of an open reservation, and answers that
 /// do not fit the record.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Side {
     pub open: Option<Box<Open>>,
     /// The first answer's voucher deductions (the customer's, the partner's), when any.
@@ -258,7 +258,7 @@ pub struct Side {
 }
 
 /// An open reservation: what its commit, cancel or expiry needs.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Open {
     pub id: PurchaseId,
     pub amount: Money,
@@ -296,7 +296,7 @@ pub enum RefusalOf {
 }
 
 /// The records of one partition.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Records {
     ring: VecDeque<Record>,
     /// The sequence number of `ring[0]`.
@@ -327,6 +327,23 @@ impl Records {
     /// The most records room is reserved for up front (192 MiB of address space; pages are
     /// used only as records fill them).
     pub const PREALLOCATED_MAX: usize = 1 << 22;
+
+    /// Takes the records of `image` (a snapshot's), keeping this one's room.
+    pub fn restore(&mut self, image: Records) {
+        self.ring.clear();
+        self.ring.extend(image.ring);
+        self.first_sequence = image.first_sequence;
+        self.side = image.side;
+        self.unresolved = image.unresolved;
+    }
+
+    /// Each live record's sequence number and key, oldest first.
+    pub fn keys(&self) -> impl Iterator<Item = (u64, Key)> + '_ {
+        self.ring
+            .iter()
+            .enumerate()
+            .map(|(offset, record)| (self.first_sequence + offset as u64, record.key()))
+    }
 
     /// The sequence numbers of the live records: `first..end`.
     pub fn window(&self) -> (u64, u64) {

@@ -21,6 +21,7 @@
 mod allocation;
 mod bills;
 mod bounds;
+mod durable;
 mod postpaid;
 mod purchases;
 mod queries;
@@ -28,7 +29,8 @@ mod setup;
 mod vouchers;
 mod warnings;
 
-use std::sync::atomic::AtomicU64;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -38,10 +40,12 @@ use crate::clock::{Clock, SystemClock};
 use crate::coordinator::LedgerLimits;
 use crate::domain::{Action, Caller, QuotaTable, RecordInfo, Rejection, Request, Uin, VoucherId};
 use crate::events::EventBus;
+use crate::journal::{FsyncPolicy, Journal, JournalOptions};
 use crate::limits::RateLimits;
 use crate::runtime::{Failure, Runtime, RuntimeKind, RuntimeSettings};
 
 pub use bounds::*;
+pub use durable::{OpenError, SnapshotError};
 pub use postpaid::{check_coefficient, RESOURCE_ID_MAX};
 pub use queries::{
     BillingQuota, CustomerFilterField, CustomerQuery, IndirectCustomers, PartnerCreditSummary,
@@ -93,6 +97,18 @@ pub struct EngineConfig {
     /// The freezing coefficient of ActivatePostpaid when a request names none (1: the whole
     /// amount is frozen).
     pub freezing_coefficient_default: rust_decimal::Decimal,
+    /// Where the journal and snapshots go; `None` (the default): the engine keeps its state
+    /// in memory only, and a restart loses it. Needs the sharded runtime.
+    pub data_dir: Option<PathBuf>,
+    /// When the journal is fsynced (with a data directory): `Always` (the default) before
+    /// any answer leaves; `Interval` every so often, answers first (a crash of the machine
+    /// loses at most the interval); `Never`, when the system decides.
+    pub fsync: FsyncPolicy,
+    /// Journal segment files are closed at this size (64 MiB).
+    pub segment_bytes: u64,
+    /// A snapshot is written in the background once the journal has grown by this much
+    /// since the last one (128 MiB), so that a restart replays at most about that much.
+    pub snapshot_bytes: u64,
 }
 
 impl EngineConfig {
@@ -118,6 +134,10 @@ impl Default for EngineConfig {
             quotas: QuotaTable::documented(),
             rate_limit_sweep_interval_ms: 10_000,
             freezing_coefficient_default: rust_decimal::Decimal::ONE,
+            data_dir: None,
+            fsync: FsyncPolicy::Always,
+            segment_bytes: JournalOptions::SEGMENT_BYTES_DEFAULT,
+            snapshot_bytes: 128 << 20,
         }
     }
 }
@@ -164,15 +184,65 @@ pub struct Engine {
     /// Written by a trial-voucher priority switch, read by a customer's creation (which copies
     /// the switch): creations run alongside each other, never alongside a switch.
     switching: Arc<tokio::sync::RwLock<()>>,
+    /// The journal, with a data directory.
+    journal: Option<Arc<Journal>>,
+    /// Dropping the sender stops the background snapshots; the engine's drop joins them.
+    snapshots: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
 }
 
 impl Engine {
     /// Starts an engine on the system clock.
+    ///
+    /// # Panics
+    /// With a data directory, if it cannot be opened: use [`Engine::open`] to handle that.
     pub fn start(config: EngineConfig) -> Engine {
         Engine::start_with_clock(config, Arc::new(SystemClock))
     }
 
+    /// # Panics
+    /// As [`Engine::start`].
     pub fn start_with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
+        Engine::open_with_clock(config, clock).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Starts an engine on the system clock; with a data directory, recovers what it holds
+    /// first (the newest snapshot and the journal after it).
+    pub fn open(config: EngineConfig) -> Result<Engine, OpenError> {
+        Engine::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    pub fn open_with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, OpenError> {
+        Engine::assemble(config, clock, None)
+    }
+
+    /// An engine whose state is the snapshot at `path` (LoadSnapshot), checked as a
+    /// recovery is. With a data directory, the directory is replaced by the snapshot (every
+    /// journal and snapshot file in it is deleted) and then recovered: no other engine may
+    /// hold it.
+    pub fn load_snapshot(config: EngineConfig, path: &std::path::Path) -> Result<Engine, OpenError> {
+        Engine::load_snapshot_with_clock(config, path, Arc::new(SystemClock))
+    }
+
+    pub fn load_snapshot_with_clock(
+        config: EngineConfig,
+        path: &std::path::Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, OpenError> {
+        let image = durable::read_image(path)?;
+        match &config.data_dir {
+            Some(dir) => {
+                crate::journal::replace_with_snapshot(dir, &image.1)?;
+                Engine::assemble(config, clock, None)
+            }
+            None => Engine::assemble(config, clock, Some(image.0)),
+        }
+    }
+
+    fn assemble(
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        image: Option<durable::EngineImage>,
+    ) -> Result<Engine, OpenError> {
         let partitions = config.workers.max(1);
         let events = Arc::new(EventBus::new());
         let settings = RuntimeSettings {
@@ -187,12 +257,26 @@ impl Engine {
             escrow_partners: config.escrow_partners.clone(),
             events: events.clone(),
         };
-        let runtime = Arc::new(Runtime::start(config.runtime, settings, clock.clone()));
+        let (runtime, journal, accounts) = match (&config.data_dir, image) {
+            (Some(dir), _) => {
+                let opened = durable::open(&config, dir, settings, clock.clone())?;
+                (opened.runtime, Some(opened.journal), opened.accounts)
+            }
+            (None, Some(image)) => {
+                let (runtime, accounts) = durable::restore(&config, image, settings, clock.clone())?;
+                (runtime, None, accounts)
+            }
+            (None, None) => (Runtime::start(config.runtime, settings, clock.clone()), None, Vec::new()),
+        };
+        let runtime = Arc::new(runtime);
         let limits = Arc::new(RateLimits::new(&config.quotas, clock.clone()));
         let sweeper = limits
             .any()
             .then(|| spawn_rate_limit_sweeper(Arc::downgrade(&limits), config.rate_limit_sweep_interval_ms));
-        Engine {
+        let snapshots = journal
+            .as_ref()
+            .map(|journal| durable::spawn_snapshots(runtime.clone(), journal.clone(), config.snapshot_bytes));
+        let engine = Engine {
             runtime,
             limits,
             sweeper,
@@ -204,7 +288,27 @@ impl Engine {
             vouchers: Arc::new(DashMap::new()),
             resources: Arc::new(DashMap::new()),
             switching: Arc::new(tokio::sync::RwLock::new(())),
+            journal,
+            snapshots,
+        };
+        engine.index(&accounts);
+        Ok(engine)
+    }
+
+    /// Notes which account owns each voucher and which customer each postpaid resource
+    /// freezes, and the next free voucher id: what the engine keeps beside the runtime.
+    fn index(&self, accounts: &[crate::domain::Account]) {
+        let mut next_voucher = self.next_voucher.load(Ordering::Relaxed);
+        for account in accounts {
+            for voucher in account.vouchers() {
+                self.vouchers.insert(voucher.id, account.uin);
+                next_voucher = next_voucher.max(voucher.id.0 + 1);
+            }
+            for resource in account.frozen_resources() {
+                self.resources.insert(resource.into(), account.uin);
+            }
         }
+        self.next_voucher.store(next_voucher, Ordering::Relaxed);
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -277,6 +381,10 @@ fn spawn_rate_limit_sweeper(limits: Weak<RateLimits>, interval_ms: u64) -> cross
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        if let Some((stop, thread)) = self.snapshots.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
         self.runtime.shutdown();
     }
 }

@@ -112,3 +112,22 @@ pub(super) fn prune(dir: &Path) -> Result<(), JournalError> {
     }
     sync_directory(dir)
 }
+
+/// Makes `dir` a journal that starts from `payload`: every segment and snapshot in it is
+/// deleted, and `payload` written as its only snapshot, at position 0. Under the
+/// directory's lock, so it is refused while a journal holds the directory. For loading an
+/// operator's snapshot into an engine with a data directory: its next open recovers it.
+pub fn replace_with_snapshot(dir: &Path, payload: &[u8]) -> Result<(), JournalError> {
+    fs::create_dir_all(dir).map_err(io_error(dir, "create the journal directory"))?;
+    let _lock = super::lock::DirectoryLock::acquire(dir)?;
+    let entries = fs::read_dir(dir).map_err(io_error(dir, "list the journal directory"))?;
+    for entry in entries {
+        let entry = entry.map_err(io_error(dir, "list the journal directory"))?;
+        let ours = entry.file_name().to_str().and_then(format::file_kind).is_some();
+        if ours {
+            fs::remove_file(entry.path()).map_err(io_error(entry.path(), "delete a journal file"))?;
+        }
+    }
+    sync_directory(dir)?;
+    write_snapshot_file(&dir.join(format::snapshot_name(0)), Position(0), payload)
+}

@@ -119,6 +119,10 @@ pub enum Failure {
     Stopped,
     #[error("internal error: {0}")]
     Internal(String),
+    /// The journal could not make the answer durable (a write or fsync failed): the
+    /// operation may or may not survive a restart, and the engine takes no more.
+    #[error("the journal failed, so the outcome is unknown: {0}")]
+    Journal(String),
 }
 
 /// One purchase-protocol operation for the coordinator partition of its purchase id.
@@ -219,6 +223,16 @@ impl Runtime {
         match self {
             Runtime::Sharded(runtime) => runtime.open_reservations().await,
             Runtime::Actix(runtime) => runtime.open_reservations().await,
+        }
+    }
+
+    /// A consistent copy of every shard and what `cut` answers at that instant (see
+    /// [`sharded::ShardedRuntime::image`]); `None` on the actix runtime, which keeps no
+    /// journal.
+    pub async fn image<T>(&self, cut: impl FnOnce() -> T) -> Option<(sharded::RuntimeImage, T)> {
+        match self {
+            Runtime::Sharded(runtime) => Some(runtime.image(cut).await),
+            Runtime::Actix(_) => None,
         }
     }
 

@@ -413,6 +413,21 @@ commands! {
         Children => Vec<Uin>, Untouched;
 }
 
+impl Command {
+    /// Whether the command only reads the account (a query, or a check that answers a
+    /// UIN): it changes nothing even when accepted, so the journal skips it.
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Snapshot(_)
+                | Command::Details(_)
+                | Command::Children(_)
+                | Command::History(_)
+                | Command::VoucherIssuer(_)
+        )
+    }
+}
+
 impl Account {
     pub fn new(uin: Uin, role: Role, created: Timestamp) -> Account {
         Account { uin, role, created, extra: None }
@@ -450,6 +465,13 @@ impl Account {
     /// Credit moves received, oldest first.
     pub fn history(&self) -> &[AllocationRecord] {
         self.extra.as_ref().map_or(&[], |extra| &extra.history)
+    }
+
+    /// The postpaid resources that freeze some of its credit.
+    pub fn frozen_resources(&self) -> impl Iterator<Item = &str> {
+        rules_ref(&self.extra)
+            .into_iter()
+            .flat_map(|rules| rules.frozen.iter().map(|(resource, _)| &**resource))
     }
 
     /// The vouchers it owns.

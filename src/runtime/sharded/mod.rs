@@ -29,6 +29,7 @@
 
 mod directory;
 mod escrow;
+mod log;
 mod shard;
 
 use std::sync::atomic::{fence, AtomicBool, Ordering};
@@ -38,9 +39,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use parking_lot::{Mutex, MutexGuard};
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use self::directory::{Directory, Place};
+use self::log::Log;
+pub use self::log::ReplayError;
 use self::shard::{Answer, Message, Origin, Shard};
 use super::slots::Slots;
 use super::{CoordinatorOp, Failure, RuntimeSettings};
@@ -48,9 +52,10 @@ use crate::cache::PREFETCH_DISTANCE;
 use crate::clock::Clock;
 use crate::coordinator::escrow::EscrowedPartners;
 use crate::coordinator::index::Claim;
-use crate::coordinator::{IdIndex, Keys, Ledger, PurchaseReceipt, PurchaseRequest};
+use crate::coordinator::{IdIndex, Keys, Ledger, LedgerImage, PurchaseReceipt, PurchaseRequest};
 use crate::domain::{Account, Caller, Command, Credit, Rejection, Reply, Role, Uin};
 use crate::events::EventBus;
+use crate::journal::Journal;
 
 /// A slot no account has: a purchase of an unknown customer.
 pub(super) const NO_SLOT: u32 = u32::MAX;
@@ -70,7 +75,7 @@ pub(super) struct Context {
     pub index: Arc<IdIndex>,
     pub keys: Arc<Keys>,
     pub escrowed: Arc<EscrowedPartners>,
-    pub slots: Arc<Slots<Answer>>,
+    pub slots: Arc<Slots<Result<Answer, Failure>>>,
     pub events: Arc<EventBus>,
     pub clock: Arc<dyn Clock>,
     pub sweep_interval: Duration,
@@ -158,6 +163,7 @@ impl Shards {
             }
         }
         drop(table);
+        shard.seal();
         self.flush(me, shard);
     }
 
@@ -258,49 +264,15 @@ pub struct ShardedRuntime {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Serializes account creation, so that an import is all or nothing.
     creating: tokio::sync::Mutex<()>,
+    /// Where creations are written (shards write the rest), when the engine keeps a journal.
+    journal: Option<Arc<Journal>>,
 }
 
 impl ShardedRuntime {
+    /// A runtime in memory only.
     pub fn start(settings: RuntimeSettings, clock: Arc<dyn Clock>) -> ShardedRuntime {
         let count = settings.workers.clamp(1, crate::coordinator::index::SHARDS_MAX);
-        let index = Arc::new(IdIndex::new(count));
-        let keys = Arc::new(Keys::random());
-        let context = Arc::new(Context {
-            directory: Directory::new(),
-            index: index.clone(),
-            keys: keys.clone(),
-            escrowed: Arc::new(EscrowedPartners::new(settings.escrow_partners.iter().copied(), count)),
-            slots: Slots::new(REPLY_SLOTS),
-            events: settings.events.clone(),
-            clock,
-            sweep_interval: Duration::from_millis(settings.expiry_sweep_interval_ms.max(1)),
-            shards: count,
-        });
-        let cells = (0..count)
-            .map(|shard| {
-                let ledger = Ledger::new(settings.ledger_limits, index.clone(), shard as u32, keys.clone());
-                Cell {
-                    shard: Mutex::new(Shard::new(shard as u32, context.clone(), ledger)),
-                    queue: ArrayQueue::new(QUEUE_MESSAGES),
-                    thread: OnceLock::new(),
-                    retry: AtomicBool::new(false),
-                }
-            })
-            .collect();
-        let shards = Arc::new(Shards { cells, context, stopping: AtomicBool::new(false) });
-        let threads = (0..count)
-            .map(|me| {
-                let runner = shards.clone();
-                let thread = std::thread::Builder::new()
-                    .name(format!("shard-{me}"))
-                    .spawn(move || runner.run(me))
-                    .expect("spawn a shard thread");
-                // Known before any message can need it woken.
-                let _ = shards.cells[me].thread.set(thread.thread().clone());
-                thread
-            })
-            .collect();
-        ShardedRuntime { shards, threads: Mutex::new(threads), creating: tokio::sync::Mutex::new(()) }
+        Recovering::new(settings, clock, Keys::random(), count).start(None)
     }
 
     fn context(&self) -> &Context {
@@ -359,7 +331,7 @@ impl ShardedRuntime {
                 // Dropped before the message left (a cancelled caller, a stopped runtime),
                 // the slot frees itself: no shard has its index.
                 self.shards.submit(shard, message, || reply.mark_sent()).await?;
-                Ok(reply.await)
+                reply.await
             }
             None => {
                 let message =
@@ -463,10 +435,18 @@ impl ShardedRuntime {
         for account in accounts {
             per_shard[self.placement(&account)].push(account);
         }
-        for (shard, accounts) in per_shard.into_iter().enumerate() {
-            if accounts.is_empty() {
-                continue;
-            }
+        let per_shard: Vec<(u32, Vec<Account>)> = per_shard
+            .into_iter()
+            .enumerate()
+            .filter(|(_, accounts)| !accounts.is_empty())
+            .map(|(shard, accounts)| (shard as u32, accounts))
+            .collect();
+        if let Some(journal) = &self.journal {
+            // Before any shard keeps an account: whatever uses them is written after.
+            journal.submit(log::spawn_record(journal.buffer(), &per_shard), None);
+        }
+        for (shard, accounts) in per_shard {
+            let shard = shard as usize;
             let uins: Vec<Uin> = accounts.iter().map(|account| account.uin).collect();
             let slots = self.ask(shard, |reply| Message::Spawn { accounts, reply }).await?;
             for (uin, slot) in uins.into_iter().zip(slots) {
@@ -498,6 +478,192 @@ impl ShardedRuntime {
         for thread in self.threads.lock().drain(..) {
             let _ = thread.join();
         }
+    }
+}
+
+/// A sharded runtime being put together, before its threads run: its state restored from
+/// a snapshot and the journal replayed onto it, one record at a time, on the caller's
+/// thread. Nothing runs on its own until [`Recovering::start`].
+pub struct Recovering {
+    shards: Arc<Shards>,
+}
+
+impl Recovering {
+    /// `count` empty shards whose ledgers hash ids with `keys`.
+    pub fn new(settings: RuntimeSettings, clock: Arc<dyn Clock>, keys: Keys, count: usize) -> Recovering {
+        let count = count.clamp(1, crate::coordinator::index::SHARDS_MAX);
+        let index = Arc::new(IdIndex::new(count));
+        let keys = Arc::new(keys);
+        let context = Arc::new(Context {
+            directory: Directory::new(),
+            index: index.clone(),
+            keys: keys.clone(),
+            escrowed: Arc::new(EscrowedPartners::new(settings.escrow_partners.iter().copied(), count)),
+            slots: Slots::new(REPLY_SLOTS),
+            events: settings.events.clone(),
+            clock,
+            sweep_interval: Duration::from_millis(settings.expiry_sweep_interval_ms.max(1)),
+            shards: count,
+        });
+        let cells = (0..count)
+            .map(|shard| {
+                let ledger = Ledger::new(settings.ledger_limits, index.clone(), shard as u32, keys.clone());
+                Cell {
+                    shard: Mutex::new(Shard::new(shard as u32, context.clone(), ledger)),
+                    queue: ArrayQueue::new(QUEUE_MESSAGES),
+                    thread: OnceLock::new(),
+                    retry: AtomicBool::new(false),
+                }
+            })
+            .collect();
+        Recovering { shards: Arc::new(Shards { cells, context, stopping: AtomicBool::new(false) }) }
+    }
+
+    /// Takes a snapshot's state: its shards must be as many as these.
+    pub fn restore(&self, image: RuntimeImage) -> Result<(), ReplayError> {
+        if image.shards.len() != self.shards.cells.len() {
+            return Err(ReplayError {
+                shard: 0,
+                problem: format!(
+                    "the snapshot holds {} shards, the runtime has {}",
+                    image.shards.len(),
+                    self.shards.cells.len()
+                ),
+            });
+        }
+        for (cell, image) in self.shards.cells.iter().zip(image.shards) {
+            let mut shard = cell.shard.lock();
+            for (slot, uin) in shard.keep(image.accounts) {
+                self.shards.context.directory.put(uin, Place { shard: shard.index, slot });
+            }
+            shard.ledger.restore(image.ledger);
+        }
+        Ok(())
+    }
+
+    /// Applies one of the runtime's records again: a shard's round or a creation (see
+    /// [`log`]). Answers false for a record that is not the runtime's.
+    pub fn replay(&self, record: &[u8]) -> Result<bool, ReplayError> {
+        match record.first() {
+            Some(&log::ROUND) => self.replay_round(record).map(|()| true),
+            Some(&log::SPAWN) => {
+                for (shard, accounts) in log::read_spawn(record)? {
+                    let Some(cell) = self.shards.cells.get(shard as usize) else {
+                        return Err(ReplayError {
+                            shard,
+                            problem: "a creation names a shard past the last".into(),
+                        });
+                    };
+                    let mut shard = cell.shard.lock();
+                    for (slot, uin) in shard.keep(accounts) {
+                        self.shards.context.directory.put(uin, Place { shard: shard.index, slot });
+                    }
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Calls `visit` with every account, shard by shard.
+    pub fn each_account(&self, mut visit: impl FnMut(&Account)) {
+        for cell in self.shards.cells.iter() {
+            cell.shard.lock().accounts.iter().for_each(&mut visit);
+        }
+    }
+
+    fn replay_round(&self, record: &[u8]) -> Result<(), ReplayError> {
+        let shard = log::shard_of(record)?;
+        let Some(cell) = self.shards.cells.get(shard as usize) else {
+            return Err(ReplayError {
+                shard,
+                problem: format!("the runtime has {} shards", self.shards.cells.len()),
+            });
+        };
+        let index = &self.shards.context.index;
+        index.maintain();
+        let mut shard = cell.shard.lock();
+        let table = index.read(shard.index);
+        shard.quiet = true;
+        let replayed = shard.replay(&table, record);
+        shard.quiet = false;
+        drop(table);
+        shard.outboxes.iter_mut().for_each(Vec::clear);
+        replayed
+    }
+
+    /// Starts the shards' threads; with a journal, every round writes its record there and,
+    /// if `hold`, holds its answers until the journal has it.
+    ///
+    /// Reservations whose deadline passed (while the process was down) are released first.
+    pub fn start(self, journal: Option<(Arc<Journal>, bool)>) -> ShardedRuntime {
+        let shards = self.shards;
+        if let Some((journal, hold)) = &journal {
+            for cell in shards.cells.iter() {
+                let mut shard = cell.shard.lock();
+                shard.log = Some(Log::new(journal.clone(), *hold));
+                shards.context.index.maintain();
+                let table = shards.context.index.read(shard.index);
+                shard.sweep(&table, None);
+                drop(table);
+                shard.seal();
+            }
+        }
+        let threads = (0..shards.cells.len())
+            .map(|me| {
+                let runner = shards.clone();
+                let thread = std::thread::Builder::new()
+                    .name(format!("shard-{me}"))
+                    .spawn(move || runner.run(me))
+                    .expect("spawn a shard thread");
+                // Known before any message can need it woken.
+                let _ = shards.cells[me].thread.set(thread.thread().clone());
+                thread
+            })
+            .collect();
+        let journal = journal.map(|(journal, _)| journal);
+        ShardedRuntime {
+            shards,
+            threads: Mutex::new(threads),
+            creating: tokio::sync::Mutex::new(()),
+            journal,
+        }
+    }
+}
+
+/// What a snapshot keeps of a sharded runtime: every shard's accounts and ledger partition,
+/// and the keys its ids were hashed with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RuntimeImage {
+    pub keys: Keys,
+    pub shards: Vec<ShardImage>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShardImage {
+    pub accounts: Vec<Account>,
+    pub ledger: LedgerImage,
+}
+
+impl ShardedRuntime {
+    /// A consistent copy of every shard, taken with all of them held at once (and no
+    /// creation under way: its record and its accounts come together), and what `cut`
+    /// (called at that instant) answers: the journal position the copy covers.
+    pub async fn image<T>(&self, cut: impl FnOnce() -> T) -> (RuntimeImage, T) {
+        let _creating = self.creating.lock().await;
+        let guards: Vec<_> = self.shards.cells.iter().map(|cell| cell.shard.lock()).collect();
+        let at = cut();
+        let shards = guards
+            .iter()
+            .map(|shard| ShardImage { accounts: shard.accounts.clone(), ledger: shard.ledger.image() })
+            .collect();
+        drop(guards);
+        (RuntimeImage { keys: (*self.context().keys).clone(), shards }, at)
+    }
+
+    /// How many shards the runtime has.
+    pub fn shard_count(&self) -> usize {
+        self.context().shards
     }
 }
 

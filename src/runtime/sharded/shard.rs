@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 
 use super::directory::{Directory, Place};
 use super::escrow::WholeCall;
+use super::log::{Log, Release};
 use super::{Context, NO_SLOT};
 use crate::cache::PREFETCH_DISTANCE;
 use crate::coordinator::escrow::{Home, Slice};
@@ -157,6 +158,10 @@ pub(super) struct Shard {
     pub now: Timestamp,
     /// The ids' keys of a batch, computed ahead (kept to reuse the allocation).
     pub keys: Vec<Key>,
+    /// The shard's side of the journal, when the engine keeps one.
+    pub log: Option<Log>,
+    /// Replaying the journal: warnings crossed again are not published again.
+    pub quiet: bool,
 }
 
 impl Shard {
@@ -175,6 +180,8 @@ impl Shard {
             homes: FxHashMap::default(),
             now: context.clock.now(),
             keys: Vec::new(),
+            log: None,
+            quiet: false,
             context,
         }
     }
@@ -195,7 +202,7 @@ impl Shard {
     pub fn account_at(&mut self, slot: u32, command: Command) -> Result<Reply, Rejection> {
         let account = &mut self.accounts[slot as usize];
         let (reply, crossings) = account.handle_noting(command);
-        if !crossings.is_empty() {
+        if !crossings.is_empty() && !self.quiet {
             crate::runtime::publish_warnings(&self.context.events, account, crossings, self.now);
         }
         reply
@@ -215,23 +222,19 @@ impl Shard {
             Message::Coordinate { op, slot, skip, origin } => self.coordinate(table, op, slot, skip, origin),
             Message::Batch { caller, requests, reply } => self.batch(table, caller, requests, reply),
             Message::Call { slot, command, reply } => {
-                let _ = reply.send(self.account_at(slot, command));
+                let answer = self.call_logged(slot, command);
+                self.release(Release::Reply(reply, answer));
             }
             Message::Spawn { accounts, reply } => {
-                let first = self.accounts.len() as u32;
-                let count = accounts.len() as u32;
-                crate::cache::reserve_huge(&mut self.accounts, accounts.len());
-                self.links.reserve(accounts.len());
-                for account in accounts {
-                    self.accounts.push(account);
-                    self.links.push(NO_SLOT);
-                }
-                let _ = reply.send((first..first + count).collect());
+                // The runtime wrote the creation's record (see `log::SPAWN`).
+                let slots = self.keep(accounts).into_iter().map(|(slot, _)| slot).collect();
+                self.release(Release::Slots(reply, slots));
             }
             Message::ExpireDue { reply } => self.sweep(table, Some(reply)),
             Message::CallWhole { uin, command, reply } => self.call_whole(uin, command, reply),
             Message::OpenReservations { reply } => {
-                let _ = reply.send(self.ledger.open_reservations());
+                let open = self.ledger.open_reservations();
+                self.release(Release::Count(reply, open));
             }
             Message::Hops(hops) => {
                 for hop in hops {
@@ -239,6 +242,19 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// Keeps `accounts` in the next slots: answers each one's slot and UIN.
+    pub fn keep(&mut self, accounts: Vec<Account>) -> Vec<(u32, Uin)> {
+        crate::cache::reserve_huge(&mut self.accounts, accounts.len());
+        self.links.reserve(accounts.len());
+        let mut kept = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            kept.push((self.accounts.len() as u32, account.uin));
+            self.accounts.push(account);
+            self.links.push(NO_SLOT);
+        }
+        kept
     }
 
     fn hop(&mut self, table: &IndexRead<'_>, hop: Hop) {
@@ -282,6 +298,11 @@ impl Shard {
                 self.ledger.cancel(table, *caller, id, now, skip, &charged_of)
             }
         };
+        if let (Next::Run(_), CoordinatorOp::Commit { caller, id } | CoordinatorOp::Cancel { caller, id }) =
+            (&next, &op)
+        {
+            self.write_resolve(*caller, id, matches!(op, CoordinatorOp::Commit { .. }));
+        }
         match next {
             Next::Answer(answer) => self.deliver(origin, answer),
             Next::Run(saga) => self.run(table, saga, slot, origin),
@@ -290,12 +311,15 @@ impl Shard {
     }
 
     /// A purchase of a customer of this shard (in `slot`), begun and run as far as it goes.
-    fn begin(&mut self, table: &IndexRead<'_>, begin: Begin<'_>, slot: u32, origin: Origin) {
+    pub fn begin(&mut self, table: &IndexRead<'_>, begin: Begin<'_>, slot: u32, origin: Origin) {
         let (accounts, directory, me) = (&self.accounts, &self.context.directory, self.index);
         let charged_of = |customer| charged_of(accounts, directory, me, customer);
         match self.ledger.begin(table, begin, self.now, &charged_of) {
             Next::Answer(answer) => self.deliver(origin, answer),
-            Next::Run(saga) => self.run(table, saga, slot, origin),
+            Next::Run(saga) => {
+                self.write_begin(begin.caller, begin.request, begin.mode);
+                self.run(table, saga, slot, origin)
+            }
             Next::Elsewhere(place) => {
                 let Begin { caller, request, mode, skip, .. } = begin;
                 let op = CoordinatorOp::Begin { caller, request: request.clone(), mode };
@@ -382,7 +406,7 @@ impl Shard {
         batch.remaining -= 1;
         if batch.remaining == 0 {
             let batch = self.batches.remove(key as usize);
-            let _ = batch.reply.send(batch.answers);
+            self.release(Release::Batch(batch.reply, batch.answers));
         }
     }
 
@@ -459,10 +483,7 @@ impl Shard {
 
     pub fn deliver(&mut self, origin: Origin, answer: Answer) {
         match origin {
-            Origin::Slot(index) => self.context.slots.complete(index, answer),
-            Origin::Channel(reply) => {
-                let _ = reply.send(answer);
-            }
+            Origin::Slot(_) | Origin::Channel(_) => self.release(Release::Answer(origin, answer)),
             Origin::Batch { shard, key, position } if shard == self.index => {
                 self.batch_answer(key, position, answer)
             }
@@ -474,7 +495,7 @@ impl Shard {
                 expiry.remaining -= 1;
                 if expiry.remaining == 0 {
                     let expiry = self.expiries.remove(key);
-                    let _ = expiry.reply.send(expiry.released);
+                    self.release(Release::Count(expiry.reply, expiry.released));
                 }
             }
             Origin::Sweep => {}
@@ -484,12 +505,20 @@ impl Shard {
     /// Releases the reservations past their deadline; answers `reply` once all are released.
     pub fn sweep(&mut self, table: &IndexRead<'_>, reply: Option<oneshot::Sender<usize>>) {
         self.now = self.context.clock.now();
+        self.sweep_at(table, reply);
+    }
+
+    /// Releases the reservations past their deadline at `self.now`.
+    pub fn sweep_at(&mut self, table: &IndexRead<'_>, reply: Option<oneshot::Sender<usize>>) {
         let sagas = self.ledger.expire_due(table, self.now);
         let count = sagas.len();
+        if count > 0 {
+            self.write_sweep();
+        }
         let origin = match reply {
             None => None,
             Some(reply) if count == 0 => {
-                let _ = reply.send(0);
+                self.release(Release::Count(reply, 0));
                 return;
             }
             Some(reply) => {
