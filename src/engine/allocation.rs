@@ -5,12 +5,15 @@
 //! end, ordered so that only the first two can refuse and nothing needs undoing (see
 //! [`crate::domain::account::OpenAllocation`]).
 
+use super::intents::{Intent, Steps};
 use super::setup::check_remark;
-use super::{ask, check_page, run_to_end, Engine, EngineResult};
+use super::{check_page, Engine, EngineResult};
 use crate::domain::account::{
     require_change, CloseAllocation, History, OpenAllocation, ReturnAllocable, TakeAllocable, ZERO_ALLOCATION,
 };
-use crate::domain::{access, Action, AllocationRecord, Caller, CreditLine, KindRequired, Money, Uin};
+use crate::domain::{
+    access, Action, AllocationRecord, Caller, CreditLine, KindRequired, Money, RecordInfo, Uin,
+};
 use crate::engine::PAGE_SIZE_MAX;
 
 impl Engine {
@@ -55,20 +58,9 @@ impl Engine {
             check_remark(remark)?;
         }
         let record = self.record_info(caller, remark);
-        let runtime = self.runtime.clone();
-        // Run to the end even if the caller stops waiting: a half-done allocation would have
-        // taken credit from one side without giving it to the other.
-        run_to_end(async move {
-            let open = OpenAllocation { caller, receiver: kind, delta, record: record.clone() };
-            let opened = ask(&runtime, receiver, open).await?;
-            if let Some(applied) = opened.applied {
-                ask(&runtime, opened.giver, ReturnAllocable { credit: delta.abs() }).await?;
-                return Ok(applied);
-            }
-            ask(&runtime, opened.giver, TakeAllocable { credit: delta }).await?;
-            ask(&runtime, receiver, CloseAllocation { delta, record }).await
-        })
-        .await
+        // Run to the end even if the caller stops waiting, or the process stops: a half-done
+        // allocation would have taken credit from one side without giving it to the other.
+        self.durably(Intent::Allocate { caller, receiver, kind, delta, record }, ()).await?.credit_line()
     }
 
     /// QueryCreditAllocationHistory: the credit moves a customer (or a second-level
@@ -87,4 +79,23 @@ impl Engine {
         let history = self.ask(receiver, History { page, page_size }).await?;
         Ok((history.total, history.records))
     }
+}
+
+/// The steps of an allocation: the receiver, then the giver, then the receiver again.
+pub(super) async fn allocate_steps(
+    steps: &Steps,
+    caller: Caller,
+    receiver: Uin,
+    kind: KindRequired,
+    delta: Money,
+    record: Box<RecordInfo>,
+) -> EngineResult<CreditLine> {
+    let open = OpenAllocation { caller, receiver: kind, delta, record: record.clone() };
+    let opened = steps.ask(receiver, open).await?;
+    if let Some(applied) = opened.applied {
+        steps.ask(opened.giver, ReturnAllocable { credit: delta.abs() }).await?;
+        return Ok(applied);
+    }
+    steps.ask(opened.giver, TakeAllocable { credit: delta }).await?;
+    steps.ask(receiver, CloseAllocation { delta, record }).await
 }

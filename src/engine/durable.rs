@@ -15,18 +15,20 @@
 //! - what the engine keeps beside the runtime (which account owns a voucher, which customer
 //!   a resource freezes, the next voucher id) is rebuilt from the accounts, never journalled.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::intents::{self, Intent, Intents};
 use super::EngineConfig;
 use crate::clock::Clock;
 use crate::coordinator::Keys;
 use crate::domain::Account;
 use crate::journal::{FsyncPolicy, Journal, JournalError, JournalOptions, Position};
 use crate::runtime::sharded::{Recovering, RuntimeImage};
-use crate::runtime::{Runtime, RuntimeKind, RuntimeSettings};
+use crate::runtime::{Runtime, RuntimeKind, RuntimeSettings, StepsOf};
 
 /// The first byte of the genesis record (0 and 1 are the runtime's).
 const GENESIS: u8 = 2;
@@ -42,6 +44,9 @@ struct Genesis {
 #[derive(Serialize, Deserialize)]
 pub(super) struct EngineImage {
     pub runtime: RuntimeImage,
+    /// Open intents and their steps' answers.
+    pub intents: Vec<(u64, Intent, StepsOf)>,
+    pub next_intent: u64,
 }
 
 /// Why an engine with a data directory did not start.
@@ -58,12 +63,16 @@ pub enum OpenError {
     Escrow,
 }
 
-/// The runtime recovered from the data directory, and the journal it now writes.
+/// The runtime recovered from the data directory (or a snapshot), and the journal it now
+/// writes.
 pub(super) struct Opened {
     pub runtime: Runtime,
-    pub journal: Arc<Journal>,
+    pub journal: Option<Arc<Journal>>,
     /// Every account as recovered, for the engine's own indexes.
     pub accounts: Vec<Account>,
+    /// The intents left open, to finish before anything else, and the next intent's id.
+    pub intents: BTreeMap<u64, Intent>,
+    pub next_intent: u64,
 }
 
 /// Opens `dir`: the newest snapshot, then every record after it, then the runtime starts
@@ -93,13 +102,15 @@ pub(super) fn open(
         problem,
     };
     let mut records = recovered.records.peekable();
+    let mut intents = BTreeMap::new();
+    let mut next_intent = 0;
     let recovering = match recovered.snapshot {
         Some((position, bytes)) => {
             let image: EngineImage = postcard::from_bytes(&bytes)
                 .map_err(|error| failed(position, format!("the snapshot does not decode: {error}")))?;
-            let shards = image.runtime.shards.len();
-            let recovering = Recovering::new(settings, clock, image.runtime.keys.clone(), shards);
-            recovering.restore(image.runtime).map_err(|error| failed(position, error.to_string()))?;
+            let (recovering, open, next) =
+                restore_image(settings, clock, image).map_err(|error| failed(position, error.to_string()))?;
+            (intents, next_intent) = (open, next);
             recovering
         }
         None => match records.next() {
@@ -121,8 +132,18 @@ pub(super) fn open(
     };
     for record in records {
         let (position, bytes) = record?;
-        if bytes.first() == Some(&GENESIS) {
-            continue;
+        match bytes.first() {
+            Some(&GENESIS) => continue,
+            Some(&intents::INTENT | &intents::INTENT_END) => {
+                let id =
+                    intents::replay(&bytes, &mut intents).map_err(|problem| failed(position, problem))?;
+                if bytes[0] == intents::INTENT_END {
+                    recovering.step_answers().forget(id);
+                }
+                next_intent = next_intent.max(id + 1);
+                continue;
+            }
+            _ => {}
         }
         let replayed = recovering.replay(&bytes).map_err(|error| failed(position, error.to_string()))?;
         if !replayed {
@@ -136,7 +157,26 @@ pub(super) fn open(
     recovering.each_account(|account| accounts.push(account.clone()));
     let hold = config.fsync == FsyncPolicy::Always;
     let runtime = Runtime::Sharded(recovering.start(Some((journal.clone(), hold))));
-    Ok(Opened { runtime, journal, accounts })
+    Ok(Opened { runtime, journal: Some(journal), accounts, intents, next_intent })
+}
+
+/// Shards holding a snapshot's state, its open intents and the next intent's id.
+fn restore_image(
+    settings: RuntimeSettings,
+    clock: Arc<dyn Clock>,
+    image: EngineImage,
+) -> Result<(Recovering, BTreeMap<u64, Intent>, u64), crate::runtime::sharded::ReplayError> {
+    let shards = image.runtime.shards.len();
+    let recovering = Recovering::new(settings, clock, image.runtime.keys.clone(), shards);
+    recovering.restore(image.runtime)?;
+    let mut open = BTreeMap::new();
+    let mut answers = Vec::new();
+    for (id, intent, steps) in image.intents {
+        open.insert(id, intent);
+        answers.push((id, steps));
+    }
+    recovering.step_answers().restore(answers);
+    Ok((recovering, open, image.next_intent))
 }
 
 /// The state a snapshot file holds, and its payload: checked whole before anything
@@ -157,22 +197,20 @@ pub(super) fn restore(
     image: EngineImage,
     settings: RuntimeSettings,
     clock: Arc<dyn Clock>,
-) -> Result<(Runtime, Vec<Account>), OpenError> {
+) -> Result<Opened, OpenError> {
     if config.runtime != RuntimeKind::Sharded {
         return Err(OpenError::Actix);
     }
     if !config.escrow_partners.is_empty() {
         return Err(OpenError::Escrow);
     }
-    let recovering = Recovering::new(settings, clock, image.runtime.keys.clone(), image.runtime.shards.len());
-    recovering.restore(image.runtime).map_err(|error| OpenError::Recovery {
-        dir: PathBuf::new(),
-        position: 0,
-        problem: error.to_string(),
+    let (recovering, intents, next_intent) = restore_image(settings, clock, image).map_err(|error| {
+        OpenError::Recovery { dir: PathBuf::new(), position: 0, problem: error.to_string() }
     })?;
     let mut accounts = Vec::new();
     recovering.each_account(|account| accounts.push(account.clone()));
-    Ok((Runtime::Sharded(recovering.start(None)), accounts))
+    let runtime = Runtime::Sharded(recovering.start(None));
+    Ok(Opened { runtime, journal: None, accounts, intents, next_intent })
 }
 
 fn read_genesis(bytes: &[u8]) -> Result<Genesis, String> {
@@ -196,26 +234,38 @@ pub enum SnapshotError {
 
 /// The whole state as a snapshot's payload, and the journal position it covers (0 without
 /// a journal).
-async fn image(runtime: &Runtime, journal: Option<&Journal>) -> Result<(Vec<u8>, Position), SnapshotError> {
-    let cut = || journal.map_or(Position(0), Journal::submitted);
-    let (image, position) = runtime.image(cut).await.ok_or(SnapshotError::Actix)?;
-    let bytes = postcard::to_allocvec(&EngineImage { runtime: image }).expect("the state encodes");
+async fn image(
+    runtime: &Runtime,
+    intents: &Intents,
+    journal: Option<&Journal>,
+) -> Result<(Vec<u8>, Position), SnapshotError> {
+    let answers = runtime.step_answers().ok_or(SnapshotError::Actix)?;
+    // With every shard held: the journal's position, then the open intents.
+    let cut = || (journal.map_or(Position(0), Journal::submitted), intents.image(answers));
+    let (image, (position, (intents, next_intent))) = runtime.image(cut).await.ok_or(SnapshotError::Actix)?;
+    let image = EngineImage { runtime: image, intents, next_intent };
+    let bytes = postcard::to_allocvec(&image).expect("the state encodes");
     Ok((bytes, position))
 }
 
 /// Writes a snapshot into the journal's directory; the journal before it is then dropped.
-pub(super) async fn checkpoint(runtime: &Runtime, journal: &Journal) -> Result<PathBuf, SnapshotError> {
-    let (bytes, position) = image(runtime, Some(journal)).await?;
+pub(super) async fn checkpoint(
+    runtime: &Runtime,
+    intents: &Intents,
+    journal: &Journal,
+) -> Result<PathBuf, SnapshotError> {
+    let (bytes, position) = image(runtime, intents, Some(journal)).await?;
     Ok(journal.write_snapshot(position, &bytes)?)
 }
 
 /// Writes a snapshot of the whole state to `path` (SaveSnapshot).
-pub(super) async fn save(
+async fn save(
     runtime: &Runtime,
+    intents: &Intents,
     journal: Option<&Journal>,
     path: &Path,
 ) -> Result<u64, SnapshotError> {
-    let (bytes, position) = image(runtime, journal).await?;
+    let (bytes, position) = image(runtime, intents, journal).await?;
     crate::journal::write_snapshot_file(path, position, &bytes)?;
     Ok(bytes.len() as u64)
 }
@@ -224,6 +274,7 @@ pub(super) async fn save(
 /// since the last, until the answered sender is dropped; the handle joins it.
 pub(super) fn spawn_snapshots(
     runtime: Arc<Runtime>,
+    intents: Arc<Intents>,
     journal: Arc<Journal>,
     every: u64,
 ) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
@@ -238,7 +289,7 @@ pub(super) fn spawn_snapshots(
                     continue;
                 }
                 last = journal.submitted();
-                match futures::executor::block_on(checkpoint(&runtime, &journal)) {
+                match futures::executor::block_on(checkpoint(&runtime, &intents, &journal)) {
                     Ok(path) => tracing::info!("wrote snapshot {}", path.display()),
                     Err(error) => tracing::error!("writing a snapshot: {error}"),
                 }
@@ -254,7 +305,7 @@ impl super::Engine {
     /// directory.
     pub async fn checkpoint(&self) -> Result<Option<PathBuf>, SnapshotError> {
         match &self.journal {
-            Some(journal) => checkpoint(&self.runtime, journal).await.map(Some),
+            Some(journal) => checkpoint(&self.runtime, &self.intents, journal).await.map(Some),
             None => Ok(None),
         }
     }
@@ -262,6 +313,6 @@ impl super::Engine {
     /// SaveSnapshot: writes the whole state (every account and purchase record) to `path`,
     /// atomically; answers its size in bytes.
     pub async fn save_snapshot(&self, path: &Path) -> Result<u64, SnapshotError> {
-        save(&self.runtime, self.journal.as_deref(), path).await
+        save(&self.runtime, &self.intents, self.journal.as_deref(), path).await
     }
 }

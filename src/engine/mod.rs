@@ -22,6 +22,7 @@ mod allocation;
 mod bills;
 mod bounds;
 mod durable;
+mod intents;
 mod postpaid;
 mod purchases;
 mod queries;
@@ -186,6 +187,8 @@ pub struct Engine {
     switching: Arc<tokio::sync::RwLock<()>>,
     /// The journal, with a data directory.
     journal: Option<Arc<Journal>>,
+    /// Operations over several accounts under way (see `intents.rs`).
+    intents: Arc<intents::Intents>,
     /// Dropping the sender stops the background snapshots; the engine's drop joins them.
     snapshots: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
 }
@@ -257,25 +260,27 @@ impl Engine {
             escrow_partners: config.escrow_partners.clone(),
             events: events.clone(),
         };
-        let (runtime, journal, accounts) = match (&config.data_dir, image) {
-            (Some(dir), _) => {
-                let opened = durable::open(&config, dir, settings, clock.clone())?;
-                (opened.runtime, Some(opened.journal), opened.accounts)
-            }
-            (None, Some(image)) => {
-                let (runtime, accounts) = durable::restore(&config, image, settings, clock.clone())?;
-                (runtime, None, accounts)
-            }
-            (None, None) => (Runtime::start(config.runtime, settings, clock.clone()), None, Vec::new()),
+        let opened = match (&config.data_dir, image) {
+            (Some(dir), _) => durable::open(&config, dir, settings, clock.clone())?,
+            (None, Some(image)) => durable::restore(&config, image, settings, clock.clone())?,
+            (None, None) => durable::Opened {
+                runtime: Runtime::start(config.runtime, settings, clock.clone()),
+                journal: None,
+                accounts: Vec::new(),
+                intents: Default::default(),
+                next_intent: 0,
+            },
         };
+        let durable::Opened { runtime, journal, accounts, intents, next_intent } = opened;
         let runtime = Arc::new(runtime);
+        let intents = Arc::new(intents::Intents::new(journal.clone(), intents, next_intent));
         let limits = Arc::new(RateLimits::new(&config.quotas, clock.clone()));
         let sweeper = limits
             .any()
             .then(|| spawn_rate_limit_sweeper(Arc::downgrade(&limits), config.rate_limit_sweep_interval_ms));
-        let snapshots = journal
-            .as_ref()
-            .map(|journal| durable::spawn_snapshots(runtime.clone(), journal.clone(), config.snapshot_bytes));
+        let snapshots = journal.as_ref().map(|journal| {
+            durable::spawn_snapshots(runtime.clone(), intents.clone(), journal.clone(), config.snapshot_bytes)
+        });
         let engine = Engine {
             runtime,
             limits,
@@ -289,9 +294,15 @@ impl Engine {
             resources: Arc::new(DashMap::new()),
             switching: Arc::new(tokio::sync::RwLock::new(())),
             journal,
+            intents,
             snapshots,
         };
         engine.index(&accounts);
+        engine.finish_intents().map_err(|error| OpenError::Recovery {
+            dir: engine.config.data_dir.clone().unwrap_or_default(),
+            position: 0,
+            problem: format!("finishing an operation a crash cut short: {error}"),
+        })?;
         Ok(engine)
     }
 
@@ -389,11 +400,15 @@ impl Drop for Engine {
     }
 }
 
-/// Sends one command to one account and answers its typed reply: the one place a reply of
-/// another command would be noticed (a broken runtime, reported as a failure).
+/// Sends one command to one account and answers its typed reply.
 async fn ask<R: Request>(runtime: &Runtime, uin: Uin, request: R) -> EngineResult<R::Answer> {
-    let reply = runtime.call(uin, request.into()).await??;
-    R::answer(reply).map_err(|other| Failure::Internal(format!("{uin} answered {other:?}")).into())
+    typed::<R>(uin, runtime.call(uin, request.into()).await?)
+}
+
+/// The typed answer of `R` from an account's reply: the one place a reply of another
+/// command would be noticed (a broken runtime, reported as a failure).
+fn typed<R: Request>(uin: Uin, reply: Result<crate::domain::Reply, Rejection>) -> EngineResult<R::Answer> {
+    R::answer(reply?).map_err(|other| Failure::Internal(format!("{uin} answered {other:?}")).into())
 }
 
 /// Runs a multi-step operation on its own task, so that it finishes even if the caller's

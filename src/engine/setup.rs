@@ -7,13 +7,16 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{ask, invalid, run_to_end, Engine, EngineResult, Error};
+use super::intents::{Intent, Steps};
+use super::{invalid, Engine, EngineResult, Error};
 use crate::domain::access;
 use crate::domain::account::{
     require_change, AdoptChild, Details, DisownChild, GrantCredit, SetRemark, SetSuspension, UsageOf,
     ZERO_CREDIT_CHANGE,
 };
-use crate::domain::{Account, AccountKind, Action, Caller, CreditLine, Money, Profile, Rejection, Role, Uin};
+use crate::domain::{
+    Account, AccountKind, Action, Caller, CreditLine, Money, Profile, Rejection, Role, Timestamp, Uin,
+};
 use crate::world::World;
 
 /// A partner kind the operator can create.
@@ -97,7 +100,7 @@ impl Engine {
     async fn create(
         &self,
         uin: Option<Uin>,
-        mut role: Role,
+        role: Role,
         profile: Option<Profile>,
         parent: Option<(Uin, AccountKind)>,
     ) -> EngineResult<Uin> {
@@ -106,7 +109,6 @@ impl Engine {
             Some(uin) => uin,
             None => self.fresh_uin(),
         };
-        let runtime = self.runtime.clone();
         let created = self.clock.now();
         // A customer copies its partner's trial-voucher priority switch: no switch may run
         // between that read and the customer's registration.
@@ -114,32 +116,9 @@ impl Engine {
             Role::Customer { .. } => Some(self.switching.clone().read_owned().await),
             _ => None,
         };
-        // Adopt, then spawn (or disown): run to the end even if the caller stops waiting, so
-        // no parent is left listing a child that was never created.
-        run_to_end(async move {
-            let _switching = switching;
-            if let Some((parent, child_kind)) = parent {
-                let charged = ask(&runtime, parent, AdoptChild { child: uin, child_kind }).await?;
-                if let Role::Customer { charged: slot, trial_first, .. } = &mut role {
-                    *slot = charged;
-                    // The charged partner's trial-voucher priority switch.
-                    let details = Details { now: created, vouchers: false, usage: UsageOf::None };
-                    *trial_first = ask(&runtime, charged, details).await?.trial_first;
-                }
-            }
-            let mut account = Account::new(uin, role, created);
-            if let Some(profile) = profile {
-                account.set_profile(profile);
-            }
-            if let Err(rejection) = runtime.spawn(vec![account]).await? {
-                if let Some((parent, _)) = parent {
-                    ask(&runtime, parent, DisownChild { child: uin }).await?;
-                }
-                return Err(rejection.into());
-            }
-            Ok(uin)
-        })
-        .await
+        // Adopt, then spawn (or disown): run to the end even if the caller stops waiting or
+        // the process stops, so no parent is left listing a child that was never created.
+        self.durably(Intent::Create { uin, role, profile, parent, created }, switching).await?.uin()
     }
 
     fn fresh_uin(&self) -> Uin {
@@ -205,4 +184,36 @@ fn profile(name: Option<String>, email: Option<String>) -> Option<Profile> {
         email: email.map(String::into_boxed_str),
         remark: None,
     })
+}
+
+/// The steps of a creation: adopted by its parent (a customer then copies its charged
+/// partner's trial-voucher switch), then spawned, or disowned again if the UIN was taken.
+pub(super) async fn create_steps(
+    steps: &Steps,
+    uin: Uin,
+    mut role: Role,
+    profile: Option<Profile>,
+    parent: Option<(Uin, AccountKind)>,
+    created: Timestamp,
+) -> EngineResult<Uin> {
+    if let Some((parent, child_kind)) = parent {
+        let charged = steps.ask(parent, AdoptChild { child: uin, child_kind }).await?;
+        if let Role::Customer { charged: slot, trial_first, .. } = &mut role {
+            *slot = charged;
+            // The charged partner's trial-voucher priority switch.
+            let details = Details { now: created, vouchers: false, usage: UsageOf::None };
+            *trial_first = steps.ask(charged, details).await?.trial_first;
+        }
+    }
+    let mut account = Account::new(uin, role, created);
+    if let Some(profile) = profile {
+        account.set_profile(profile);
+    }
+    if let Err(rejection) = steps.spawn(vec![account]).await? {
+        if let Some((parent, _)) = parent {
+            steps.ask(parent, DisownChild { child: uin }).await?;
+        }
+        return Err(rejection.into());
+    }
+    Ok(uin)
 }

@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 use dashmap::DashMap;
 use futures::future::join_all;
 
-use super::{ask, check_page, invalid, page_of, run_to_end, Engine, EngineResult, Error};
+use super::intents::{Intent, Steps};
+use super::{check_page, invalid, page_of, Engine, EngineResult, Error};
 use crate::domain::access;
 use crate::domain::account::{
     AddVoucher, ApproveAssociated, ApproveVoucher, Children, Details, DrawVoucherQuota, GrantVoucherQuota,
@@ -27,7 +28,6 @@ use crate::domain::{
     AccountDetails, AccountKind, AccountView, Action, Caller, KindRequired, Money, Month, Rejection, Role,
     Timestamp, Uin, VoucherId, VoucherPool,
 };
-use crate::runtime::Runtime;
 
 /// A customer voucher as IssueCustomerVoucher asks for it.
 #[derive(Clone, Debug)]
@@ -188,18 +188,7 @@ impl Engine {
             voucher.expire,
             now,
         )?;
-        let quota = voucher.total;
-        let runtime = self.runtime.clone();
-        let index = self.vouchers.clone();
-        run_to_end(async move {
-            ask(&runtime, issuer, DrawVoucherQuota { quota }).await?;
-            if let Err(error) = add_voucher(&runtime, &index, voucher).await {
-                ask(&runtime, issuer, ReturnVoucherQuota { quota }).await?;
-                return Err(error);
-            }
-            Ok(id)
-        })
-        .await
+        self.durably(Intent::IssueVoucher { issuer, voucher: Box::new(voucher) }, ()).await?.voucher()
     }
 
     /// ApplyPartnerVoucher: a partner (or the operator for it) applies for a voucher that
@@ -244,24 +233,7 @@ impl Engine {
         };
         let voucher =
             Voucher::partner(id, partner, kind, voucher.scope, voucher.amount, voucher.expire, now)?;
-        let runtime = self.runtime.clone();
-        let index = self.vouchers.clone();
-        run_to_end(async move {
-            // The customer's pending voucher first: if the partner's book refuses, it is
-            // invalidated, and an invalidated voucher is never approved.
-            let associated = voucher.associated_trial();
-            if let Some(associated) = associated.clone() {
-                add_voucher(&runtime, &index, associated).await?;
-            }
-            if let Err(error) = add_voucher(&runtime, &index, voucher).await {
-                if let Some(associated) = associated {
-                    ask(&runtime, associated.owner, InvalidateAssociated { id: associated.id }).await?;
-                }
-                return Err(error);
-            }
-            Ok(id)
-        })
-        .await
+        self.durably(Intent::ApplyPartnerVoucher { voucher: Box::new(voucher) }, ()).await?.voucher()
     }
 
     /// ApprovePartnerVoucher (operator): the voucher is valid from now; a ProductTrial
@@ -275,18 +247,7 @@ impl Engine {
         access::operator_only(caller, "approve partner vouchers")?;
         let owner = self.voucher_owner(id)?;
         let now = self.clock.now();
-        let runtime = self.runtime.clone();
-        let index = self.vouchers.clone();
-        run_to_end(async move {
-            let Some(associated) = ask(&runtime, owner, ApproveVoucher { id, now }).await? else {
-                return Ok((id, None));
-            };
-            let customer = owner_of(&index, associated)?;
-            // Refused only if the pair was invalidated meanwhile: then both are.
-            ask(&runtime, customer, ApproveAssociated { id: associated, now }).await?;
-            Ok((id, Some(associated)))
-        })
-        .await
+        self.durably(Intent::ApproveVoucher { owner, id, now }, ()).await?.approved()
     }
 
     /// WithdrawCustomerVoucher: a CustomerOffer voucher stops deducting; what it deducted
@@ -303,19 +264,7 @@ impl Engine {
     pub async fn invalidate_partner_voucher(&self, caller: Caller, id: VoucherId) -> EngineResult<()> {
         self.admit(caller, Action::InvalidatePartnerVoucher)?;
         let owner = self.voucher_owner(id)?;
-        let runtime = self.runtime.clone();
-        let index = self.vouchers.clone();
-        run_to_end(async move {
-            let invalidated = ask(&runtime, owner, InvalidateVoucher { caller, id }).await;
-            let associated = invalidated.map_err(|error| hide_owner(error, Rejection::UnknownVoucher(id)))?;
-            if let Some(associated) = associated {
-                if let Ok(customer) = owner_of(&index, associated) {
-                    ask(&runtime, customer, InvalidateAssociated { id: associated }).await?;
-                }
-            }
-            Ok(())
-        })
-        .await
+        self.durably(Intent::InvalidateVoucher { caller, owner, id }, ()).await?.nothing()
     }
 
     /// SetTrialVoucherPriority: a distributor's or reseller's switch (on by default) that
@@ -334,27 +283,10 @@ impl Engine {
             Role::Reseller { .. } => false,
             _ => return Err(wrong_kind(partner, KindRequired::ChargeablePartner)),
         };
-        let runtime = self.runtime.clone();
         // One switch at a time, and no customer created meanwhile: a customer reads its
         // partner's switch when it is created.
         let switching = self.switching.clone().write_owned().await;
-        run_to_end(async move {
-            let _switching = switching;
-            ask(&runtime, partner, SetTrialFirst { enabled }).await?;
-            // The customers it is charged for keep a copy, so that a purchase needs no lookup:
-            // a reseller's children, or the children of a distributor's second-level resellers.
-            let customers = charged_customers(&runtime, partner, distributor).await?;
-            for result in
-                join_all(customers.iter().map(|uin| ask(&runtime, *uin, SetTrialFirst { enabled }))).await
-            {
-                match result {
-                    Ok(_) | Err(Error::Rejected(Rejection::UnknownUin(_))) => {}
-                    Err(error) => return Err(error),
-                }
-            }
-            Ok(())
-        })
-        .await
+        self.durably(Intent::SetTrialFirst { partner, distributor, enabled }, switching).await?.nothing()
     }
 
     /// QueryVoucherPool: the calling partner's pool for customer vouchers.
@@ -387,7 +319,7 @@ impl Engine {
             ));
         };
         let distributor = self.snapshot(partner).await?.kind() == AccountKind::Distributor;
-        charged_customers(&self.runtime, partner, distributor).await
+        charged_customers(&Steps::plain(self), partner, distributor).await
     }
 
     /// DescribeCustomerVoucherList: the customer vouchers of a partner's customers.
@@ -565,14 +497,14 @@ impl Engine {
 
 /// The customers a partner is charged for: a distributor's through its second-level
 /// resellers, anyone else's directly (as the children they list).
-async fn charged_customers(runtime: &Runtime, partner: Uin, distributor: bool) -> EngineResult<Vec<Uin>> {
-    let direct = ask(runtime, partner, Children).await?;
+async fn charged_customers(steps: &Steps, partner: Uin, distributor: bool) -> EngineResult<Vec<Uin>> {
+    let direct = steps.ask(partner, Children).await?;
     if !distributor {
         return Ok(direct);
     }
     let mut customers = Vec::new();
     for sub_agent in direct {
-        customers.extend(ask(runtime, sub_agent, Children).await?);
+        customers.extend(steps.ask(sub_agent, Children).await?);
     }
     Ok(customers)
 }
@@ -600,16 +532,95 @@ fn issued(voucher: &Voucher) -> bool {
 
 /// Indexes a new voucher under its owner and adds it to the owner's book; a refusal takes the
 /// index entry back. Indexed first, so that the voucher is findable as soon as it exists.
-async fn add_voucher(
-    runtime: &Runtime,
-    index: &DashMap<VoucherId, Uin>,
-    voucher: Voucher,
-) -> EngineResult<()> {
+async fn add_voucher(steps: &Steps, voucher: Voucher) -> EngineResult<()> {
     let (id, owner) = (voucher.id, voucher.owner);
-    index.insert(id, owner);
-    if let Err(error) = ask(runtime, owner, AddVoucher { voucher: Box::new(voucher) }).await {
-        index.remove(&id);
+    steps.vouchers().insert(id, owner);
+    if let Err(error) = steps.ask(owner, AddVoucher { voucher: Box::new(voucher) }).await {
+        steps.vouchers().remove(&id);
         return Err(error);
+    }
+    Ok(())
+}
+
+/// The steps of IssueCustomerVoucher: drawn from the issuer's pool, then added to the
+/// customer's book (or given back if the book refuses it).
+pub(super) async fn issue_steps(steps: &Steps, issuer: Uin, voucher: Voucher) -> EngineResult<VoucherId> {
+    let (id, quota) = (voucher.id, voucher.total);
+    steps.ask(issuer, DrawVoucherQuota { quota }).await?;
+    if let Err(error) = add_voucher(steps, voucher).await {
+        steps.ask(issuer, ReturnVoucherQuota { quota }).await?;
+        return Err(error);
+    }
+    Ok(id)
+}
+
+/// The steps of ApplyPartnerVoucher: the customer's pending voucher first (for a
+/// ProductTrial voucher): if the partner's book refuses, it is invalidated, and an
+/// invalidated voucher is never approved.
+pub(super) async fn apply_partner_steps(steps: &Steps, voucher: Voucher) -> EngineResult<VoucherId> {
+    let id = voucher.id;
+    let associated = voucher.associated_trial();
+    if let Some(associated) = associated.clone() {
+        add_voucher(steps, associated).await?;
+    }
+    if let Err(error) = add_voucher(steps, voucher).await {
+        if let Some(associated) = associated {
+            steps.ask(associated.owner, InvalidateAssociated { id: associated.id }).await?;
+        }
+        return Err(error);
+    }
+    Ok(id)
+}
+
+/// The steps of ApprovePartnerVoucher: the partner's voucher, then its customer voucher.
+pub(super) async fn approve_steps(
+    steps: &Steps,
+    owner: Uin,
+    id: VoucherId,
+    now: Timestamp,
+) -> EngineResult<(VoucherId, Option<VoucherId>)> {
+    let Some(associated) = steps.ask(owner, ApproveVoucher { id, now }).await? else {
+        return Ok((id, None));
+    };
+    let customer = owner_of(steps.vouchers(), associated)?;
+    // Refused only if the pair was invalidated meanwhile: then both are.
+    steps.ask(customer, ApproveAssociated { id: associated, now }).await?;
+    Ok((id, Some(associated)))
+}
+
+/// The steps of InvalidatePartnerVoucher: the partner's voucher, then its customer voucher.
+pub(super) async fn invalidate_steps(
+    steps: &Steps,
+    caller: Caller,
+    owner: Uin,
+    id: VoucherId,
+) -> EngineResult<()> {
+    let invalidated = steps.ask(owner, InvalidateVoucher { caller, id }).await;
+    let associated = invalidated.map_err(|error| hide_owner(error, Rejection::UnknownVoucher(id)))?;
+    if let Some(associated) = associated {
+        if let Ok(customer) = owner_of(steps.vouchers(), associated) {
+            steps.ask(customer, InvalidateAssociated { id: associated }).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The steps of SetTrialVoucherPriority: the partner's switch, then the copy each customer
+/// it is charged for keeps, so that a purchase needs no lookup (a reseller's children, or
+/// the children of a distributor's second-level resellers).
+pub(super) async fn trial_first_steps(
+    steps: &Steps,
+    partner: Uin,
+    distributor: bool,
+    enabled: bool,
+) -> EngineResult<()> {
+    steps.ask(partner, SetTrialFirst { enabled }).await?;
+    let customers = charged_customers(steps, partner, distributor).await?;
+    for result in join_all(customers.iter().map(|uin| steps.ask(*uin, SetTrialFirst { enabled }))).await {
+        match result {
+            Ok(_) | Err(Error::Rejected(Rejection::UnknownUin(_))) => {}
+            Err(error) => return Err(error),
+        }
     }
     Ok(())
 }

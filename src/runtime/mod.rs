@@ -112,6 +112,44 @@ impl ChargedCache {
     }
 }
 
+/// One step of an engine operation over several accounts (see `engine::intents`): the
+/// shard writes it to the journal even if it changes nothing, and notes its answer, so that
+/// after a crash the operation can be finished from where it stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct StepTag {
+    pub intent: u64,
+    pub step: u32,
+}
+
+/// The answers the steps of unfinished operations got, in the order the shards applied
+/// them: written under a shard's lock, so a snapshot taken with every shard held sees
+/// exactly the steps its state holds.
+#[derive(Debug, Default)]
+pub struct StepAnswers(parking_lot::Mutex<rustc_hash::FxHashMap<u64, StepsOf>>);
+
+/// The answers of one operation's steps, by step.
+pub type StepsOf = std::collections::BTreeMap<u32, Result<Reply, Rejection>>;
+
+impl StepAnswers {
+    pub fn record(&self, tag: StepTag, answer: &Result<Reply, Rejection>) {
+        self.0.lock().entry(tag.intent).or_default().insert(tag.step, answer.clone());
+    }
+
+    /// The answers of `intent`'s steps so far.
+    pub fn of(&self, intent: u64) -> StepsOf {
+        self.0.lock().get(&intent).cloned().unwrap_or_default()
+    }
+
+    pub fn forget(&self, intent: u64) {
+        self.0.lock().remove(&intent);
+    }
+
+    /// Replaces every answer (a snapshot's).
+    pub fn restore(&self, answers: impl IntoIterator<Item = (u64, StepsOf)>) {
+        *self.0.lock() = answers.into_iter().collect();
+    }
+}
+
 /// A failure of the system, as opposed to a refusal: the operation's outcome is unknown.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
@@ -159,6 +197,28 @@ impl Runtime {
         match self {
             Runtime::Sharded(runtime) => runtime.call(uin, command).await,
             Runtime::Actix(runtime) => runtime.call(uin, command).await,
+        }
+    }
+
+    /// A call that is one step of an operation over several accounts (see [`StepTag`]); on
+    /// a runtime without a journal, a plain call.
+    pub async fn call_step(
+        &self,
+        uin: Uin,
+        command: Command,
+        tag: StepTag,
+    ) -> Result<Result<Reply, Rejection>, Failure> {
+        match self {
+            Runtime::Sharded(runtime) => runtime.call_step(uin, command, tag).await,
+            Runtime::Actix(runtime) => runtime.call(uin, command).await,
+        }
+    }
+
+    /// The step answers of the sharded runtime (the actix runtime keeps none).
+    pub fn step_answers(&self) -> Option<&Arc<StepAnswers>> {
+        match self {
+            Runtime::Sharded(runtime) => Some(runtime.step_answers()),
+            Runtime::Actix(_) => None,
         }
     }
 

@@ -28,9 +28,9 @@ use tokio::sync::oneshot;
 use super::shard::{Answer, BatchAnswers, Origin, Shard};
 use super::NO_SLOT;
 use crate::coordinator::{Begin, IndexRead, Mode, PurchaseRequest};
-use crate::domain::{Account, Caller, Command, PurchaseId, Rejection, Reply, Timestamp};
+use crate::domain::{Account, Caller, Command, PurchaseId, Rejection, Reply, Timestamp, Uin};
 use crate::journal::{Done, Durability, Journal};
-use crate::runtime::{CoordinatorOp, Failure};
+use crate::runtime::{CoordinatorOp, Failure, StepTag};
 
 /// One input a shard applied, as it writes it: borrowed from the message in hand.
 #[derive(Serialize)]
@@ -39,6 +39,7 @@ enum InputRef<'a> {
     Resolve { caller: Caller, id: &'a PurchaseId, commit: bool },
     Call { slot: u32, command: &'a Command },
     Sweep,
+    Step { uin: Uin, slot: u32, command: &'a Command, tag: StepTag },
 }
 
 /// One input as replay reads it back: the same variants, in the same order, as
@@ -49,6 +50,7 @@ enum Input {
     Resolve { caller: Caller, id: PurchaseId, commit: bool },
     Call { slot: u32, command: Command },
     Sweep,
+    Step { uin: Uin, slot: u32, command: Command, tag: StepTag },
 }
 
 /// The first byte of a shard round's record.
@@ -217,6 +219,28 @@ impl Shard {
         reply
     }
 
+    /// Applies a step of an engine operation (see [`StepTag`]): written whatever it does,
+    /// and its answer noted.
+    pub(super) fn call_step(
+        &mut self,
+        uin: Uin,
+        slot: u32,
+        command: Command,
+        tag: StepTag,
+    ) -> Result<Reply, Rejection> {
+        self.write(InputRef::Step { uin, slot, command: &command, tag });
+        self.step(uin, slot, command, tag)
+    }
+
+    fn step(&mut self, uin: Uin, slot: u32, command: Command, tag: StepTag) -> Result<Reply, Rejection> {
+        let answer = match self.accounts.get(slot as usize) {
+            Some(account) if account.uin == uin => self.account_at(slot, command),
+            _ => Err(Rejection::UnknownUin(uin)),
+        };
+        self.context.steps.record(tag, &answer);
+        answer
+    }
+
     /// Sends an answer, or holds it until the round's record is durable.
     pub(super) fn release(&mut self, release: Release) {
         match &mut self.log {
@@ -296,6 +320,9 @@ impl Shard {
                     }
                 }
                 Input::Sweep => self.sweep_at(table, None),
+                Input::Step { uin, slot, command, tag } => {
+                    let _ = self.step(uin, slot, command, tag);
+                }
             }
         }
         Ok(())

@@ -47,7 +47,7 @@ use self::log::Log;
 pub use self::log::ReplayError;
 use self::shard::{Answer, Message, Origin, Shard};
 use super::slots::Slots;
-use super::{CoordinatorOp, Failure, RuntimeSettings};
+use super::{CoordinatorOp, Failure, RuntimeSettings, StepAnswers, StepTag};
 use crate::cache::PREFETCH_DISTANCE;
 use crate::clock::Clock;
 use crate::coordinator::escrow::EscrowedPartners;
@@ -80,6 +80,8 @@ pub(super) struct Context {
     pub clock: Arc<dyn Clock>,
     pub sweep_interval: Duration,
     pub shards: usize,
+    /// The answers of the steps of unfinished engine operations.
+    pub steps: Arc<StepAnswers>,
 }
 
 /// One shard, its queue, and its thread.
@@ -299,7 +301,26 @@ impl ShardedRuntime {
             // snapshot is exact and a credit-line reduction sees all available credit.
             return self.ask(shard as usize, |reply| Message::CallWhole { uin, command, reply }).await;
         }
-        self.ask(shard as usize, |reply| Message::Call { slot, command, reply }).await
+        self.ask(shard as usize, |reply| Message::Call { slot, command, step: None, reply }).await
+    }
+
+    /// A call that is a step of an engine operation: written and its answer noted even if
+    /// refused. A step to an unknown UIN goes to the shard of its UIN, which answers so.
+    pub async fn call_step(
+        &self,
+        uin: Uin,
+        command: Command,
+        tag: StepTag,
+    ) -> Result<Result<Reply, Rejection>, Failure> {
+        if self.journal.is_none() {
+            return self.call(uin, command).await;
+        }
+        let (shard, slot) = self.route_customer(uin);
+        self.ask(shard, |reply| Message::Call { slot, command, step: Some((uin, tag)), reply }).await
+    }
+
+    pub fn step_answers(&self) -> &Arc<StepAnswers> {
+        &self.context().steps
     }
 
     /// The shard a request goes to, and its customer's slot there.
@@ -504,6 +525,7 @@ impl Recovering {
             clock,
             sweep_interval: Duration::from_millis(settings.expiry_sweep_interval_ms.max(1)),
             shards: count,
+            steps: Arc::new(StepAnswers::default()),
         });
         let cells = (0..count)
             .map(|shard| {
@@ -563,6 +585,11 @@ impl Recovering {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Where the shards note the answers of steps (see [`StepTag`]).
+    pub fn step_answers(&self) -> &Arc<StepAnswers> {
+        &self.shards.context.steps
     }
 
     /// Calls `visit` with every account, shard by shard.

@@ -69,9 +69,12 @@ pub(super) enum Message {
         requests: Vec<(u32, PurchaseRequest, u32)>,
         reply: oneshot::Sender<BatchAnswers>,
     },
+    /// A command to the account in `slot`; a step of an engine operation names its UIN too
+    /// (its slot may be `NO_SLOT`: unknown).
     Call {
         slot: u32,
         command: Command,
+        step: Option<(Uin, crate::runtime::StepTag)>,
         reply: oneshot::Sender<Result<Reply, Rejection>>,
     },
     /// Accounts to keep; answers their slots, in order.
@@ -221,8 +224,11 @@ impl Shard {
         match message {
             Message::Coordinate { op, slot, skip, origin } => self.coordinate(table, op, slot, skip, origin),
             Message::Batch { caller, requests, reply } => self.batch(table, caller, requests, reply),
-            Message::Call { slot, command, reply } => {
-                let answer = self.call_logged(slot, command);
+            Message::Call { slot, command, step, reply } => {
+                let answer = match step {
+                    None => self.call_logged(slot, command),
+                    Some((uin, tag)) => self.call_step(uin, slot, command, tag),
+                };
                 self.release(Release::Reply(reply, answer));
             }
             Message::Spawn { accounts, reply } => {
