@@ -310,6 +310,12 @@ impl super::Engine {
         }
     }
 
+    /// How many bytes of records the journal holds since it began (its position after the
+    /// last record written); `None` without a data directory.
+    pub fn journal_bytes(&self) -> Option<u64> {
+        self.journal.as_ref().map(|journal| journal.submitted().0)
+    }
+
     /// SaveSnapshot: writes the whole state (every account and purchase record) to `path`,
     /// atomically; answers its size in bytes.
     pub async fn save_snapshot(&self, path: &Path) -> Result<u64, SnapshotError> {
