@@ -144,20 +144,36 @@ impl Directory {
         let mut tables = self.tables.lock();
         debug_assert!(self.get(uin).is_none(), "{uin} placed twice");
         let len = self.len.load(Ordering::Relaxed) + 1;
-        let current = self.table();
-        if len * 2 > current.entries.len() {
-            let mut grown = Box::new(Table::new(current.entries.len() * 2));
-            for entry in current.entries.iter() {
-                let key = entry.key.load(Ordering::Relaxed);
-                if key != 0 {
-                    grown.put(key, entry.value.load(Ordering::Relaxed));
-                }
-            }
-            self.current.store(&mut *grown as *mut Table, Ordering::Release);
-            tables.push(grown);
+        if len * 2 > self.table().entries.len() {
+            self.grow(&mut tables, self.table().entries.len() * 2);
         }
         self.table().put(key_of(uin), place.pack());
         self.len.store(len, Ordering::Relaxed);
+    }
+
+    /// Makes room for `additional` more accounts at once: a creation of many accounts
+    /// copies the table once instead of at every doubling, and the old tables it keeps
+    /// stay small.
+    pub fn reserve(&self, additional: usize) {
+        let mut tables = self.tables.lock();
+        let wanted = (self.len() + additional).saturating_mul(2).next_power_of_two();
+        if wanted > self.table().entries.len() {
+            self.grow(&mut tables, wanted);
+        }
+    }
+
+    /// Publishes a copy of the current table with room for `capacity` entries.
+    #[allow(clippy::vec_box)]
+    fn grow(&self, tables: &mut Vec<Box<Table>>, capacity: usize) {
+        let mut grown = Box::new(Table::new(capacity));
+        for entry in self.table().entries.iter() {
+            let key = entry.key.load(Ordering::Relaxed);
+            if key != 0 {
+                grown.put(key, entry.value.load(Ordering::Relaxed));
+            }
+        }
+        self.current.store(&mut *grown as *mut Table, Ordering::Release);
+        tables.push(grown);
     }
 
     /// Every UIN placed.
@@ -197,6 +213,8 @@ mod tests {
             );
         }
         assert_eq!(directory.get(Uin(1)), None);
+        directory.reserve(100_000);
+        assert_eq!(directory.get(Uin(7)), Some(Place { shard: 1, slot: 1 }));
         let mut uins = directory.uins();
         uins.sort_unstable();
         assert_eq!(uins.len(), 10_000);

@@ -462,6 +462,7 @@ impl ShardedRuntime {
             .filter(|(_, accounts)| !accounts.is_empty())
             .map(|(shard, accounts)| (shard as u32, accounts))
             .collect();
+        self.context().directory.reserve(per_shard.iter().map(|(_, accounts)| accounts.len()).sum());
         if let Some(journal) = &self.journal {
             // Before any shard keeps an account: whatever uses them is written after.
             journal.submit(log::spawn_record(journal.buffer(), &per_shard), None);
@@ -553,6 +554,8 @@ impl Recovering {
                 ),
             });
         }
+        let count = image.shards.iter().map(|shard| shard.accounts.len()).sum();
+        self.shards.context.directory.reserve(count);
         for (cell, image) in self.shards.cells.iter().zip(image.shards) {
             let mut shard = cell.shard.lock();
             for (slot, uin) in shard.keep(image.accounts) {
@@ -569,7 +572,10 @@ impl Recovering {
         match record.first() {
             Some(&log::ROUND) => self.replay_round(record).map(|()| true),
             Some(&log::SPAWN) => {
-                for (shard, accounts) in log::read_spawn(record)? {
+                let per_shard = log::read_spawn(record)?;
+                let count = per_shard.iter().map(|(_, accounts)| accounts.len()).sum();
+                self.shards.context.directory.reserve(count);
+                for (shard, accounts) in per_shard {
                     let Some(cell) = self.shards.cells.get(shard as usize) else {
                         return Err(ReplayError {
                             shard,
