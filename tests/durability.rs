@@ -185,3 +185,23 @@ async fn a_damaged_snapshot_is_refused_and_replaces_nothing() {
     assert!(error.to_string().contains("seed.pcs"), "{error}");
     assert_eq!(state(&open(&dir, &clock)).await, kept_state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_engine_lets_go_of_its_directory_and_an_empty_one_starts_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START);
+    let old = Arc::new(open(dir.path(), &clock));
+    let t = tree(&old).await;
+    old.close().unwrap();
+    // Handles to the old engine remain, and fail.
+    assert!(matches!(old.account(OP, t.c).await, Err(partner_credit::Error::Failed(_))));
+    let before = state(&open(dir.path(), &clock)).await;
+    assert!(before.contains(&format!("{}", t.c.0)));
+
+    let config =
+        EngineConfig { data_dir: Some(dir.path().to_path_buf()), workers: 2, ..EngineConfig::default() };
+    let empty = Engine::open_empty(config, Arc::new(clock.clone())).unwrap();
+    assert!(empty.all_accounts().await.unwrap().is_empty());
+    drop(empty);
+    assert!(open(dir.path(), &clock).all_accounts().await.unwrap().is_empty());
+}

@@ -190,7 +190,7 @@ pub struct Engine {
     /// Operations over several accounts under way (see `intents.rs`).
     intents: Arc<intents::Intents>,
     /// Dropping the sender stops the background snapshots; the engine's drop joins them.
-    snapshots: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
+    snapshots: parking_lot::Mutex<Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 impl Engine {
@@ -239,6 +239,15 @@ impl Engine {
             }
             None => Engine::assemble(config, clock, Some(image.0)),
         }
+    }
+
+    /// An engine with no state (ResetState): with a data directory, every journal and
+    /// snapshot file in it is deleted first, so no other engine may hold it.
+    pub fn open_empty(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, OpenError> {
+        if let Some(dir) = &config.data_dir {
+            crate::journal::clear(dir)?;
+        }
+        Engine::assemble(config, clock, None)
     }
 
     fn assemble(
@@ -295,7 +304,7 @@ impl Engine {
             switching: Arc::new(tokio::sync::RwLock::new(())),
             journal,
             intents,
-            snapshots,
+            snapshots: parking_lot::Mutex::new(snapshots),
         };
         engine.index(&accounts);
         engine.finish_intents().map_err(|error| OpenError::Recovery {
@@ -333,6 +342,21 @@ impl Engine {
     /// Stops the runtime's threads. Calls after this fail with [`Failure::Stopped`].
     pub fn shutdown(&self) {
         self.runtime.shutdown();
+    }
+
+    /// Stops the engine, as [`Engine::shutdown`], and with a data directory syncs the
+    /// journal and lets go of the directory, so that another engine may open it while
+    /// handles to this one remain. Dropping the engine does the same.
+    pub fn close(&self) -> Result<(), crate::journal::JournalError> {
+        if let Some((stop, thread)) = self.snapshots.lock().take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+        self.runtime.shutdown();
+        match &self.journal {
+            Some(journal) => journal.close(),
+            None => Ok(()),
+        }
     }
 
     /// Counts one call of `action` by `caller` against its quota, or refuses it with
@@ -392,11 +416,9 @@ fn spawn_rate_limit_sweeper(limits: Weak<RateLimits>, interval_ms: u64) -> cross
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Some((stop, thread)) = self.snapshots.take() {
-            drop(stop);
-            let _ = thread.join();
+        if let Err(error) = self.close() {
+            tracing::error!("closing the engine's journal: {error}");
         }
-        self.runtime.shutdown();
     }
 }
 

@@ -77,7 +77,7 @@ pub use error::JournalError;
 pub use format::{FORMAT_VERSION, RECORD_BYTES_MAX};
 pub use measure::measure_fdatasync;
 pub use recover::{RecordReader, Recovered, TornTail};
-pub use snapshot::{read_snapshot_file, replace_with_snapshot, write_snapshot_file};
+pub use snapshot::{clear, read_snapshot_file, replace_with_snapshot, write_snapshot_file};
 pub use writer::{Done, Durability, Journal, DRAIN_BYTES_MAX, QUEUE_MESSAGES_MAX};
 
 /// A byte offset over the records of the whole journal (see the module documentation).

@@ -114,12 +114,24 @@ pub(super) fn prune(dir: &Path) -> Result<(), JournalError> {
 }
 
 /// Makes `dir` a journal that starts from `payload`: every segment and snapshot in it is
-/// deleted, and `payload` written as its only snapshot, at position 0. Under the
-/// directory's lock, so it is refused while a journal holds the directory. For loading an
-/// operator's snapshot into an engine with a data directory: its next open recovers it.
+/// deleted (see [`clear`]), and `payload` written as its only snapshot, at position 0. For
+/// loading an operator's snapshot into an engine with a data directory: its next open
+/// recovers it.
 pub fn replace_with_snapshot(dir: &Path, payload: &[u8]) -> Result<(), JournalError> {
+    let _lock = clear_locked(dir)?;
+    write_snapshot_file(&dir.join(format::snapshot_name(0)), Position(0), payload)
+}
+
+/// Deletes every segment and snapshot in `dir` (creating it if missing), so that the next
+/// open starts an empty journal. Under the directory's lock: refused while a journal holds
+/// it.
+pub fn clear(dir: &Path) -> Result<(), JournalError> {
+    clear_locked(dir).map(drop)
+}
+
+fn clear_locked(dir: &Path) -> Result<super::lock::DirectoryLock, JournalError> {
     fs::create_dir_all(dir).map_err(io_error(dir, "create the journal directory"))?;
-    let _lock = super::lock::DirectoryLock::acquire(dir)?;
+    let lock = super::lock::DirectoryLock::acquire(dir)?;
     let entries = fs::read_dir(dir).map_err(io_error(dir, "list the journal directory"))?;
     for entry in entries {
         let entry = entry.map_err(io_error(dir, "list the journal directory"))?;
@@ -129,5 +141,5 @@ pub fn replace_with_snapshot(dir: &Path, payload: &[u8]) -> Result<(), JournalEr
         }
     }
     sync_directory(dir)?;
-    write_snapshot_file(&dir.join(format::snapshot_name(0)), Position(0), payload)
+    Ok(lock)
 }

@@ -102,12 +102,13 @@ pub struct Journal {
     /// `Queue::submitted`, readable without the lock.
     submitted: AtomicU64,
     shared: Arc<Shared>,
-    writer: Option<JoinHandle<()>>,
+    /// Taken when the journal closes.
+    writer: Mutex<Option<JoinHandle<()>>>,
     /// One snapshot at a time: each prunes what the one before it wrote.
     snapshotting: Mutex<()>,
     dir: PathBuf,
-    /// Dropped after the writer has stopped (`Drop` joins it first).
-    _lock: DirectoryLock,
+    /// Released after the writer has stopped (`close` and `Drop` join it first).
+    lock: Mutex<Option<DirectoryLock>>,
 }
 
 impl Journal {
@@ -151,10 +152,10 @@ impl Journal {
             queue: Mutex::new(Queue { sender, submitted: end }),
             submitted: AtomicU64::new(end),
             shared,
-            writer: Some(handle),
+            writer: Mutex::new(Some(handle)),
             snapshotting: Mutex::new(()),
             dir,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         };
         Ok((journal, recovered))
     }
@@ -251,14 +252,20 @@ impl Journal {
         }
     }
 
-    /// Flushes and fsyncs everything submitted, runs the pending `done`s and stops the
-    /// writer. Dropping the journal does the same, without the result.
-    pub fn close(mut self) -> Result<(), JournalError> {
-        self.shut_down()
+    /// Flushes and fsyncs everything submitted, runs the pending `done`s, stops the writer
+    /// and lets go of the directory, so another journal may open it while handles to this
+    /// one remain: records submitted after are refused (their `done` is told the writer
+    /// stopped). Dropping the journal does the same, without the result.
+    pub fn close(&self) -> Result<(), JournalError> {
+        let closed = self.shut_down();
+        if self.writer.lock().is_none() {
+            self.lock.lock().take();
+        }
+        closed
     }
 
-    fn shut_down(&mut self) -> Result<(), JournalError> {
-        let Some(writer) = self.writer.take() else { return Ok(()) };
+    fn shut_down(&self) -> Result<(), JournalError> {
+        let Some(writer) = self.writer.lock().take() else { return Ok(()) };
         // The last `Arc<Journal>` went with a `done`, on the writer thread, which can neither
         // join itself nor wait for room in its own queue. It stops when it finds the channel
         // closed (the sender drops with the journal), after syncing what is left.
