@@ -317,7 +317,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
 fn run_serve(args: ServeArgs) -> anyhow::Result<bool> {
     tracing_subscriber::fmt().with_max_level(args.log).with_writer(std::io::stderr).init();
     let config = partner_credit::api::config::ServerConfig::load(&args.config)?;
-    actix_web::rt::System::new().block_on(partner_credit::api::server::serve(config, args.listen))?;
+    actix_web::rt::System::new().block_on(partner_credit::api::serve::serve(config, args.listen))?;
     Ok(true)
 }
 

@@ -491,9 +491,17 @@ fn serve(name: &str, webhooks: &str) -> Result<Server, String> {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     match line.trim().strip_prefix("partner-credit serve: listening on http://") {
-        Some(address) => Ok(Server { address: address.parse().unwrap(), child }),
+        Some(address) => {
+            // The server listens first, then imports its world: requests wait for the line
+            // that says it is ready.
+            let mut ready = String::new();
+            stdout.read_line(&mut ready).unwrap();
+            assert!(ready.starts_with("partner-credit serve: ready"), "{ready:?}");
+            Ok(Server { address: address.parse().unwrap(), child })
+        }
         None => {
             let output = child.wait_with_output().unwrap();
             Err(format!("{:?}: {}", output.status.code(), String::from_utf8_lossy(&output.stderr)))

@@ -29,6 +29,17 @@
 //! [[webhooks]]                  # any number: every event is posted to each (see `webhook`)
 //! url = "http://127.0.0.1:9000/credit-events"
 //! secret = "..."
+//!
+//! [[faults]]                    # any number: the faults in force at start (see `faults`)
+//! action = "CreatePurchase"     # or "*"
+//! caller_uin = 1000201          # optional
+//! probability = 0.3
+//! code = "InternalError"        # or delay_ms = 300, or drop = true
+//! seed = 7                      # optional
+//!
+//! [admin]                       # optional: GET /health and GET /metrics
+//! metrics = true                # count and serve /metrics (on)
+//! listen = "127.0.0.1:9090"     # serve both there instead of on the API's address
 //! ```
 //!
 //! Relative paths are relative to the configuration file.
@@ -63,6 +74,28 @@ pub struct ServerConfig {
     /// Where the engine's events (credit warnings) are posted.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// The faults in force at start; `SetFaults` replaces them.
+    #[serde(default)]
+    pub faults: Vec<super::faults::FaultSetting>,
+    #[serde(default)]
+    pub admin: AdminSettings,
+}
+
+/// `[admin]`: the health and metrics endpoints, which are not API actions.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Count answers and serve `GET /metrics` (on). Off, nothing is counted and `/metrics`
+    /// answers 404.
+    pub metrics: bool,
+    /// Serve `/health` and `/metrics` on this address instead of the API's (plain HTTP).
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> AdminSettings {
+        AdminSettings { metrics: true, listen: None }
+    }
 }
 
 /// One `[[webhooks]]` entry: every event is posted to `url` as JSON, signed with `secret`
@@ -323,7 +356,36 @@ impl ServerConfig {
         for (index, webhook) in self.webhooks.iter().enumerate() {
             webhook.validate().map_err(|message| format!("[[webhooks]] {}: {message}", index + 1))?;
         }
+        self.faults()?;
         Ok(())
+    }
+
+    /// The `[[faults]]`, checked; the error names the fault (from 1) and its setting.
+    pub fn faults(&self) -> Result<Vec<super::faults::Fault>, String> {
+        if self.faults.len() > super::faults::FAULTS_MAX {
+            return Err(format!(
+                "[[faults]]: at most {} faults, not {}",
+                super::faults::FAULTS_MAX,
+                self.faults.len()
+            ));
+        }
+        self.faults
+            .iter()
+            .enumerate()
+            .map(|(index, fault)| {
+                fault.check().map_err(|error| {
+                    let setting = super::faults::snake_case(error.field);
+                    let reason = error
+                        .reason
+                        .replace("Code, DelayMs and Drop (true)", "code, delay_ms and drop = true");
+                    if error.combination {
+                        format!("[[faults]] {}: {reason}", index + 1)
+                    } else {
+                        format!("[[faults]] {}: {setting}: {reason}", index + 1)
+                    }
+                })
+            })
+            .collect()
     }
 
     /// The documented quotas with this configuration's overrides.
@@ -517,6 +579,43 @@ max_connections = 100
     }
 
     #[test]
+    fn faults_and_admin_settings() {
+        let config = ServerConfig::parse(MINIMAL).unwrap();
+        assert!(config.faults().unwrap().is_empty());
+        assert!(config.admin.metrics && config.admin.listen.is_none());
+        let text = format!(
+            "{MINIMAL}{}",
+            r#"
+[[faults]]
+action = "CreatePurchase"
+caller_uin = 1000201
+probability = 0.3
+code = "InternalError"
+seed = 7
+[[faults]]
+action = "*"
+probability = 1
+delay_ms = 300
+[admin]
+metrics = false
+listen = "127.0.0.1:9090"
+"#
+        );
+        let config = ServerConfig::parse(&text).unwrap();
+        config.validate().unwrap();
+        let faults = config.faults().unwrap();
+        assert_eq!(faults.len(), 2);
+        assert_eq!(faults[0].effect, super::super::faults::Effect::Error("InternalError"));
+        assert_eq!((faults[0].seed, faults[0].caller_uin), (7, Some(Uin(1000201))));
+        assert_eq!(
+            faults[1].effect,
+            super::super::faults::Effect::Delay(std::time::Duration::from_millis(300))
+        );
+        assert!(!config.admin.metrics);
+        assert_eq!(config.admin.listen, "127.0.0.1:9090".parse().ok());
+    }
+
+    #[test]
     fn webhooks_have_defaults_and_limits() {
         let config = ServerConfig::parse(MINIMAL).unwrap();
         assert!(config.webhooks.is_empty());
@@ -612,6 +711,27 @@ timeout_ms = 250
                 "timeout_ms must be 1 to 600000, not 0",
             ),
             (&webhook("url = \"http://e/h\"\nsecret = \"s\"\nretries = 3"), "unknown field `retries`"),
+            (
+                &format!("{MINIMAL}[[faults]]\naction = \"Fly\"\nprobability = 1\ncode = \"InternalError\""),
+                "[[faults]] 1: action: \"Fly\" is not an action",
+            ),
+            (
+                &format!("{MINIMAL}[[faults]]\naction = \"*\"\nprobability = 2.0\ncode = \"InternalError\""),
+                "[[faults]] 1: probability: 2 is outside 0 to 1",
+            ),
+            (
+                &format!("{MINIMAL}[[faults]]\naction = \"*\"\nprobability = 0.5\ncode = \"Oops\""),
+                "[[faults]] 1: code: \"Oops\" is not an error code",
+            ),
+            (
+                &format!("{MINIMAL}[[faults]]\naction = \"*\"\nprobability = 0.5\ndelay_ms = 5\ndrop = true"),
+                "[[faults]] 1: a fault has exactly one of code, delay_ms and drop = true, not 2",
+            ),
+            (
+                &format!("{MINIMAL}[[faults]]\naction = \"*\"\nprobability = 0.5\nlatency = 5"),
+                "unknown field `latency`",
+            ),
+            (&format!("{MINIMAL}[admin]\nmetrics = \"yes\""), "metrics"),
             (
                 &format!(
                     "{}[[webhooks]]\nurl = \"http://e/2\"\nsecret = \"s\"\nattempts = 99",

@@ -8,17 +8,25 @@
 //! - [`params`]: strict reading of the decoded parameters;
 //! - [`errors`]: error answers, and the one mapping from refusals to codes;
 //! - [`actions`]: the actions as one table (reader and handler of each), a file per family;
-//! - [`config`], [`tls`], [`server`]: the configuration and the actix-web server;
+//! - [`config`], [`tls`], [`server`]: the configuration and the actix-web server (the
+//!   request path, and the engine it can replace whole); [`serve`]: the command's start and
+//!   stop;
+//! - the test double's controls: [`faults`] (errors, delays and dropped connections on
+//!   purpose), [`admin`] (`GET /health`, `GET /metrics`), [`metrics`] (what is counted);
 //! - [`client`]: a signing client over one keep-alive connection, for benches and load;
 //! - [`webhook`]: posts the engine's events (credit warnings) to the configured URLs.
 
 pub mod actions;
+pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod decode;
 pub mod errors;
+pub mod faults;
+pub mod metrics;
 pub mod params;
+pub mod serve;
 pub mod server;
 pub mod sign;
 pub mod tls;

@@ -9,17 +9,29 @@
 //! the table ([`super::actions`]), which calls the engine (where the rate limit is counted
 //! first).
 //!
-//! Invariant: a request's parameters come from one place (the JSON body, the form body or
-//! the query string), never two: a POST with a query string and a GET with a body are
-//! refused.
+//! Once the caller and the action are known, the faults in force ([`super::faults`]) may
+//! answer an error, wait, or drop the connection, before the engine is called. Every answer
+//! is counted in [`super::metrics`] (unless `[admin] metrics = false`).
+//!
+//! The engine is behind an [`ArcSwap`]: each request takes the engine in force when it
+//! starts and finishes on it, and [`Api::replace_engine`] (`ResetState`, and the start
+//! world's import) swaps in a new one in one step.
+//!
+//! Invariants:
+//! - a request's parameters come from one place (the JSON body, the form body or the query
+//!   string), never two: a POST with a query string and a GET with a body are refused;
+//! - until the server is ready (its world imported), every API request is answered
+//!   `ServiceUnavailable` and changes nothing; `GET /health` says when it is ready.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::Method;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
@@ -28,15 +40,41 @@ use super::auth::{header, Keys, Signed, Tc3Credentials, Window, V1_PARAMETERS};
 use super::config::{HttpSettings, ServerConfig};
 use super::decode::{Encoded, FlatParams};
 use super::errors::ApiError;
+use super::faults::{Effect, Faults};
+use super::metrics::{Answered, Metrics};
+use super::webhook::Webhooks;
 use super::VERSION;
 use crate::clock::OffsetClock;
 use crate::domain::{Action, Caller};
 use crate::engine::Engine;
 use crate::world::World;
 
-/// What every request needs: the engine, the keys and the HTTP settings.
+/// Where the server is in its life, as `GET /health` tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Readiness {
+    /// Listening, the world not yet imported: API requests are answered `ServiceUnavailable`.
+    Starting = 0,
+    Ready = 1,
+    /// Told to stop: requests in flight finish.
+    Stopping = 2,
+}
+
+/// What [`Api::replace_engine`] builds the new engine's state from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replacement {
+    /// No account, no voucher, no purchase.
+    Empty,
+    /// The world file the configuration names (`world = ...`), as imported at start; the
+    /// same as `Empty` when it names none.
+    StartWorld,
+}
+
+/// What every request needs: the engine, the keys and the HTTP settings, and the test
+/// double's controls (faults, readiness, metrics).
 pub struct Api {
-    pub engine: Arc<Engine>,
+    /// The engine in force: a request loads it once and finishes on it.
+    engine: ArcSwap<Engine>,
     keys: Keys,
     settings: HttpSettings,
     /// Bytes of request bodies being read or held, on all connections.
@@ -45,6 +83,30 @@ pub struct Api {
     /// `AdvanceClock` moves. Signature timestamps are checked against the real time (the
     /// engine's less the offset), since clients sign with theirs.
     adjustable_clock: Option<OffsetClock>,
+    faults: Faults,
+    /// `None` when `[admin] metrics = false`: nothing is counted.
+    metrics: Option<Arc<Metrics>>,
+    /// A [`Readiness`].
+    readiness: AtomicU8,
+    /// The world of the configuration, read once at start, for `ResetState`.
+    start_world: std::sync::OnceLock<Arc<World>>,
+    /// The webhooks posting the engine's events: resubscribed when the engine is replaced,
+    /// taken to be shut down when the server stops. A `parking_lot::Mutex` and not a tokio
+    /// one, because no await happens while it is held.
+    webhooks: parking_lot::Mutex<Option<Webhooks>>,
+    /// One replacement at a time (a tokio mutex: held across the import's awaits).
+    replacing: tokio::sync::Mutex<()>,
+    /// `/health` and `/metrics` are served on `[admin] listen`, not beside the API.
+    admin_apart: bool,
+    pub(super) started: Instant,
+}
+
+/// What the request path found out besides the answer, for the metrics and the connection.
+#[derive(Default)]
+struct Trace {
+    action: Option<Action>,
+    /// The fault that applied, if one did.
+    fault: Option<Effect>,
 }
 
 /// How a request is signed, as far as its headers tell before the body is read.
@@ -65,14 +127,95 @@ enum Encoding {
 }
 
 impl Api {
+    /// The API of `engine`, ready, with the configuration's faults and metrics. The
+    /// configuration must have been validated (its faults are checked again here).
     pub fn new(engine: Arc<Engine>, config: &ServerConfig) -> Api {
         Api {
-            engine,
+            engine: ArcSwap::new(engine),
             keys: Keys::new(config),
             settings: config.http.clone(),
             buffered: AtomicUsize::new(0),
             adjustable_clock: None,
+            faults: Faults::new(config.faults().expect("a validated configuration")),
+            metrics: config.admin.metrics.then(|| Arc::new(Metrics::new())),
+            readiness: AtomicU8::new(Readiness::Ready as u8),
+            start_world: std::sync::OnceLock::new(),
+            webhooks: parking_lot::Mutex::new(None),
+            replacing: tokio::sync::Mutex::new(()),
+            admin_apart: config.admin.listen.is_some(),
+            started: Instant::now(),
         }
+    }
+
+    /// Sets the world `ResetState {"To": "StartWorld"}` restores (once: later calls are
+    /// ignored, as the start is over).
+    pub fn set_start_world(&self, world: Arc<World>) {
+        let _ = self.start_world.set(world);
+    }
+
+    /// The engine in force now.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.load_full()
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        match self.readiness.load(Ordering::Acquire) {
+            0 => Readiness::Starting,
+            1 => Readiness::Ready,
+            _ => Readiness::Stopping,
+        }
+    }
+
+    pub fn set_readiness(&self, readiness: Readiness) {
+        self.readiness.store(readiness as u8, Ordering::Release);
+    }
+
+    /// Hands the running webhooks to the API, which resubscribes them to every new engine.
+    pub fn attach_webhooks(&self, webhooks: Webhooks) {
+        *self.webhooks.lock() = Some(webhooks);
+    }
+
+    /// Takes the webhooks back, to shut them down.
+    pub fn take_webhooks(&self) -> Option<Webhooks> {
+        self.webhooks.lock().take()
+    }
+
+    /// Each webhook's URL and counts.
+    pub fn webhook_stats(&self) -> Vec<(String, super::webhook::WebhookStats)> {
+        self.webhooks.lock().as_ref().map(Webhooks::stats).unwrap_or_default()
+    }
+
+    /// Replaces the engine by a new one with the same configuration and clock, whose state
+    /// is `replacement`: the one place the server's state is replaced whole. Requests in
+    /// flight finish on the old engine (what they change is discarded with it); requests
+    /// that start after the swap see the new one. The webhooks are subscribed to the new
+    /// engine before the swap, so none of its events is missed. Answers the accounts the new
+    /// state holds.
+    pub async fn replace_engine(&self, replacement: Replacement) -> Result<usize, crate::engine::Error> {
+        let _one_at_a_time = self.replacing.lock().await;
+        let engine = {
+            let old = self.engine.load();
+            Arc::new(Engine::start_with_clock(old.config().clone(), old.clock()))
+        };
+        let accounts = match (replacement, self.start_world.get()) {
+            (Replacement::StartWorld, Some(world)) => engine.import(Caller::Operator, world).await?,
+            _ => 0,
+        };
+        if let Some(webhooks) = &*self.webhooks.lock() {
+            webhooks.resubscribe(engine.events());
+        }
+        // The old engine stops when the last request holding it finishes (its drop stops
+        // its runtime).
+        self.engine.store(engine);
+        Ok(accounts)
     }
 
     /// The API of an engine that runs on `clock`, which `AdvanceClock` moves forward.
@@ -87,7 +230,7 @@ impl Api {
     fn window(&self) -> Window {
         let now = match self.adjustable_clock {
             Some(_) => crate::clock::Clock::now(&crate::clock::SystemClock).0,
-            None => self.engine.now().0,
+            None => self.engine.load().now().0,
         };
         Window { now: now.div_euclid(1000), skew_secs: self.settings.timestamp_skew_secs }
     }
@@ -100,6 +243,7 @@ impl Api {
         encoding: Encoding,
         request: &HttpRequest,
         body: &[u8],
+        trace: &mut Trace,
     ) -> Result<Answer, ApiError> {
         let get = request.method() == Method::GET;
         if get && !body.is_empty() {
@@ -141,11 +285,31 @@ impl Api {
                 (caller, action, Encoded::Flattened(params))
             }
         };
-        if let Some(answer) = actions::fast::answer(&self.engine, caller, action, &encoded).await {
+        trace.action = Some(action);
+        if let Some(effect) = self.faults.decide(caller, action) {
+            trace.fault = Some(effect);
+            if let Some(metrics) = &self.metrics {
+                metrics.fault_injected(effect);
+            }
+            match effect {
+                Effect::Error(code) => {
+                    return Err(ApiError::new(
+                        code,
+                        format!("injected by a fault on {action} (see DescribeFaults); nothing was changed"),
+                    ))
+                }
+                Effect::Delay(delay) => actix_web::rt::time::sleep(delay).await,
+                Effect::Drop => return Err(ApiError::new("InternalError", "dropped by a fault")),
+            }
+        }
+        let engine = self.engine.load_full();
+        let metrics = self.metrics.as_deref();
+        if let Some(answer) = actions::fast::answer(&engine, caller, action, &encoded, metrics).await {
             return answer.map(Answer::Json);
         }
         let params = encoded.decode()?;
-        let context = Context { engine: &self.engine, action, clock: self.adjustable_clock.as_ref() };
+        let context =
+            Context { engine: &engine, action, clock: self.adjustable_clock.as_ref(), server: self };
         actions::row(action).answer(&context, caller, params).await.map(Answer::Fields)
     }
 
@@ -297,19 +461,39 @@ pub fn response_body(answer: Result<Answer, ApiError>) -> Vec<u8> {
 }
 
 async fn entry(request: HttpRequest, payload: web::Payload, api: web::Data<Api>) -> HttpResponse {
+    let arrived = Instant::now();
     let mut read_whole_body = false;
-    let answer = match api.before_body(&request) {
-        Err(error) => Err(error),
-        Ok((signing, encoding)) => match api.read_body(payload).await {
+    let mut trace = Trace::default();
+    let answer = if api.readiness() == Readiness::Starting {
+        Err(ApiError::new(
+            "ServiceUnavailable",
+            "the server is importing its world; GET /health answers 200 once it is ready",
+        ))
+    } else {
+        match api.before_body(&request) {
             Err(error) => Err(error),
-            Ok(body) => {
-                read_whole_body = true;
-                api.answer(signing, encoding, &request, &body.bytes).await
-            }
-        },
+            Ok((signing, encoding)) => match api.read_body(payload).await {
+                Err(error) => Err(error),
+                Ok(body) => {
+                    read_whole_body = true;
+                    api.answer(signing, encoding, &request, &body.bytes, &mut trace).await
+                }
+            },
+        }
     };
     if let Err(error) = &answer {
         tracing::debug!(code = %error.code, message = %error.message, "refused");
+    }
+    if let Some(metrics) = &api.metrics {
+        let code = match trace.fault {
+            Some(Effect::Drop) => Some(super::metrics::DROPPED),
+            _ => answer.as_ref().err().map(|error| error.code.as_ref()),
+        };
+        let injected = trace.fault.is_some_and(|effect| !matches!(effect, Effect::Delay(_)));
+        metrics.answered(Answered { action: trace.action, code, injected, elapsed: arrived.elapsed() });
+    }
+    if trace.fault == Some(Effect::Drop) {
+        return dropped();
     }
     let mut response = HttpResponse::Ok();
     response.insert_header((CONTENT_TYPE, "application/json"));
@@ -320,76 +504,23 @@ async fn entry(request: HttpRequest, payload: web::Payload, api: web::Data<Api>)
     response.body(response_body(answer))
 }
 
-/// Registers the API on an actix-web app: every path and method reaches [`entry`].
-pub fn configure(api: web::Data<Api>) -> impl FnOnce(&mut web::ServiceConfig) {
-    move |config| {
-        config.app_data(api).default_service(web::to(entry));
-    }
+/// An answer that is none: its body fails before a byte of it is written, so actix-web
+/// closes the connection without writing the status line either (the head waits in the
+/// write buffer until the body's first chunk, and the error discards both).
+fn dropped() -> HttpResponse {
+    let failing = futures::stream::once(async {
+        Err::<web::Bytes, _>(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "dropped by a fault"))
+    });
+    HttpResponse::Ok().force_close().body(actix_web::body::BodyStream::new(failing))
 }
 
-/// How long requests in flight get to finish once the server is told to stop.
-const SHUTDOWN_GRACE_SECS: u64 = 5;
-
-/// Starts the engine from the configuration, imports its world, and serves until Ctrl-C
-/// (or SIGTERM), which stops it gracefully.
-pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let engine_config = config.engine_config().map_err(anyhow::Error::msg)?;
-    let adjustable_clock = config.engine.adjustable_clock.then(OffsetClock::new);
-    let engine = Arc::new(match &adjustable_clock {
-        Some(clock) => Engine::start_with_clock(engine_config, Arc::new(clock.clone())),
-        None => Engine::start(engine_config),
-    });
-    if let Some(path) = &config.world {
-        let world = World::load(path)?;
-        let count = engine.import(Caller::Operator, &world).await?;
-        tracing::info!(accounts = count, world = %path.display(), "imported the world");
+/// Registers the API on an actix-web app: every path and method reaches [`entry`], but
+/// `GET /health` and `GET /metrics` (unless `[admin] listen` serves them apart).
+pub fn configure(api: web::Data<Api>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        if !api.admin_apart {
+            super::admin::routes(config);
+        }
+        config.app_data(api).default_service(web::to(entry));
     }
-    let webhooks = super::webhook::start(engine.events(), &config.webhooks).map_err(anyhow::Error::msg)?;
-    let listen = listen.unwrap_or(config.listen);
-    let mut api = Api::new(engine.clone(), &config);
-    if let Some(clock) = adjustable_clock {
-        tracing::warn!(
-            "[engine] adjustable_clock is on: the operator's AdvanceClock moves the engine's clock forward"
-        );
-        api = api.with_adjustable_clock(clock);
-    }
-    let api = web::Data::new(api);
-    let settings = config.http.clone();
-    let server = HttpServer::new(move || App::new().configure(configure(api.clone())))
-        .workers(settings.workers)
-        .max_connections(settings.max_connections)
-        .keep_alive(std::time::Duration::from_secs(settings.keep_alive_secs))
-        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-        // actix stops at once on SIGINT; Ctrl-C must let requests in flight finish.
-        .disable_signals();
-    // Listening for the signals before the address is printed: a script that stops the
-    // server as soon as it sees the line still gets a graceful stop.
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let server = match &config.tls {
-        Some(tls) => server.bind_rustls_0_23(listen, super::tls::server_config(&tls.cert, &tls.key)?)?,
-        None => server.bind(listen)?,
-    };
-    for address in server.addrs() {
-        let scheme = if config.tls.is_some() { "https" } else { "http" };
-        // The line tests and scripts wait for: the bound address (the port may have been 0).
-        println!("partner-credit serve: listening on {scheme}://{address}");
-    }
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(async move {
-        let name = tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        };
-        tracing::info!(signal = name, "stopping: requests in flight get {SHUTDOWN_GRACE_SECS} s to finish");
-        handle.stop(true).await;
-    });
-    server.await?;
-    // Events published while requests finished get the same grace to go out.
-    webhooks.shutdown(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
-    tracing::info!("stopped");
-    engine.shutdown();
-    Ok(())
 }

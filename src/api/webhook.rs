@@ -38,6 +38,10 @@
 //! webhook retries, its queue fills; an event that finds it full is dropped and counted, and
 //! drops are logged at most once a second. Nothing here ever makes the engine wait.
 //!
+//! When the server replaces its engine (`ResetState`), [`Webhooks::resubscribe`] hands each
+//! task a subscription to the new engine's bus: the task first delivers what the old queue
+//! still held, then goes on with the new one; its counts and event ids go on too.
+//!
 //! Invariant: a request's signature covers its exact body and timestamp header.
 //! Invariant: only plain HTTP (the crate's client is hyper's http1 without TLS), so a
 //! configuration with an `https://` URL is refused at start rather than sent in clear.
@@ -168,17 +172,29 @@ pub struct WebhookStats {
 struct Counters {
     delivered: AtomicU64,
     failed: AtomicU64,
-    /// The subscription's own count: the bus adds to it when the queue is full.
-    dropped: Arc<AtomicU64>,
+    /// The current subscription's own count: the bus adds to it when the queue is full. A
+    /// `parking_lot::Mutex` and not a tokio one, because no await happens while it is held;
+    /// only a resubscription writes it.
+    dropped: parking_lot::Mutex<Arc<AtomicU64>>,
+    /// What the subscriptions before the current one dropped.
+    dropped_before: AtomicU64,
 }
 
 impl Counters {
     fn stats(&self) -> WebhookStats {
+        let dropped = self.dropped.lock().load(Ordering::Relaxed);
         WebhookStats {
             delivered: self.delivered.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
+            dropped: self.dropped_before.load(Ordering::Relaxed) + dropped,
         }
+    }
+
+    /// Counts the drops of a new subscription from now on, after the old one's.
+    fn switch(&self, dropped: Arc<AtomicU64>) {
+        let mut current = self.dropped.lock();
+        self.dropped_before.fetch_add(current.load(Ordering::Relaxed), Ordering::Relaxed);
+        *current = dropped;
     }
 }
 
@@ -191,7 +207,11 @@ pub struct Webhooks {
 
 struct Running {
     url: String,
+    /// The queue's capacity, for a subscription to another bus.
+    queue: usize,
     counters: Arc<Counters>,
+    /// Where a subscription to another bus goes to the task.
+    switch: tokio::sync::mpsc::UnboundedSender<Subscription>,
     task: JoinHandle<()>,
 }
 
@@ -234,12 +254,16 @@ pub fn start(bus: &Arc<EventBus>, hooks: &[WebhookConfig]) -> Result<Webhooks, S
             let counters = Arc::new(Counters {
                 delivered: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
-                dropped: subscription.dropped_counter(),
+                dropped: parking_lot::Mutex::new(subscription.dropped_counter()),
+                dropped_before: AtomicU64::new(0),
             });
             let url = target.url.clone();
+            let (switch, switches) = tokio::sync::mpsc::unbounded_channel();
+            let queues =
+                Queues { current: subscription, switches, backlog: std::collections::VecDeque::new() };
             let task =
-                tokio::spawn(run(target, subscription, counters.clone(), event_ids.clone(), stopped.clone()));
-            Running { url, counters, task }
+                tokio::spawn(run(target, queues, counters.clone(), event_ids.clone(), stopped.clone()));
+            Running { url, queue: hook.queue, counters, switch, task }
         })
         .collect();
     Ok(Webhooks { running, stop })
@@ -253,6 +277,16 @@ impl Webhooks {
 
     pub fn len(&self) -> usize {
         self.running.len()
+    }
+
+    /// Subscribes every webhook to `bus` (a new engine's) in place of the bus it had: each
+    /// task delivers what its old queue holds, then the new one's events.
+    pub fn resubscribe(&self, bus: &Arc<EventBus>) {
+        for running in &self.running {
+            let subscription = bus.subscribe(running.queue);
+            // A task that ended (the server is stopping) has nothing left to deliver.
+            let _ = running.switch.send(subscription);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -286,32 +320,65 @@ impl Webhooks {
     }
 }
 
+/// A task's queues: the current subscription, what an old one still held, and where a new
+/// one comes from.
+struct Queues {
+    current: Subscription,
+    switches: tokio::sync::mpsc::UnboundedReceiver<Subscription>,
+    backlog: std::collections::VecDeque<Event>,
+}
+
+impl Queues {
+    /// Takes `next` as the current subscription; what the old one held is delivered first.
+    fn switch(&mut self, next: Subscription, counters: &Counters) {
+        while let Ok(event) = self.current.try_recv() {
+            self.backlog.push_back(event);
+        }
+        counters.switch(next.dropped_counter());
+        self.current = next;
+    }
+}
+
 /// One webhook's task: takes events off its queue and posts them one at a time, until the
 /// bus is gone or it is told to stop and its queue is empty.
 async fn run(
     target: Target,
-    mut subscription: Subscription,
+    mut queues: Queues,
     counters: Arc<Counters>,
     event_ids: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut drops = DropReport { url: target.url.clone(), dropped: counters.dropped.clone(), logged: 0 };
+    let mut drops = DropReport { url: target.url.clone(), counters: counters.clone(), logged: 0 };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut connection: Option<Connection> = None;
     let mut stopping = *stop.borrow();
     loop {
-        let event = if stopping {
-            match subscription.try_recv() {
+        let event = if let Some(event) = queues.backlog.pop_front() {
+            event
+        } else if stopping {
+            match queues.current.try_recv() {
                 Ok(event) => event,
                 Err(_) => break,
             }
         } else {
             tokio::select! {
-                event = subscription.recv() => match event {
+                event = queues.current.recv() => match event {
                     Some(event) => event,
-                    None => break,
+                    // The bus is gone: the end, unless it was an engine replaced by another,
+                    // whose subscription was sent before the old bus could go.
+                    None => match queues.switches.try_recv() {
+                        Ok(next) => {
+                            queues.switch(next, &counters);
+                            continue;
+                        }
+                        Err(_) => break,
+                    },
                 },
+                Some(next) = queues.switches.recv() => {
+                    queues.switch(next, &counters);
+                    continue;
+                }
                 _ = tick.tick() => {
                     drops.report();
                     continue;
@@ -356,13 +423,13 @@ async fn run(
 /// Logs the events a full queue dropped since the last report.
 struct DropReport {
     url: String,
-    dropped: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     logged: u64,
 }
 
 impl DropReport {
     fn report(&mut self) {
-        let dropped = self.dropped.load(Ordering::Relaxed);
+        let dropped = self.counters.stats().dropped;
         if dropped > self.logged {
             tracing::warn!(
                 url = %self.url,

@@ -130,6 +130,12 @@ actions! {
     SetCreditWarning,
     /// Moves a server's clock forward (only with `[engine] adjustable_clock`).
     AdvanceClock,
+    /// The server's fault injection: replaces the list of faults (operator).
+    SetFaults,
+    /// The server's fault injection: the list of faults in force (operator).
+    DescribeFaults,
+    /// Replaces the server's state with an empty one or the world it started with (operator).
+    ResetState,
 }
 
 impl Action {

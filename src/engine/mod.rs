@@ -339,6 +339,11 @@ impl Engine {
         self.clock.now()
     }
 
+    /// The clock the engine runs on, for another engine on the same time.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// Stops the runtime's threads. Calls after this fail with [`Failure::Stopped`].
     pub fn shutdown(&self) {
         self.runtime.shutdown();

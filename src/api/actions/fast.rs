@@ -18,7 +18,8 @@ use std::io::Write;
 use super::purchases::{batch_len, charge_fields};
 use super::text_fits;
 use crate::api::decode::{Encoded, FlatParams};
-use crate::api::errors::ApiError;
+use crate::api::errors::{rejection_code, ApiError};
+use crate::api::metrics::Metrics;
 use crate::api::params;
 use crate::coordinator::{Charges, PurchaseRequest};
 use crate::domain::voucher::PayMode;
@@ -102,11 +103,14 @@ fn once<T>(field: &mut Option<T>, value: T) -> Option<()> {
 
 /// Answers `action` if it is a hot one and the body plainly valid; `None` otherwise, for the
 /// general path.
+/// Each purchase of a batch is counted in `metrics` (the request itself is counted by the
+/// server).
 pub async fn answer(
     engine: &Engine,
     caller: Caller,
     action: Action,
     encoded: &Encoded<'_>,
+    metrics: Option<&Metrics>,
 ) -> Option<Result<Vec<u8>, ApiError>> {
     let refused = |error| ApiError::from_engine(error, action);
     match (action, encoded) {
@@ -151,6 +155,14 @@ pub async fn answer(
                 }
                 out.extend_from_slice(b"{\"PurchaseId\":");
                 write_string(&mut out, id.as_str());
+                if let Some(metrics) = metrics {
+                    match &result {
+                        Ok(_) => metrics.purchase_committed(),
+                        Err(rejection) => {
+                            metrics.purchase_refused(rejection_code(rejection, Action::CreatePurchase))
+                        }
+                    }
+                }
                 match result {
                     Ok(receipt) => {
                         out.extend_from_slice(b",\"Status\":\"Committed\"");

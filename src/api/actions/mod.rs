@@ -20,7 +20,8 @@
 //! `CreatePurchases` answered without a JSON tree, beside the general path and with its
 //! checks), [`credit`] (allocation and the credit queries), [`customers`], [`vouchers`] (the
 //! engine's voucher actions) and [`voucher_queries`] (the upstream ones), [`postpaid`],
-//! [`bills`], [`warnings`], and [`control`] (`Ping`, `AdvanceClock`). The upstream actions
+//! [`bills`], [`warnings`], [`control`] (`Ping`, `AdvanceClock`), and [`operator`] (the test
+//! double's controls: `SetFaults`, `DescribeFaults`, `ResetState`). The upstream actions
 //! outside the engine's job are rows too: counted against their quota, then answered
 //! `UnsupportedOperation`.
 //!
@@ -52,6 +53,7 @@ pub mod control;
 pub mod credit;
 pub mod customers;
 pub mod fast;
+pub mod operator;
 pub mod postpaid;
 pub mod purchases;
 pub mod setup;
@@ -90,6 +92,8 @@ pub struct Context<'a> {
     /// The server's adjustable clock, when the configuration sets `[engine]
     /// adjustable_clock = true`: what `AdvanceClock` moves.
     pub clock: Option<&'a OffsetClock>,
+    /// The server itself: its faults, metrics, and the engine it may replace.
+    pub server: &'a crate::api::server::Api,
 }
 
 impl Context<'_> {
@@ -215,6 +219,9 @@ table! {
         // ----- the server itself -----
         Ping: nothing => control::ping;
         AdvanceClock: control::read_seconds => control::advance_clock;
+        SetFaults: operator::read_faults => operator::set_faults;
+        DescribeFaults: nothing => operator::describe_faults;
+        ResetState: operator::read_reset => operator::reset_state;
     }
     not offered {
         ApproveClientApply, ApproveSubAgentApply, CreateAccount, CreateAndSendClientInvitationMail,

@@ -138,10 +138,16 @@ pub async fn purchase_batch(context: &Context<'_>, caller: Caller, items: Vec<Pa
         .zip(results)
         .map(|(id, result)| match result {
             Ok(receipt) => {
+                if let Some(metrics) = context.server.metrics() {
+                    metrics.purchase_committed();
+                }
                 with_charges(json!({ "PurchaseId": id.as_str(), "Status": "Committed" }), &receipt.charges())
             }
             Err(rejection) => {
                 let error = ApiError::rejected(&rejection, Action::CreatePurchase);
+                if let Some(metrics) = context.server.metrics() {
+                    metrics.purchase_refused(&error.code);
+                }
                 json!({
                     "PurchaseId": id.as_str(),
                     "Status": "Refused",
