@@ -118,6 +118,17 @@ fn over_http_exactly_30_of_100_purchases_succeed_and_every_account_is_audited() 
     assert_eq!(report["audit"]["scope"], "full");
     assert_eq!(report["audit"]["model"]["customers_checked"], 10);
     assert_eq!(report["audit"]["model"]["partners_checked"], 210);
+    // The server's own counts, from its metrics scraped before and after: the same requests.
+    let side = &report["server"];
+    assert_eq!(side["available"], true, "{side}");
+    assert_eq!(side["requests"], 100, "{side}");
+    assert_eq!(side["purchases_committed"], 30, "{side}");
+    assert_eq!(side["by_code"]["FailedOperation.InsufficientClientCredit"], 70, "{side}");
+    assert!(
+        text(&output).contains("server        100 requests answered (30 succeeded, 70 refused)"),
+        "{}",
+        text(&output)
+    );
 
     // A second run on the same server: the books are compared as differences, so the first
     // run's purchases do not count against it, and now everything is refused.

@@ -1,6 +1,6 @@
 //! `--html FILE`: the report as one self-contained page, for people who would rather look
 //! than read: throughput per second and latency p50/p99 per second as inline SVG charts,
-//! then the summary, the outcomes and the audit.
+//! then the summary, the outcomes, the server's own counts (HTTP target) and the audit.
 //!
 //! The charts are drawn here, as SVG, so the page needs no script and no network; a short
 //! inline script only checks that the browser laid each chart out (it marks the body with
@@ -10,7 +10,7 @@
 
 use std::fmt::Write;
 
-use super::report::{duration_text, LoadReport};
+use super::report::{duration_text, LoadReport, ServerSide};
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 220.0;
@@ -113,6 +113,9 @@ pub fn render(report: &LoadReport) -> String {
         let _ = writeln!(page, "<tr><td>{}</td><td class=\"n\">{count}</td></tr>", escape(name));
     }
     page.push_str("</table>\n");
+    if let Some(server) = &report.server {
+        server_side(&mut page, server);
+    }
     if !report.thresholds.is_empty() {
         page.push_str("<h2>Thresholds</h2>\n<table id=\"thresholds\">\n");
         for result in &report.thresholds {
@@ -136,6 +139,41 @@ pub fn render(report: &LoadReport) -> String {
     );
     page.push_str("</body>\n</html>\n");
     page
+}
+
+/// The server's own counts, beside the client's: which side was the bottleneck.
+fn server_side(page: &mut String, server: &ServerSide) {
+    page.push_str("<h2>Server side</h2>\n<table id=\"server\">\n");
+    if !server.available {
+        let _ = writeln!(
+            page,
+            "<tr><th>metrics</th><td>not measured: {}</td></tr>\n</table>",
+            escape(server.note.as_deref().unwrap_or("no metrics"))
+        );
+        return;
+    }
+    let rows = [
+        ("requests answered", server.requests.to_string()),
+        ("succeeded", server.succeeded.to_string()),
+        ("refused", server.refused.to_string()),
+        ("purchases committed", server.purchases_committed.to_string()),
+        ("purchases refused", server.purchases_refused.to_string()),
+        ("over quota", server.rate_limited.to_string()),
+        ("faults injected", server.faults_injected.to_string()),
+        (
+            "mean time in the server",
+            server.latency_us_mean.map_or("-".into(), |us| duration_text(us.round() as u64)),
+        ),
+        ("mean latency seen by the client", duration_text(server.client_latency_us_mean.round() as u64)),
+        ("verdict", server.verdict.clone()),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(page, "<tr><th>{name}</th><td>{}</td></tr>", escape(&value));
+    }
+    for (code, count) in server.by_code.iter().filter(|(code, _)| code.as_str() != "Success") {
+        let _ = writeln!(page, "<tr><td>{}</td><td class=\"n\">{count}</td></tr>", escape(code));
+    }
+    page.push_str("</table>\n");
 }
 
 /// A line chart of `series` over the seconds of the run, with axes and a legend.

@@ -20,6 +20,10 @@
 //! partner's check covers all its customers' purchases either way, because the model knows
 //! every acknowledged purchase.
 //!
+//! Before anything, the load waits while the server's `GET /health` says it is still
+//! importing its world. Around the run it scrapes the server's `GET /metrics`
+//! ([`super::server_side`]) for the report's server side.
+//!
 //! Invariant: the audit's reads are paced to the quota when there is one; the load never
 //! retries a purchase.
 
@@ -30,6 +34,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::model::{Book, Credit, Snapshot};
+use super::report::ServerSide;
+use super::server_side::{self, Exposition};
 use super::target::{Answer, Driver};
 use crate::api::client::ApiClient;
 use crate::api::config::{QuotaSetting, ServerConfig};
@@ -39,6 +45,8 @@ use crate::world::World;
 
 /// How long one request may wait for its answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server still importing its world (`GET /health` 503) is waited for.
+const READY_WAIT: Duration = Duration::from_secs(120);
 
 /// UINs per QueryCreditByUinList call.
 const UIN_LIST_MAX: usize = 50;
@@ -117,11 +125,14 @@ pub struct Prepared {
     full: bool,
     /// The customers read back in a partial audit.
     sample: Vec<Uin>,
+    /// The server's metrics just before the load, or why there are none.
+    metrics_before: Result<Exposition, String>,
 }
 
 impl Prepared {
     /// Connects, checks that the server holds the world, and finds out how the audit can read.
     pub async fn connect(target: &HttpTarget, world: &World, book: &Book) -> anyhow::Result<Prepared> {
+        server_side::wait_until_ready(target.address, &target.url, READY_WAIT).await?;
         let mut client = target.client().await?;
         // The first and last customers and partners of the world: enough to tell a server
         // started with the world from one without it.
@@ -175,7 +186,25 @@ impl Prepared {
         };
         let step = (book.customers.len() / SAMPLE_CUSTOMERS).max(1);
         let sample = book.customers.iter().step_by(step).take(SAMPLE_CUSTOMERS).copied().collect();
-        Ok(Prepared { target: target.clone(), full, sample })
+        let metrics_before = Err("not scraped".into());
+        Ok(Prepared { target: target.clone(), full, sample, metrics_before })
+    }
+
+    /// Scrapes the server's metrics, as they are before the load (after the audit's first
+    /// reads, so that only the load's requests fall between the two scrapes).
+    pub async fn scrape_before(&mut self) {
+        self.metrics_before = server_side::scrape(self.target.address).await;
+    }
+
+    /// What the server counted since [`Prepared::scrape_before`]; call it before the audit's
+    /// last reads.
+    pub async fn server_side(&self, client_latency_us_mean: f64) -> ServerSide {
+        let url = &self.target.url;
+        match (&self.metrics_before, server_side::scrape(self.target.address).await) {
+            (Ok(before), Ok(after)) => server_side::summarize(url, before, &after, client_latency_us_mean),
+            (Err(note), _) => server_side::unavailable(url, note.clone()),
+            (_, Err(note)) => server_side::unavailable(url, note),
+        }
     }
 
     pub fn scope(&self) -> &'static str {

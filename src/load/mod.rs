@@ -51,6 +51,8 @@ pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod scenario;
+#[cfg(feature = "http")]
+pub mod server_side;
 pub mod target;
 pub mod threshold;
 
@@ -264,6 +266,10 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
     }
     gather(options, &mut report, ends)?;
     report.record(&timeline.seconds(), &timeline.latency_us());
+    #[cfg(feature = "http")]
+    if let Prepared::Http(prepared) = &prepared {
+        report.server = Some(prepared.server_side(report.latency_us.mean).await);
+    }
     let deferred = shared.allocations_deferred.load(Ordering::Relaxed);
     if deferred > 0 {
         if let Some(mix) = &mut report.mix {
@@ -320,11 +326,12 @@ async fn prepare(
         }
         #[cfg(feature = "http")]
         Target::Http(target) => {
-            let prepared = http::Prepared::connect(target, world, book).await?;
+            let mut prepared = http::Prepared::connect(target, world, book).await?;
             report.target = target.url.clone();
             report.accounts = world.len();
             let before = prepared.snapshot(book).await?;
             let drivers = prepared.drivers(options.concurrency).await?;
+            prepared.scrape_before().await;
             (Prepared::Http(prepared), before, drivers)
         }
     })

@@ -93,6 +93,33 @@ pub struct AuditReport {
     pub engine: Option<EngineAudit>,
 }
 
+/// What the server itself counted during the run (HTTP target), from its `GET /metrics`
+/// scraped before and after: whether the client or the server was the bottleneck.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ServerSide {
+    pub metrics_url: String,
+    /// Whether both scrapes were read; if not, `note` says why and the counts are zero.
+    pub available: bool,
+    pub note: Option<String>,
+    /// API requests the server answered between the scrapes (from every client).
+    pub requests: u64,
+    pub succeeded: u64,
+    /// Answered with an error code.
+    pub refused: u64,
+    /// Answers by code (`Success` or the error code).
+    pub by_code: BTreeMap<String, u64>,
+    pub purchases_committed: u64,
+    pub purchases_refused: u64,
+    pub rate_limited: u64,
+    pub faults_injected: u64,
+    /// The mean time from a request's arrival to its answer, in the server.
+    pub latency_us_mean: Option<f64>,
+    /// The mean latency the load generator measured, for comparison.
+    pub client_latency_us_mean: f64,
+    /// Which side the time went to.
+    pub verdict: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ThresholdResult {
     pub threshold: String,
@@ -151,6 +178,8 @@ pub struct LoadReport {
     pub error_samples: Vec<String>,
     pub open_loop: Option<OpenLoop>,
     pub audit: AuditReport,
+    /// The server's own counts (HTTP target).
+    pub server: Option<ServerSide>,
     pub thresholds: Vec<ThresholdResult>,
     pub series: Vec<SecondReport>,
 }
@@ -335,6 +364,9 @@ impl fmt::Display for LoadReport {
         for violation in audit.model.violations.iter().take(20) {
             writeln!(f, "  violation: {violation}")?;
         }
+        if let Some(server) = &self.server {
+            write_server_side(f, server)?;
+        }
         if !self.thresholds.is_empty() {
             writeln!(f, "thresholds")?;
             for result in &self.thresholds {
@@ -344,6 +376,38 @@ impl fmt::Display for LoadReport {
         }
         Ok(())
     }
+}
+
+fn write_server_side(f: &mut fmt::Formatter<'_>, server: &ServerSide) -> fmt::Result {
+    if !server.available {
+        let note = server.note.as_deref().unwrap_or("no metrics");
+        return writeln!(f, "server        not measured: {note}");
+    }
+    writeln!(
+        f,
+        "server        {} requests answered ({} succeeded, {} refused), {} purchases committed, {} refused, \
+         {} over quota, {} faults injected",
+        server.requests,
+        server.succeeded,
+        server.refused,
+        server.purchases_committed,
+        server.purchases_refused,
+        server.rate_limited,
+        server.faults_injected
+    )?;
+    if let Some(mean) = server.latency_us_mean {
+        writeln!(
+            f,
+            "  time        mean {} in the server, {} seen by the client",
+            duration_text(mean.round() as u64),
+            duration_text(server.client_latency_us_mean.round() as u64)
+        )?;
+    }
+    writeln!(f, "  verdict     {}", server.verdict)?;
+    for (code, count) in server.by_code.iter().filter(|(code, _)| code.as_str() != "Success") {
+        writeln!(f, "  {code:<44} {count:>12}")?;
+    }
+    Ok(())
 }
 
 fn threshold_value(result: &ThresholdResult) -> String {
