@@ -57,6 +57,10 @@ struct BenchArgs {
     /// Run only the rows whose name contains this, besides the limit and actix rows.
     #[arg(long)]
     only: Option<String>,
+    /// The HTTP rows' server counts nothing for GET /metrics (`[admin] metrics = false`),
+    /// to measure what counting costs.
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 #[derive(clap::Args)]
@@ -297,6 +301,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
         secs: args.secs,
         customers: args.customers,
         only: args.only,
+        http_metrics: !args.no_metrics,
         ..BenchOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -36,9 +36,10 @@ struct Server {
 }
 
 impl Server {
-    fn start(engine: Arc<Engine>) -> anyhow::Result<Server> {
+    fn start(engine: Arc<Engine>, metrics: bool) -> anyhow::Result<Server> {
         let config = ServerConfig::parse(&format!(
-            "listen = \"127.0.0.1:0\"\n[operator]\nsecret_id = \"{SECRET_ID}\"\nsecret_key = \"{SECRET_KEY}\"\n"
+            "listen = \"127.0.0.1:0\"\n[operator]\nsecret_id = \"{SECRET_ID}\"\nsecret_key = \"{SECRET_KEY}\"\n\
+             [admin]\nmetrics = {metrics}\n"
         ))
         .map_err(anyhow::Error::msg)?;
         let (sender, receiver) = std::sync::mpsc::channel();
@@ -86,9 +87,10 @@ pub(super) async fn row(
     v1: bool,
     duration: Duration,
     connections: usize,
+    metrics: bool,
 ) -> anyhow::Result<Measured> {
     let (engine, bytes_per_uin) = start(config, world).await?;
-    let server = Server::start(engine.clone())?;
+    let server = Server::start(engine.clone(), metrics)?;
     let customers: Arc<Vec<Uin>> = Arc::new(world.customer_uins());
     let stop = Arc::new(AtomicBool::new(false));
     let committed = Arc::new(AtomicU64::new(0));

@@ -49,11 +49,21 @@ pub struct BenchOptions {
     /// Run only the rows whose name contains this (the limit and actix rows, the bases of
     /// the ratios, always run).
     pub only: Option<String>,
+    /// The HTTP rows' server counts its answers for `GET /metrics` (`[admin] metrics`), as
+    /// `serve` does by default; off, to measure what counting costs.
+    pub http_metrics: bool,
 }
 
 impl Default for BenchOptions {
     fn default() -> BenchOptions {
-        BenchOptions { secs: 3.0, customers: 100_000, single_tasks: 64, http_connections: 32, only: None }
+        BenchOptions {
+            secs: 3.0,
+            customers: 100_000,
+            single_tasks: 64,
+            http_connections: 32,
+            only: None,
+            http_metrics: true,
+        }
     }
 }
 
@@ -448,7 +458,7 @@ async fn http_row(
 ) -> anyhow::Result<Measured> {
     let connections =
         if matches!(submission, Submission::HttpBatch(_)) { 4 } else { options.http_connections };
-    http::row(config, world, submission, v1, duration, connections).await
+    http::row(config, world, submission, v1, duration, connections, options.http_metrics).await
 }
 
 #[cfg(not(feature = "http"))]
