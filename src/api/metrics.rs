@@ -167,10 +167,13 @@ impl Metrics {
     #[inline]
     pub fn answered(&self, answered: Answered<'_>) {
         let row = answered.action.map_or(Action::COUNT, |action| action as usize);
-        let column = match answered.code {
-            None => 0,
-            Some(DROPPED) => CODES.len() + 1,
-            Some(code) => code_index(code).map_or(CODE_COLUMNS - 1, |index| index + 1),
+        // The code is looked up once: its column, and its index among refusals.
+        let index = answered.code.and_then(code_index);
+        let column = match (answered.code, index) {
+            (None, _) => 0,
+            (_, Some(index)) => index + 1,
+            (Some(DROPPED), None) => CODES.len() + 1,
+            (Some(_), None) => CODE_COLUMNS - 1,
         };
         self.requests[row * CODE_COLUMNS + column].fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(answered.elapsed.as_nanos()).unwrap_or(u64::MAX);
@@ -182,7 +185,11 @@ impl Metrics {
         match (action, answered.code) {
             (Action::CreatePurchase | Action::CommitPurchase, None) => self.purchase_committed(),
             (_, Some(_)) if answered.injected => {}
-            (Action::CreatePurchase | Action::ReservePurchase, Some(code)) => self.purchase_refused(code),
+            (Action::CreatePurchase | Action::ReservePurchase, Some(_)) => {
+                if let Some(index) = index {
+                    self.refused[index].fetch_add(1, Ordering::Relaxed);
+                }
+            }
             _ => {}
         }
         if answered.code == Some("RequestLimitExceeded") && !answered.injected {

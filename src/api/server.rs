@@ -461,7 +461,8 @@ pub fn response_body(answer: Result<Answer, ApiError>) -> Vec<u8> {
 }
 
 async fn entry(request: HttpRequest, payload: web::Payload, api: web::Data<Api>) -> HttpResponse {
-    let arrived = Instant::now();
+    // The clock is read only when there are metrics to keep.
+    let arrived = api.metrics.is_some().then(Instant::now);
     let mut read_whole_body = false;
     let mut trace = Trace::default();
     let answer = if api.readiness() == Readiness::Starting {
@@ -484,7 +485,7 @@ async fn entry(request: HttpRequest, payload: web::Payload, api: web::Data<Api>)
     if let Err(error) = &answer {
         tracing::debug!(code = %error.code, message = %error.message, "refused");
     }
-    if let Some(metrics) = &api.metrics {
+    if let (Some(metrics), Some(arrived)) = (&api.metrics, arrived) {
         let code = match trace.fault {
             Some(Effect::Drop) => Some(super::metrics::DROPPED),
             _ => answer.as_ref().err().map(|error| error.code.as_ref()),
