@@ -196,14 +196,23 @@ impl Api {
     /// Replaces the engine by a new one with the same configuration and clock, whose state
     /// is `replacement`: the one place the server's state is replaced whole. Requests in
     /// flight finish on the old engine (what they change is discarded with it); requests
-    /// that start after the swap see the new one. The webhooks are subscribed to the new
-    /// engine before the swap, so none of its events is missed. Answers the accounts the new
-    /// state holds.
+    /// that start after the swap see the new one. With a data directory the old engine
+    /// closes first, since two engines cannot hold one directory: requests in flight then
+    /// fail, and the directory is cleared for the new state. The webhooks are subscribed to
+    /// the new engine before the swap, so none of its events is missed. Answers the accounts
+    /// the new state holds.
     pub async fn replace_engine(&self, replacement: Replacement) -> Result<usize, crate::engine::Error> {
         let _one_at_a_time = self.replacing.lock().await;
+        let failed = |error: String| crate::engine::Error::Failed(crate::runtime::Failure::Internal(error));
         let engine = {
-            let old = self.engine.load();
-            Arc::new(Engine::start_with_clock(old.config().clone(), old.clock()))
+            let old = self.engine.load_full();
+            let config = old.config().clone();
+            if config.data_dir.is_some() {
+                old.close().map_err(|error| failed(format!("closing the old state: {error}")))?;
+            }
+            let engine = Engine::open_empty(config, old.clock())
+                .map_err(|error| failed(format!("opening a new state: {error}")))?;
+            Arc::new(engine)
         };
         let accounts = match (replacement, self.start_world.get()) {
             (Replacement::StartWorld, Some(world)) => engine.import(Caller::Operator, world).await?,
