@@ -632,3 +632,34 @@ async fn end_to_end_purchases_crossing_25_10_and_0_percent_post_three_warnings()
     let ids: Vec<u64> = requests.iter().map(|request| request.json()["EventId"].as_u64().unwrap()).collect();
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_reset_state_the_webhooks_post_the_new_engines_events_and_ids_go_on() {
+    let receiver = Receiver::start(&[]).await;
+    let server = serve("reset", &webhook_toml(&receiver.url("/credit"))).unwrap();
+    allocate_and_spend(&server).await;
+    receiver.wait_for(3).await;
+    let mut operator = ApiClient::connect(server.address, "op", "op-key").await.unwrap();
+    let answer = call(&mut operator, "ResetState", json!({"To": "StartWorld"})).await;
+    assert_eq!(answer["Accounts"], 2, "{answer}");
+    // The world is back as it started (the customer without credit, the purchase ids free):
+    // the same steps cross the same levels again, now in the new engine.
+    allocate_and_spend(&server).await;
+    let requests = receiver.wait_for(6).await;
+    let events: Vec<(u64, String)> = requests
+        .iter()
+        .map(|request| {
+            request.assert_signed(SECRET);
+            let event = request.json();
+            (event["EventId"].as_u64().unwrap(), event["Level"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let levels = ["Remaining25", "Remaining10", "Remaining0"];
+    let expected: Vec<(u64, String)> = levels
+        .iter()
+        .chain(&levels)
+        .enumerate()
+        .map(|(index, level)| (index as u64 + 1, level.to_string()))
+        .collect();
+    assert_eq!(events, expected);
+}
