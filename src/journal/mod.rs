@@ -12,6 +12,7 @@
 //! journal.write_snapshot(Position, &[u8]) -> PathBuf;  journal.close()
 //! write_snapshot_file(path, Position, &[u8]), read_snapshot_file(path)
 //! measure_fdatasync(dir, Duration) -> fsyncs per second
+//! "always" | "interval:<ms>" | "never" .parse::<FsyncPolicy>()
 //! ```
 //!
 //! A [`Position`] is a byte offset over the records of the whole journal: it counts every
@@ -98,6 +99,64 @@ pub enum FsyncPolicy {
     /// close. A crash of the process loses nothing; one of the machine may lose anything
     /// not yet synced.
     Never,
+}
+
+impl FsyncPolicy {
+    /// The longest interval `interval:<ms>` accepts: a minute. Longer would put more at
+    /// risk in a crash than anyone choosing durability means to.
+    pub const INTERVAL_MS_MAX: u64 = 60_000;
+}
+
+/// Why a text is not an fsync policy.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not an fsync policy: {problem} (always, interval:<ms> from 1 to {max}, or never)", max = FsyncPolicy::INTERVAL_MS_MAX)]
+pub struct FsyncPolicyError {
+    pub text: String,
+    pub problem: &'static str,
+}
+
+/// `always`, `interval:<ms>` (`interval:5` or `interval:5ms`) or `never` (`none`, Redis's
+/// word, is read as `never`): the one reader of the policy, for the command line's
+/// `--fsync` and the server's configuration alike.
+impl std::str::FromStr for FsyncPolicy {
+    type Err = FsyncPolicyError;
+
+    fn from_str(text: &str) -> Result<FsyncPolicy, FsyncPolicyError> {
+        let refused = |problem| FsyncPolicyError { text: text.into(), problem };
+        match text {
+            "always" => return Ok(FsyncPolicy::Always),
+            "never" | "none" => return Ok(FsyncPolicy::Never),
+            _ => {}
+        }
+        let Some(interval) = text.strip_prefix("interval:") else {
+            return Err(refused(if text == "interval" {
+                "the interval needs its milliseconds"
+            } else {
+                "unknown policy"
+            }));
+        };
+        let digits = interval.strip_suffix("ms").unwrap_or(interval);
+        if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(refused("the interval is a whole number of milliseconds"));
+        }
+        match digits.parse::<u64>() {
+            Ok(ms) if (1..=FsyncPolicy::INTERVAL_MS_MAX).contains(&ms) => {
+                Ok(FsyncPolicy::Interval(Duration::from_millis(ms)))
+            }
+            _ => Err(refused("the interval is out of range")),
+        }
+    }
+}
+
+/// As the parser reads it: `always`, `interval:<ms>ms`, `never`.
+impl std::fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FsyncPolicy::Always => f.write_str("always"),
+            FsyncPolicy::Interval(interval) => write!(f, "interval:{}ms", interval.as_millis()),
+            FsyncPolicy::Never => f.write_str("never"),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

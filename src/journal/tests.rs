@@ -676,3 +676,44 @@ proptest! {
         prop_assert_eq!(journal.submitted(), Position(expected_end));
     }
 }
+
+#[test]
+fn fsync_policies_parse_as_the_command_line_and_the_configuration_write_them() {
+    use std::str::FromStr;
+    let interval = |ms| Ok(FsyncPolicy::Interval(Duration::from_millis(ms)));
+    let refused = |text: &str, problem| Err(FsyncPolicyError { text: text.into(), problem });
+    let cases: [(&str, Result<FsyncPolicy, FsyncPolicyError>); 17] = [
+        ("always", Ok(FsyncPolicy::Always)),
+        ("never", Ok(FsyncPolicy::Never)),
+        ("none", Ok(FsyncPolicy::Never)),
+        ("interval:5", interval(5)),
+        ("interval:5ms", interval(5)),
+        ("interval:1", interval(1)),
+        ("interval:60000", interval(60_000)),
+        ("interval:0", refused("interval:0", "the interval is out of range")),
+        ("interval:60001", refused("interval:60001", "the interval is out of range")),
+        (
+            "interval:99999999999999999999",
+            refused("interval:99999999999999999999", "the interval is out of range"),
+        ),
+        ("interval:", refused("interval:", "the interval is a whole number of milliseconds")),
+        ("interval:ms", refused("interval:ms", "the interval is a whole number of milliseconds")),
+        ("interval:1.5", refused("interval:1.5", "the interval is a whole number of milliseconds")),
+        ("interval:-5", refused("interval:-5", "the interval is a whole number of milliseconds")),
+        ("interval", refused("interval", "the interval needs its milliseconds")),
+        ("Always", refused("Always", "unknown policy")),
+        ("", refused("", "unknown policy")),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(FsyncPolicy::from_str(text), expected, "{text:?}");
+    }
+    // What it writes, it reads back.
+    for policy in [FsyncPolicy::Always, FsyncPolicy::Never, FsyncPolicy::Interval(Duration::from_millis(7))] {
+        assert_eq!(policy.to_string().parse::<FsyncPolicy>(), Ok(policy));
+    }
+    let error = "sometimes".parse::<FsyncPolicy>().unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "\"sometimes\" is not an fsync policy: unknown policy (always, interval:<ms> from 1 to 60000, or never)"
+    );
+}
