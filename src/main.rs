@@ -41,6 +41,14 @@ struct ServeArgs {
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log: tracing::Level,
+    /// Keep a journal and snapshots in this directory, and recover from it at start
+    /// (overrides `[engine] data_dir`); without one the state is in memory only.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+    /// When the journal is fsynced: always (before every answer; the default), interval:<ms>
+    /// or never (overrides `[engine] fsync`).
+    #[arg(long)]
+    fsync: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -321,7 +329,13 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
 #[cfg(feature = "http")]
 fn run_serve(args: ServeArgs) -> anyhow::Result<bool> {
     tracing_subscriber::fmt().with_max_level(args.log).with_writer(std::io::stderr).init();
-    let config = partner_credit::api::config::ServerConfig::load(&args.config)?;
+    let mut config = partner_credit::api::config::ServerConfig::load(&args.config)?;
+    if let Some(dir) = args.data_dir {
+        config.engine.data_dir = Some(dir);
+    }
+    if let Some(fsync) = args.fsync {
+        config.engine.fsync = Some(fsync);
+    }
     actix_web::rt::System::new().block_on(partner_credit::api::serve::serve(config, args.listen))?;
     Ok(true)
 }

@@ -25,6 +25,8 @@
 //! runtime = "sharded"
 //! freezing_coefficient_default = 0.5   # ActivatePostpaid without FreezingCoefficient (1)
 //! adjustable_clock = true       # AdvanceClock may move the clock forward (off)
+//! data_dir = "data"             # keep a journal and snapshots there (in memory only without)
+//! fsync = "always"              # or "interval:<ms>", or "never" (always)
 //!
 //! [[webhooks]]                  # any number: every event is posted to each (see `webhook`)
 //! url = "http://127.0.0.1:9000/credit-events"
@@ -214,6 +216,10 @@ pub struct EngineSettings {
     /// checked against the real time.
     #[serde(default)]
     pub adjustable_clock: bool,
+    /// Where the journal and snapshots go; the state is kept in memory only without one.
+    pub data_dir: Option<PathBuf>,
+    /// When the journal is fsynced: `always` (the default), `interval:<ms>` or `never`.
+    pub fsync: Option<String>,
 }
 
 /// A decimal in the configuration: a TOML integer, a float (read through its shortest
@@ -321,6 +327,9 @@ impl ServerConfig {
         }
         if let Some(world) = &mut self.world {
             resolve(world);
+        }
+        if let Some(dir) = &mut self.engine.data_dir {
+            resolve(dir);
         }
     }
 
@@ -475,6 +484,10 @@ impl ServerConfig {
             })?;
             config.freezing_coefficient_default = coefficient;
         }
+        config.data_dir = settings.data_dir.clone();
+        if let Some(fsync) = &settings.fsync {
+            config.fsync = fsync.parse().map_err(|error| format!("[engine] fsync: {error}"))?;
+        }
         Ok(config)
     }
 }
@@ -528,6 +541,22 @@ max_connections = 100
         assert_eq!(table.get(Action::ForceQN), None);
         let engine = config.engine_config().unwrap();
         assert_eq!((engine.runtime, engine.workers), (RuntimeKind::Actix, 3));
+    }
+
+    #[test]
+    fn the_data_directory_and_fsync_policy() {
+        let memory = ServerConfig::parse(MINIMAL).unwrap().engine_config().unwrap();
+        assert_eq!((memory.data_dir, memory.fsync), (None, crate::journal::FsyncPolicy::Always));
+        let mut config =
+            ServerConfig::parse(&format!("{MINIMAL}[engine]\ndata_dir = \"data\"\nfsync = \"interval:50\""))
+                .unwrap();
+        config.resolve_paths(Path::new("/etc/partner-credit"));
+        let engine = config.engine_config().unwrap();
+        assert_eq!(engine.data_dir, Some(PathBuf::from("/etc/partner-credit/data")));
+        assert_eq!(engine.fsync, crate::journal::FsyncPolicy::Interval(std::time::Duration::from_millis(50)));
+        let wrong = ServerConfig::parse(&format!("{MINIMAL}[engine]\nfsync = \"sometimes\"")).unwrap();
+        let error = wrong.engine_config().unwrap_err();
+        assert!(error.starts_with("[engine] fsync:") && error.contains("sometimes"), "{error}");
     }
 
     #[test]

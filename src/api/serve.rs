@@ -7,6 +7,9 @@
 //! `partner-credit serve: listening on URL` once bound, `partner-credit serve: ready (N
 //! accounts)` once ready. A world that cannot be imported stops the server with an error.
 //!
+//! With a data directory, the engine first recovers what the directory holds; a directory
+//! that holds accounts is served as it is, and the world is imported only into an empty one.
+//!
 //! Invariant: the world is imported through [`Api::replace_engine`], the same path as
 //! `ResetState`, so the state a reset restores is exactly the state the server started with.
 
@@ -29,10 +32,24 @@ const SHUTDOWN_GRACE_SECS: u64 = 5;
 pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let engine_config = config.engine_config().map_err(anyhow::Error::msg)?;
     let adjustable_clock = config.engine.adjustable_clock.then(OffsetClock::new);
+    let data_dir = engine_config.data_dir.clone();
     let engine = Arc::new(match &adjustable_clock {
-        Some(clock) => Engine::start_with_clock(engine_config, Arc::new(clock.clone())),
-        None => Engine::start(engine_config),
+        Some(clock) => Engine::open_with_clock(engine_config, Arc::new(clock.clone()))?,
+        None => Engine::open(engine_config)?,
     });
+    // A data directory that holds a state serves it: the world is imported only into an
+    // empty one (and again by ResetState).
+    let recovered = match &data_dir {
+        Some(dir) => {
+            let accounts = engine.account_count();
+            println!(
+                "partner-credit serve: data directory {} ({accounts} accounts recovered)",
+                dir.display()
+            );
+            accounts > 0
+        }
+        None => false,
+    };
     let webhooks = super::webhook::start(engine.events(), &config.webhooks).map_err(anyhow::Error::msg)?;
     let listen = listen.unwrap_or(config.listen);
     let mut api = Api::new(engine, &config);
@@ -96,7 +113,12 @@ pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::
     if let Some(admin) = admin {
         actix_web::rt::spawn(admin);
     }
-    let import = actix_web::rt::spawn(start(api.clone().into_inner(), config.world.clone(), handle.clone()));
+    let import = actix_web::rt::spawn(start(
+        api.clone().into_inner(),
+        config.world.clone(),
+        recovered,
+        handle.clone(),
+    ));
     let stopping = api.clone();
     actix_web::rt::spawn(async move {
         let name = tokio::select! {
@@ -129,9 +151,18 @@ pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::
 async fn start(
     api: Arc<Api>,
     world: Option<std::path::PathBuf>,
+    recovered: bool,
     server: actix_web::dev::ServerHandle,
 ) -> anyhow::Result<()> {
     let imported = async {
+        if recovered {
+            // Still read, so that ResetState can bring it back.
+            if let Some(path) = world {
+                let world = tokio::task::spawn_blocking(move || World::load(&path)).await??;
+                api.set_start_world(Arc::new(world));
+            }
+            return Ok(Some(api.engine().account_count()));
+        }
         let Some(path) = world else { return Ok(None) };
         let read = path.clone();
         let world = tokio::task::spawn_blocking(move || World::load(&read)).await??;

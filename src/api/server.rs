@@ -61,13 +61,15 @@ pub enum Readiness {
 }
 
 /// What [`Api::replace_engine`] builds the new engine's state from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Replacement {
     /// No account, no voucher, no purchase.
     Empty,
     /// The world file the configuration names (`world = ...`), as imported at start; the
     /// same as `Empty` when it names none.
     StartWorld,
+    /// A snapshot file (`LoadSnapshot`), checked whole before the state in force is let go.
+    Snapshot(std::path::PathBuf),
 }
 
 /// What every request needs: the engine, the keys and the HTTP settings, and the test
@@ -204,18 +206,31 @@ impl Api {
     pub async fn replace_engine(&self, replacement: Replacement) -> Result<usize, crate::engine::Error> {
         let _one_at_a_time = self.replacing.lock().await;
         let failed = |error: String| crate::engine::Error::Failed(crate::runtime::Failure::Internal(error));
+        let refused = |error: crate::engine::OpenError| {
+            crate::engine::Error::Rejected(crate::domain::Rejection::InvalidParameter {
+                parameter: "Path",
+                reason: error.to_string(),
+            })
+        };
+        if let Replacement::Snapshot(path) = &replacement {
+            // A snapshot that would not load leaves the state in force as it is.
+            Engine::check_snapshot(path).map_err(refused)?;
+        }
         let engine = {
             let old = self.engine.load_full();
             let config = old.config().clone();
             if config.data_dir.is_some() {
                 old.close().map_err(|error| failed(format!("closing the old state: {error}")))?;
             }
-            let engine = Engine::open_empty(config, old.clock())
-                .map_err(|error| failed(format!("opening a new state: {error}")))?;
-            Arc::new(engine)
+            let engine = match &replacement {
+                Replacement::Snapshot(path) => Engine::load_snapshot_with_clock(config, path, old.clock()),
+                Replacement::Empty | Replacement::StartWorld => Engine::open_empty(config, old.clock()),
+            };
+            Arc::new(engine.map_err(|error| failed(format!("opening a new state: {error}")))?)
         };
-        let accounts = match (replacement, self.start_world.get()) {
+        let accounts = match (&replacement, self.start_world.get()) {
             (Replacement::StartWorld, Some(world)) => engine.import(Caller::Operator, world).await?,
+            (Replacement::Snapshot(_), _) => engine.account_count(),
             _ => 0,
         };
         if let Some(webhooks) = &*self.webhooks.lock() {

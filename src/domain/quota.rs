@@ -136,6 +136,10 @@ actions! {
     DescribeFaults,
     /// Replaces the server's state with an empty one or the world it started with (operator).
     ResetState,
+    /// Writes the server's whole state to a snapshot file (operator).
+    SaveSnapshot,
+    /// Replaces the server's state with a snapshot file's (operator).
+    LoadSnapshot,
 }
 
 impl Action {

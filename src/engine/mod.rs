@@ -250,6 +250,17 @@ impl Engine {
         Engine::assemble(config, clock, None)
     }
 
+    /// Reads and checks the snapshot at `path` as [`Engine::load_snapshot`] would, changing
+    /// nothing.
+    pub fn check_snapshot(path: &std::path::Path) -> Result<(), OpenError> {
+        durable::read_image(path).map(drop)
+    }
+
+    /// How many accounts the engine holds.
+    pub fn account_count(&self) -> usize {
+        self.runtime.uins().len()
+    }
+
     fn assemble(
         config: EngineConfig,
         clock: Arc<dyn Clock>,

@@ -222,6 +222,8 @@ table! {
         SetFaults: operator::read_faults => operator::set_faults;
         DescribeFaults: nothing => operator::describe_faults;
         ResetState: operator::read_reset => operator::reset_state;
+        SaveSnapshot: operator::read_path => operator::save_snapshot;
+        LoadSnapshot: operator::read_path => operator::load_snapshot;
     }
     not offered {
         ApproveClientApply, ApproveSubAgentApply, CreateAccount, CreateAndSendClientInvitationMail,
