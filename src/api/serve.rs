@@ -42,10 +42,7 @@ pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::
     let recovered = match &data_dir {
         Some(dir) => {
             let accounts = engine.account_count();
-            println!(
-                "partner-credit serve: data directory {} ({accounts} accounts recovered)",
-                dir.display()
-            );
+            tracing::info!(accounts, dir = %dir.display(), "recovered the data directory");
             accounts > 0
         }
         None => false,

@@ -333,3 +333,46 @@ def test_reset_state_restores_exactly_the_start_world(start_server, tmp_path):
     # Only the operator resets.
     assert error_code(world.own, RES, "ResetState", {"To": "Empty"}) == "UnauthorizedOperation.UinNoAuth"
     assert everything(world) == start
+
+
+# ----- snapshots and the data directory --------------------------------------------------------
+
+
+def test_save_and_load_snapshot_and_a_restart_keeps_the_state(start_server, tmp_path):
+    quotas = {**UNTHROTTLED, "DescribeCustomerVoucherList": None}
+    config = toml_config(quotas=quotas, engine={"data_dir": '"data"'})
+    world = World(start_server(config)).setup()
+    first = purchase(world, C_RES, "p-1", amount="10")
+    world.own("operator", "GrantVoucherQuota", {"PartnerUin": RES, "Quota": 50})
+    world.own(RES, "IssueCustomerVoucher", {"CustomerUin": C_RES_B, "Amount": 12.5, "ExpireTime": "2099-01-01 00:00:00"})
+    seed = tmp_path / "seed.pcs"
+    saved_bytes = world.own("operator", "SaveSnapshot", {"Path": str(seed)})["Bytes"]
+    assert 0 < saved_bytes < seed.stat().st_size
+    saved = everything(world)
+
+    # Changes after the snapshot, then the snapshot back: they are gone, what it held is there.
+    purchase(world, C_RES, "p-2", amount="5")
+    world.up(RES, "AllocateCustomerCredit", {"ClientUin": C_RES, "AddedCredit": 25})
+    assert everything(world) != saved
+    assert world.own("operator", "LoadSnapshot", {"Path": str(seed)}) == {"Accounts": 8}
+    assert everything(world) == saved
+    assert never_made(world, "p-2")
+    assert purchase(world, C_RES, "p-1", amount="10") == first
+
+    # A damaged snapshot, a missing one, or a caller other than the operator changes nothing.
+    damaged = tmp_path / "damaged.pcs"
+    data = bytearray(seed.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    damaged.write_bytes(bytes(data))
+    assert error_code(world.own, "operator", "LoadSnapshot", {"Path": str(damaged)}).startswith("InvalidParameter")
+    assert error_code(world.own, "operator", "LoadSnapshot", {"Path": str(tmp_path / "none.pcs")}).startswith("InvalidParameter")
+    assert error_code(world.own, RES, "LoadSnapshot", {"Path": str(seed)}) == "UnauthorizedOperation.UinNoAuth"
+    assert error_code(world.own, RES, "SaveSnapshot", {"Path": str(tmp_path / "x.pcs")}) == "UnauthorizedOperation.UinNoAuth"
+    assert everything(world) == saved
+
+    # The loaded state is the data directory's now: a restart recovers it.
+    world.server.stop()
+    again = World(start_server(config, name="again"))
+    assert everything(again) == saved
+    assert purchase(again, C_RES, "p-1", amount="10") == first
+    assert never_made(again, "p-2")
