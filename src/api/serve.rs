@@ -30,37 +30,7 @@ const SHUTDOWN_GRACE_SECS: u64 = 5;
 /// Starts the engine from the configuration, listens, imports its world, and serves until
 /// Ctrl-C (or SIGTERM), which stops it gracefully.
 pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let engine_config = config.engine_config().map_err(anyhow::Error::msg)?;
-    let adjustable_clock = config.engine.adjustable_clock.then(OffsetClock::new);
-    let data_dir = engine_config.data_dir.clone();
-    let engine = Arc::new(match &adjustable_clock {
-        Some(clock) => Engine::open_with_clock(engine_config, Arc::new(clock.clone()))?,
-        None => Engine::open(engine_config)?,
-    });
-    // A data directory that holds a state serves it: the world is imported only into an
-    // empty one (and again by ResetState).
-    let recovered = match &data_dir {
-        Some(dir) => {
-            let accounts = engine.account_count();
-            tracing::info!(accounts, dir = %dir.display(), "recovered the data directory");
-            accounts > 0
-        }
-        None => false,
-    };
-    let webhooks = super::webhook::start(engine.events(), &config.webhooks).map_err(anyhow::Error::msg)?;
-    let listen = listen.unwrap_or(config.listen);
-    let mut api = Api::new(engine, &config);
-    if let Some(clock) = adjustable_clock {
-        tracing::warn!(
-            "[engine] adjustable_clock is on: the operator's AdvanceClock moves the engine's clock forward"
-        );
-        api = api.with_adjustable_clock(clock);
-    }
-    if config.world.is_some() {
-        api.set_readiness(Readiness::Starting);
-    }
-    api.attach_webhooks(webhooks);
-    let api = web::Data::new(api);
+    let (api, recovered) = api_of(&config)?;
     let settings = config.http.clone();
     let app_api = api.clone();
     let server = HttpServer::new(move || App::new().configure(configure(app_api.clone())))
@@ -75,35 +45,17 @@ pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let listen = listen.unwrap_or(config.listen);
     let server = match &config.tls {
         Some(tls) => server.bind_rustls_0_23(listen, super::tls::server_config(&tls.cert, &tls.key)?)?,
         None => server.bind(listen)?,
-    };
-    let admin = match config.admin.listen {
-        Some(address) => {
-            let admin_api = api.clone();
-            let admin = HttpServer::new(move || {
-                App::new().app_data(admin_api.clone()).configure(super::admin::routes)
-            })
-            .workers(1)
-            .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-            .disable_signals()
-            .bind(address)?;
-            Some(admin)
-        }
-        None => None,
     };
     for address in server.addrs() {
         let scheme = if config.tls.is_some() { "https" } else { "http" };
         // The line tests and scripts wait for: the bound address (the port may have been 0).
         println!("partner-credit serve: listening on {scheme}://{address}");
     }
-    let admin = admin.map(|admin| {
-        for address in admin.addrs() {
-            println!("partner-credit serve: health and metrics on http://{address}");
-        }
-        admin.run()
-    });
+    let admin = admin_server(&config, &api)?;
     let server = server.run();
     let handle = server.handle();
     let admin_handle = admin.as_ref().map(|admin| admin.handle());
@@ -135,11 +87,68 @@ pub async fn serve(config: ServerConfig, listen: Option<SocketAddr>) -> anyhow::
         webhooks.shutdown(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
     }
     tracing::info!("stopped");
-    api.engine().shutdown();
+    if let Err(error) = api.engine().close() {
+        tracing::error!("closing the journal: {error}");
+    }
     match import.await {
         Ok(Err(error)) => Err(error),
         _ => Ok(()),
     }
+}
+
+/// The engine (recovered from its data directory, if it has one) behind the API, with its
+/// webhooks and clock; and whether it recovered accounts.
+fn api_of(config: &ServerConfig) -> anyhow::Result<(web::Data<Api>, bool)> {
+    let engine_config = config.engine_config().map_err(anyhow::Error::msg)?;
+    let adjustable_clock = config.engine.adjustable_clock.then(OffsetClock::new);
+    let data_dir = engine_config.data_dir.clone();
+    let engine = Arc::new(match &adjustable_clock {
+        Some(clock) => Engine::open_with_clock(engine_config, Arc::new(clock.clone()))?,
+        None => Engine::open(engine_config)?,
+    });
+    // A data directory that holds a state serves it: the world is imported only into an
+    // empty one (and again by ResetState).
+    let recovered = match &data_dir {
+        Some(dir) => {
+            let accounts = engine.account_count();
+            tracing::info!(accounts, dir = %dir.display(), "recovered the data directory");
+            accounts > 0
+        }
+        None => false,
+    };
+    let webhooks = super::webhook::start(engine.events(), &config.webhooks).map_err(anyhow::Error::msg)?;
+    let mut api = Api::new(engine, config);
+    if let Some(clock) = adjustable_clock {
+        tracing::warn!(
+            "[engine] adjustable_clock is on: the operator's AdvanceClock moves the engine's clock forward"
+        );
+        api = api.with_adjustable_clock(clock);
+    }
+    if config.world.is_some() {
+        api.set_readiness(Readiness::Starting);
+    }
+    api.attach_webhooks(webhooks);
+    Ok((web::Data::new(api), recovered))
+}
+
+/// The server of health and metrics on an address of their own (`[admin] listen`), bound
+/// and said on standard output, not yet run.
+fn admin_server(
+    config: &ServerConfig,
+    api: &web::Data<Api>,
+) -> anyhow::Result<Option<actix_web::dev::Server>> {
+    let Some(address) = config.admin.listen else { return Ok(None) };
+    let admin_api = api.clone();
+    let admin =
+        HttpServer::new(move || App::new().app_data(admin_api.clone()).configure(super::admin::routes))
+            .workers(1)
+            .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+            .disable_signals()
+            .bind(address)?;
+    for address in admin.addrs() {
+        println!("partner-credit serve: health and metrics on http://{address}");
+    }
+    Ok(Some(admin.run()))
 }
 
 /// Reads and imports the world file, if the configuration names one, then makes the server
