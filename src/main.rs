@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use partner_credit::bench::{self, BenchOptions};
+use partner_credit::journal::FsyncPolicy;
 use partner_credit::load::{self, LoadOptions, WorldSource};
 use partner_credit::{Money, RuntimeKind, WorldSpec};
 
@@ -150,6 +151,15 @@ struct LoadArgs {
     /// Keep-alive connections to the server, one per task (default: --concurrency, or 64).
     #[arg(long)]
     connections: Option<usize>,
+    /// Journal the embedded engine's changes in this directory (created if missing; it must
+    /// hold no journal yet, and is kept after the run).
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+    /// With --data-dir, when the journal is fsynced: always (before each answer; the
+    /// default), interval:<ms> (answers first, an fsync at least every <ms>) or never (the
+    /// system decides).
+    #[arg(long)]
+    fsync: Option<FsyncPolicy>,
 }
 
 fn main() -> ExitCode {
@@ -239,6 +249,9 @@ fn run_load(args: LoadArgs) -> anyhow::Result<bool> {
     }
     let report = runtime.block_on(load::run(&options))?;
     print!("{report}");
+    if let Some(dir) = &args.data_dir {
+        eprintln!("partner-credit load: the journal is kept in {}", dir.display());
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))?;
@@ -259,8 +272,18 @@ fn load_target(args: &LoadArgs) -> anyhow::Result<(load::Target, usize)> {
             args.secret_id.is_none() && args.secret_key.is_none() && args.connections.is_none(),
             "--secret-id, --secret-key and --connections need --target or --config"
         );
-        return Ok((load::Target::Embedded { runtime: args.runtime }, concurrency));
+        anyhow::ensure!(args.fsync.is_none() || args.data_dir.is_some(), "--fsync needs --data-dir");
+        let target = load::Target::Embedded {
+            runtime: args.runtime,
+            data_dir: args.data_dir.clone(),
+            fsync: args.fsync.unwrap_or_default(),
+        };
+        return Ok((target, concurrency));
     }
+    anyhow::ensure!(
+        args.data_dir.is_none() && args.fsync.is_none(),
+        "--data-dir and --fsync journal an embedded engine: a server keeps its own journal"
+    );
     #[cfg(feature = "http")]
     {
         use partner_credit::load::http::HttpTarget;

@@ -176,8 +176,44 @@ fn bad_options_exit_with_2() {
         &["--duration", "0"],
         &["--secret-id", "x"],
         &["--target", "http://127.0.0.1:1"],
+        &["--fsync", "always"],
+        &["--data-dir", "/nonexistent/partner-credit-data", "--fsync", "sometimes"],
+        &["--data-dir", "/nonexistent/partner-credit-data", "--runtime", "actix"],
     ] {
         let output = binary().arg("load").args(arguments).arg("--quiet").output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{arguments:?}: {}", text(&output));
     }
+}
+
+#[test]
+fn with_a_data_dir_the_load_is_journalled_and_recovers() {
+    let data_dir = scratch("journal-data").join("data");
+    let arguments = ["--customers", "100", "--purchases-max", "500", "--concurrency", "4"];
+    let mut with_dir = arguments.to_vec();
+    with_dir.extend(["--data-dir", data_dir.to_str().unwrap(), "--fsync", "interval:2"]);
+    let (output, report) = load("journal", &with_dir);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(report["outcomes"]["Committed"], 500);
+    let journal = &report["journal"];
+    assert_eq!(journal["dir"], data_dir.to_str().unwrap());
+    assert_eq!(journal["fsync"], "interval:2ms");
+    assert!(journal["bytes_per_operation"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(text(&output).contains("kept"), "{}", text(&output));
+    // The journal holds the run: an engine opened on it has the 500 purchases' charges.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let config = partner_credit::EngineConfig { data_dir: Some(data_dir.clone()), ..Default::default() };
+        let engine = partner_credit::Engine::open(config).unwrap();
+        let audit = engine.audit().await.unwrap();
+        assert!(audit.ok());
+        assert_eq!(audit.customer_used, partner_credit::Money::from_units(500));
+    });
+    // A directory that holds a journal is refused, not added to.
+    let (output, _) = load("journal-again", &with_dir);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("is not empty"), "{}", text(&output));
+    // Without a data directory there is no journal.
+    let (output, report) = load("no-journal", &arguments);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(report["journal"].is_null());
 }

@@ -20,7 +20,7 @@ fn small_world(customers: usize, credit: i64) -> WorldSource {
 async fn every_flow_of_the_mix_runs_and_the_books_match_the_model() {
     for runtime in [RuntimeKind::Sharded, RuntimeKind::Actix] {
         let options = LoadOptions {
-            target: Target::Embedded { runtime },
+            target: Target::embedded(runtime),
             world: small_world(50, 30),
             concurrency: 8,
             purchases_max: 3_000,

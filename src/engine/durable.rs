@@ -310,8 +310,9 @@ impl super::Engine {
         }
     }
 
-    /// How many bytes of records the journal holds since it began (its position after the
-    /// last record written); `None` without a data directory.
+    /// Bytes of record frames submitted to the journal so far (its position), or `None`
+    /// without a data directory: what a stretch of work costs on disk, as the difference of
+    /// two readings.
     pub fn journal_bytes(&self) -> Option<u64> {
         self.journal.as_ref().map(|journal| journal.submitted().0)
     }

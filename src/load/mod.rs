@@ -67,13 +67,14 @@ use rand::SeedableRng;
 use crate::coordinator::PurchaseRequest;
 use crate::domain::{Caller, Money, PurchaseId, Timestamp, Uin};
 use crate::engine::{Engine, EngineConfig};
+use crate::journal::FsyncPolicy;
 use crate::runtime::RuntimeKind;
 use crate::world::{World, WorldSpec};
 
 use mix::{Flow, Mix, Pacer, EXPIRE_TIMEOUT_MS};
 use model::{snapshot_of, Book, Snapshot};
 use recorder::{Class, Recorder, Timeline};
-use report::{AuditReport, EngineAudit, LoadReport, OpenLoop};
+use report::{AuditReport, EngineAudit, JournalReport, LoadReport, OpenLoop};
 use scenario::Picker;
 use target::{Answer, Driver};
 use threshold::Threshold;
@@ -89,11 +90,19 @@ const LATE_US: u64 = 10_000;
 /// What the load runs against.
 #[derive(Clone, Debug)]
 pub enum Target {
-    /// A new engine in this process.
-    Embedded { runtime: RuntimeKind },
+    /// A new engine in this process; with `data_dir`, it journals there under `fsync` (the
+    /// directory must hold no journal yet: the load imports a world of its own).
+    Embedded { runtime: RuntimeKind, data_dir: Option<PathBuf>, fsync: FsyncPolicy },
     /// A running server.
     #[cfg(feature = "http")]
     Http(http::HttpTarget),
+}
+
+impl Target {
+    /// A new engine in this process, in memory only.
+    pub fn embedded(runtime: RuntimeKind) -> Target {
+        Target::Embedded { runtime, data_dir: None, fsync: FsyncPolicy::Always }
+    }
 }
 
 /// Where the world comes from.
@@ -135,7 +144,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> LoadOptions {
         LoadOptions {
-            target: Target::Embedded { runtime: RuntimeKind::default() },
+            target: Target::embedded(RuntimeKind::default()),
             duration: Duration::from_secs(10),
             concurrency: 256,
             rate_per_sec: None,
@@ -270,6 +279,10 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<LoadReport> {
     if let Prepared::Http(prepared) = &prepared {
         report.server = Some(prepared.server_side(report.latency_us.mean).await);
     }
+    if let (Some(journal), Prepared::Embedded(engine)) = (&mut report.journal, &prepared) {
+        journal.bytes = engine.journal_bytes().unwrap_or(journal.bytes).saturating_sub(journal.bytes);
+        journal.bytes_per_operation = journal.bytes as f64 / report.operations.max(1) as f64;
+    }
     let deferred = shared.allocations_deferred.load(Ordering::Relaxed);
     if deferred > 0 {
         if let Some(mix) = &mut report.mix {
@@ -307,14 +320,32 @@ async fn prepare(
     report: &mut LoadReport,
 ) -> anyhow::Result<(Prepared, Snapshot, Vec<Driver>)> {
     Ok(match &options.target {
-        Target::Embedded { runtime } => {
+        Target::Embedded { runtime, data_dir, fsync } => {
             let escrow_partners = match (hot_partner, runtime) {
                 (Some(hot), RuntimeKind::Sharded) => vec![hot],
                 _ => Vec::new(),
             };
-            let config = EngineConfig { runtime: *runtime, escrow_partners, ..EngineConfig::default() };
-            let engine = Arc::new(Engine::start(config));
+            if let Some(dir) = data_dir {
+                check_data_dir(dir)?;
+            }
+            let config = EngineConfig {
+                runtime: *runtime,
+                escrow_partners,
+                data_dir: data_dir.clone(),
+                fsync: *fsync,
+                ..EngineConfig::default()
+            };
+            let engine = Arc::new(Engine::open(config)?);
             report.accounts = engine.import(Caller::Operator, world).await?;
+            if let (Some(dir), Some(bytes)) = (data_dir, engine.journal_bytes()) {
+                // Counted from here: the import is not the load's.
+                report.journal = Some(JournalReport {
+                    dir: dir.display().to_string(),
+                    fsync: fsync.to_string(),
+                    bytes,
+                    bytes_per_operation: 0.0,
+                });
+            }
             report.target = "embedded".into();
             report.runtime = Some(runtime.name().to_string());
             let before = snapshot_of(
@@ -335,6 +366,23 @@ async fn prepare(
             (Prepared::Http(prepared), before, drivers)
         }
     })
+}
+
+/// The load imports a world of its own, so a directory with a journal in it is refused
+/// rather than recovered and then added to.
+fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => anyhow::bail!("--data-dir {}: {error}", dir.display()),
+    };
+    anyhow::ensure!(
+        entries.count() == 0,
+        "--data-dir {} is not empty: the load imports a world of its own into a new journal; \
+         give a new or empty directory",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// Adds up what the tasks did.

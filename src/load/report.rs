@@ -120,6 +120,19 @@ pub struct ServerSide {
     pub verdict: String,
 }
 
+/// The embedded engine's journal (with `--data-dir`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JournalReport {
+    /// The data directory, kept after the run.
+    pub dir: String,
+    /// `always`, `interval:<ms>ms` or `never`.
+    pub fsync: String,
+    /// Journal bytes (record frames) written during the load, the world's import excluded.
+    pub bytes: u64,
+    /// `bytes` over the operations.
+    pub bytes_per_operation: f64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ThresholdResult {
     pub threshold: String,
@@ -148,6 +161,8 @@ pub struct LoadReport {
     pub target: String,
     /// The embedded engine's runtime.
     pub runtime: Option<String>,
+    /// The embedded engine's journal, with `--data-dir`.
+    pub journal: Option<JournalReport>,
     /// `closed` (each task waits for its answer) or `open` (a fixed arrival rate).
     pub model: String,
     pub concurrency: usize,
@@ -275,6 +290,13 @@ impl fmt::Display for LoadReport {
         match &self.runtime {
             Some(runtime) => writeln!(f, "target        embedded engine, {runtime} runtime")?,
             None => writeln!(f, "target        {}", self.target)?,
+        }
+        if let Some(journal) = &self.journal {
+            writeln!(
+                f,
+                "journal       {} (kept), fsync {}: {} bytes written, {:.1} per operation",
+                journal.dir, journal.fsync, journal.bytes, journal.bytes_per_operation
+            )?;
         }
         writeln!(f, "world         {} accounts, ready in {:.3} s", self.accounts, self.import_secs)?;
         let model = match &self.open_loop {
