@@ -63,13 +63,22 @@ struct BenchArgs {
     /// Write the rows as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
-    /// Run only the rows whose name contains this, besides the limit and actix rows.
+    /// Run only the rows whose name contains this, besides the limit, actix and dashmap
+    /// rows (`durable`: the durable rows, their in-memory rows and fsync-limit).
     #[arg(long)]
     only: Option<String>,
     /// The HTTP rows' server counts nothing for GET /metrics (`[admin] metrics = false`),
     /// to measure what counting costs.
     #[arg(long)]
     no_metrics: bool,
+    /// Where the durable rows keep their journals (each row in a fresh directory inside,
+    /// deleted after it; the directory too if the bench made it). Default:
+    /// ./partner-credit-bench-data-<pid>. Give a directory on the disk to measure, not tmpfs.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+    /// The durable rows' fsync policy: always, interval:<ms> or never.
+    #[arg(long, default_value = "always")]
+    fsync: FsyncPolicy,
 }
 
 #[derive(clap::Args)]
@@ -328,17 +337,31 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
+    let data_dir = args.data_dir.unwrap_or_else(bench::data_dir_default);
+    if bench::on_tmpfs(&data_dir) {
+        eprintln!(
+            "partner-credit bench: warning: {} is on tmpfs (memory), where an fsync costs nothing: \
+             the durable rows will not measure a disk; give --data-dir on one",
+            data_dir.display()
+        );
+    }
     let options = BenchOptions {
         secs: args.secs,
         customers: args.customers,
         only: args.only,
         http_metrics: !args.no_metrics,
+        data_dir: Some(data_dir.clone()),
+        fsync: args.fsync,
         ..BenchOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     println!(
-        "partner-credit bench: {} customers, {:.1} s per row, purchases of 1.00 by uniformly random customers",
-        options.customers, options.secs
+        "partner-credit bench: {} customers, {:.1} s per row, purchases of 1.00 by uniformly random customers; \
+         durable rows journal in {} (fsync {}; each row in a fresh directory, deleted after it)",
+        options.customers,
+        options.secs,
+        data_dir.display(),
+        options.fsync
     );
     println!("{}", bench::header());
     let report = runtime.block_on(bench::run(&options, |row| println!("{}", bench::format_row(row))))?;

@@ -114,6 +114,7 @@ pub(super) fn limit(world: &World, duration: Duration) -> Measured {
         ratio_to_no_quota: None,
         latency_us: None,
         bytes_per_purchase_id: None,
+        journal_bytes: None,
     }
 }
 
@@ -208,5 +209,6 @@ pub(super) fn dashmap_row(world: &World, duration: Duration) -> Measured {
         ratio_to_no_quota: None,
         latency_us: None,
         bytes_per_purchase_id: None,
+        journal_bytes: None,
     }
 }

@@ -98,6 +98,7 @@ pub(super) async fn row(
     for _ in 0..connections {
         clients.push(ApiClient::connect(server.address, SECRET_ID, SECRET_KEY).await?);
     }
+    let journal_before = engine.journal_bytes();
     let measured = super::timed(duration, stop.clone(), || {
         clients
             .into_iter()
@@ -118,10 +119,12 @@ pub(super) async fn row(
     })
     .await?;
     drop(server);
+    // Every purchase counted was answered, so its record is in (under `always`, durable).
+    let journal_bytes = super::journal_written(&engine, journal_before);
     // Every purchase sent was answered, so the books must hold exactly the committed ones.
     let sent = if submission == Submission::HttpPing { 0 } else { measured.purchases };
     let audit_ok = audit(&engine, &committed, sent).await?;
-    Ok(Measured { bytes_per_uin, audit_ok, ..measured })
+    Ok(Measured { bytes_per_uin, audit_ok, journal_bytes, ..measured })
 }
 
 struct Driver {

@@ -11,9 +11,16 @@
 //! core, no idempotency records. The `single-task` row makes one purchase at a time from one
 //! task and reports its latency.
 //!
+//! The `durable` rows are their in-memory rows again with a journal in a data directory
+//! (fsync `always` unless `--fsync` says otherwise), each from a fresh empty directory, with
+//! their ratio to the in-memory row of the same run and the journal bytes they wrote per
+//! purchase; `fsync-limit` is the directory's fdatasyncs a second, what a design that
+//! fsyncs once per purchase could reach (see `durable.rs`).
+//!
 //! Invariant: every loop is bounded by time; the world's credit is large enough that every
 //! purchase succeeds, so rows measure the same work.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,15 +33,19 @@ use crate::coordinator::PurchaseRequest;
 use crate::domain::voucher::{PaymentMode, ProductScope, Scope};
 use crate::domain::{Action, Caller, Money, PurchaseId, Quota, QuotaTable, Uin};
 use crate::engine::{Engine, EngineConfig, NewCustomerVoucher};
+use crate::journal::FsyncPolicy;
 use crate::runtime::RuntimeKind;
 use crate::world::{World, WorldSpec};
 use compact_str::CompactString;
 
 mod baselines;
+mod durable;
 #[cfg(feature = "http")]
 mod http;
 
 use self::baselines::{dashmap_row, limit};
+pub use self::durable::{data_dir_default, on_tmpfs};
+use self::durable::{fsync_limit, DataDirs};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -46,12 +57,19 @@ pub struct BenchOptions {
     pub single_tasks: usize,
     /// Keep-alive connections for the HTTP single-request rows (4 for batches).
     pub http_connections: usize,
-    /// Run only the rows whose name contains this (the limit and actix rows, the bases of
-    /// the ratios, always run).
+    /// Run only the rows whose name contains this (the limit, actix and dashmap rows, the
+    /// bases of the ratios, always run; so do the in-memory rows of the durable rows chosen,
+    /// and `fsync-limit` with them).
     pub only: Option<String>,
     /// The HTTP rows' server counts its answers for `GET /metrics` (`[admin] metrics`), as
     /// `serve` does by default; off, to measure what counting costs.
     pub http_metrics: bool,
+    /// Where the durable rows keep their journals, each in a fresh directory of its own
+    /// inside, deleted after the row; `None`: [`data_dir_default`]. Created if missing, and
+    /// then removed after the run.
+    pub data_dir: Option<PathBuf>,
+    /// The durable rows' fsync policy.
+    pub fsync: FsyncPolicy,
 }
 
 impl Default for BenchOptions {
@@ -63,6 +81,8 @@ impl Default for BenchOptions {
             http_connections: 32,
             only: None,
             http_metrics: true,
+            data_dir: None,
+            fsync: FsyncPolicy::Always,
         }
     }
 }
@@ -129,7 +149,16 @@ pub struct Row {
     /// Rows that made a million purchases or more: the process's resident memory they added,
     /// over the purchase ids the ledger then remembers (a million by default).
     pub bytes_per_purchase_id: Option<f64>,
-    /// Conservation held after the row and its committed purchases match the books.
+    /// The durable rows: the journal's fsync policy (`always`, `interval:<ms>ms`, `never`).
+    pub fsync: Option<String>,
+    /// The durable rows: their purchases/s over the same row's without a journal, measured
+    /// in the same run.
+    pub ratio_to_in_memory: Option<f64>,
+    /// The durable rows: the journal's bytes (record frames) written while the row was timed,
+    /// over its purchases.
+    pub journal_bytes_per_purchase: Option<f64>,
+    /// Conservation held after the row and its committed purchases match the books (the
+    /// `fsync-limit` row makes no purchases: true).
     pub audit_ok: bool,
 }
 
@@ -138,11 +167,14 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
+#[derive(Clone, Copy)]
 struct Plan {
     /// `None` for the rows without the engine: the limit, or with `dashmap`, the
-    /// `DashMap<u64, Mutex<..>>` design an embedder could write in an afternoon.
+    /// `DashMap<u64, Mutex<..>>` design an embedder could write in an afternoon, or with
+    /// `fsync_limit`, the disk's fdatasyncs a second.
     runtime: Option<RuntimeKind>,
     dashmap: bool,
+    fsync_limit: bool,
     hot_partner: bool,
     submission: Submission,
     /// Purchases under a generous quota ([`GENEROUS_QUOTA`]), measured against the same
@@ -153,6 +185,9 @@ struct Plan {
     /// HTTP rows: requests signed with signature v1 (HmacSHA256, a form body), as the Node.js
     /// SDK signs by default, rather than TC3 over JSON.
     v1: bool,
+    /// With a journal in a fresh data directory, under this policy; the same plan with
+    /// `None` is its in-memory row.
+    durable: Option<FsyncPolicy>,
 }
 
 /// The product every purchase of the vouchers row buys; one voucher per customer covers it,
@@ -169,11 +204,22 @@ const QUOTA_ROUNDS: u32 = 10;
 
 impl Plan {
     fn runtime_name(&self) -> &'static str {
-        match (self.runtime, self.dashmap) {
-            (Some(kind), _) => kind.name(),
-            (None, true) => "dashmap",
-            (None, false) => "limit",
+        match (self.runtime, self.dashmap, self.fsync_limit) {
+            (Some(kind), _, _) => kind.name(),
+            (None, true, _) => "dashmap",
+            (None, false, true) => FSYNC_LIMIT,
+            (None, false, false) => "limit",
         }
+    }
+
+    /// The rows every run has: the bases of the ratios.
+    fn is_base(&self) -> bool {
+        !self.fsync_limit && matches!(self.runtime, None | Some(RuntimeKind::Actix))
+    }
+
+    /// The same row without a journal.
+    fn in_memory(&self) -> Plan {
+        Plan { durable: None, ..*self }
     }
 
     fn scenario(&self) -> &'static str {
@@ -185,24 +231,70 @@ impl Plan {
     }
 
     fn name(&self) -> String {
+        if self.fsync_limit {
+            return FSYNC_LIMIT.into();
+        }
         let quota = if self.quota { " quota" } else { "" };
         let vouchers = if self.vouchers { " vouchers" } else { "" };
         let v1 = if self.v1 { " v1" } else { "" };
-        format!("{} {} {}{quota}{vouchers}{v1}", self.runtime_name(), self.scenario(), self.submission.name())
+        // Named by its policy unless it is the default one.
+        let durable = match self.durable {
+            None => String::new(),
+            Some(FsyncPolicy::Always) => " durable".into(),
+            Some(policy) => format!(" durable {policy}"),
+        };
+        format!(
+            "{} {} {}{quota}{vouchers}{v1}{durable}",
+            self.runtime_name(),
+            self.scenario(),
+            self.submission.name()
+        )
     }
 }
 
-/// The rows, in order: the limit first, actix second, as the bases of the ratios.
-fn plans() -> Vec<Plan> {
+/// The name (and runtime) of the row of the disk's fdatasyncs a second.
+const FSYNC_LIMIT: &str = "fsync-limit";
+
+/// Which of `plans` run: every row whose name contains `only` (all without it), the bases of
+/// the ratios, the in-memory row of every durable row that runs (its ratio must come from
+/// the same run), and `fsync-limit` whenever a durable row runs.
+fn chosen(plans: &[Plan], only: Option<&str>) -> Vec<bool> {
+    let named: Vec<bool> = plans
+        .iter()
+        .map(|plan| plan.is_base() || only.map_or(true, |only| plan.name().contains(only)))
+        .collect();
+    let durable: Vec<String> = plans
+        .iter()
+        .zip(&named)
+        .filter(|(plan, named)| **named && plan.durable.is_some())
+        .map(|(plan, _)| plan.in_memory().name())
+        .collect();
+    plans
+        .iter()
+        .zip(named)
+        .map(|(plan, named)| {
+            named
+                || (plan.durable.is_none() && durable.contains(&plan.name()))
+                || (plan.fsync_limit && !durable.is_empty())
+        })
+        .collect()
+}
+
+/// The rows, in order: the limit first, actix second, as the bases of the ratios; each
+/// durable row right after its in-memory row, under `fsync`.
+fn plans(fsync: FsyncPolicy) -> Vec<Plan> {
     let plan = |runtime, hot_partner, submission| Plan {
         runtime,
         dashmap: false,
+        fsync_limit: false,
         hot_partner,
         submission,
         quota: false,
         vouchers: false,
         v1: false,
+        durable: None,
     };
+    let durable = Some(fsync);
     vec![
         plan(None, false, Submission::Inline),
         plan(Some(RuntimeKind::Actix), false, Submission::Single),
@@ -211,6 +303,8 @@ fn plans() -> Vec<Plan> {
         plan(Some(RuntimeKind::Sharded), false, Submission::Single),
         plan(Some(RuntimeKind::Sharded), false, Submission::Batch(64)),
         plan(Some(RuntimeKind::Sharded), false, Submission::Batch(1024)),
+        Plan { durable, ..plan(Some(RuntimeKind::Sharded), false, Submission::Batch(1024)) },
+        Plan { fsync_limit: true, ..plan(None, false, Submission::Inline) },
         plan(Some(RuntimeKind::Sharded), true, Submission::Batch(1024)),
         Plan { vouchers: true, ..plan(Some(RuntimeKind::Sharded), false, Submission::Batch(1024)) },
         Plan { quota: true, ..plan(Some(RuntimeKind::Sharded), false, Submission::Single) },
@@ -218,6 +312,8 @@ fn plans() -> Vec<Plan> {
         plan(Some(RuntimeKind::Sharded), false, Submission::HttpPing),
         #[cfg(feature = "http")]
         plan(Some(RuntimeKind::Sharded), false, Submission::HttpSingle),
+        #[cfg(feature = "http")]
+        Plan { durable, ..plan(Some(RuntimeKind::Sharded), false, Submission::HttpSingle) },
         #[cfg(feature = "http")]
         Plan { v1: true, ..plan(Some(RuntimeKind::Sharded), false, Submission::HttpSingle) },
         #[cfg(feature = "http")]
@@ -229,14 +325,22 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
     anyhow::ensure!(options.secs > 0.0 && options.secs <= 3600.0, "--secs must be between 0 and 3600");
     anyhow::ensure!(options.customers > 0, "--customers must be at least 1");
     let duration = Duration::from_secs_f64(options.secs);
+    let plans = plans(options.fsync);
+    let chosen = chosen(&plans, options.only.as_deref());
+    // Created only if a durable row runs; removed when dropped.
+    let mut data_dirs: Option<DataDirs> = None;
     let mut rows: Vec<Row> = Vec::new();
-    for plan in plans() {
+    for (plan, _) in plans.into_iter().zip(chosen).filter(|(_, chosen)| *chosen) {
         let name = plan.name();
-        // The bases of the ratios always run.
-        let is_base = matches!(plan.runtime, None | Some(RuntimeKind::Actix));
-        if !is_base && options.only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
-            continue;
-        }
+        let data_dir = if plan.durable.is_some() || plan.fsync_limit {
+            let dirs = match &mut data_dirs {
+                Some(dirs) => dirs,
+                None => data_dirs.insert(DataDirs::create(options.data_dir.clone())?),
+            };
+            Some(dirs.fresh(&name)?)
+        } else {
+            None
+        };
         let spec = WorldSpec {
             customers: options.customers,
             // Enough that no purchase is refused however fast a row runs.
@@ -247,12 +351,21 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
         let world = World::generate(&spec);
         let measured = match plan.runtime {
             None if plan.dashmap => dashmap_row(&world, duration),
+            None if plan.fsync_limit => {
+                fsync_limit(data_dir.clone().expect("the fsync-limit row has a directory"), duration).await?
+            }
             None => limit(&world, duration),
             Some(kind) => {
                 // The hot partner's credit is split into per-shard slices (escrow).
                 let escrow_partners =
                     if plan.hot_partner { vec![Uin(crate::world::RESELLER_UIN_BASE)] } else { Vec::new() };
-                let config = EngineConfig { runtime: kind, escrow_partners, ..EngineConfig::default() };
+                let config = EngineConfig {
+                    runtime: kind,
+                    escrow_partners,
+                    data_dir: data_dir.clone(),
+                    fsync: plan.durable.unwrap_or_default(),
+                    ..EngineConfig::default()
+                };
                 if plan.quota {
                     quota_row(config, &world, plan.submission, duration, options.single_tasks).await?
                 } else if plan.submission.is_http() {
@@ -264,6 +377,9 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
                 }
             }
         };
+        if let (Some(dirs), Some(dir)) = (&data_dirs, &data_dir) {
+            dirs.remove(dir)?;
+        }
         let mut row = Row {
             name,
             runtime: plan.runtime_name().into(),
@@ -281,6 +397,11 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
             latency_us_p50: measured.latency_us.map(|(p50, _)| p50),
             latency_us_p99: measured.latency_us.map(|(_, p99)| p99),
             bytes_per_purchase_id: measured.bytes_per_purchase_id,
+            fsync: plan.durable.map(|policy| policy.to_string()),
+            ratio_to_in_memory: None,
+            journal_bytes_per_purchase: measured
+                .journal_bytes
+                .map(|bytes| bytes as f64 / measured.purchases.max(1) as f64),
             audit_ok: measured.audit_ok,
         };
         let base = |name: &str| rows.iter().find(|row| row.runtime == name).map(|row| row.purchases_per_sec);
@@ -297,6 +418,11 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
         if row.runtime == "dashmap" {
             row.ratio_to_dashmap = 1.0;
         }
+        if plan.durable.is_some() {
+            let in_memory = plan.in_memory().name();
+            let in_memory = rows.iter().find(|row| row.name == in_memory).map(|row| row.purchases_per_sec);
+            row.ratio_to_in_memory = in_memory.map(|in_memory| row.purchases_per_sec / in_memory);
+        }
         if plan.vouchers || plan.v1 {
             let plain = format!("sharded uniform {}", plan.submission.name());
             let plain = rows.iter().find(|row| row.name == plain).map(|row| row.purchases_per_sec);
@@ -305,6 +431,9 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
         progress(&row);
         rows.push(row);
         release_freed_memory();
+    }
+    if let Some(dirs) = data_dirs {
+        dirs.finish()?;
     }
     Ok(Report { rows })
 }
@@ -321,6 +450,8 @@ struct Measured {
     /// Resident bytes per remembered purchase id, for rows that filled the ledger
     /// (`resolved_capacity`, a million by default).
     bytes_per_purchase_id: Option<f64>,
+    /// With a data directory: the journal bytes written while the row was timed.
+    journal_bytes: Option<u64>,
 }
 
 async fn engine_row(
@@ -341,14 +472,29 @@ async fn engine_row(
         None
     };
     let resident_before = resident_bytes();
+    let journal_before = engine.journal_bytes();
     let driven =
         drive(&engine, &customers, &committed, submission, duration, single_tasks, 0, product).await?;
+    // Every purchase counted was answered, so its record is in (under `always`, durable).
+    let journal_bytes = journal_written(&engine, journal_before);
     // What the remembered purchase ids cost, once the ledger holds as many as it keeps.
     let remembered = driven.purchases.min(engine.config().resolved_capacity as u64);
     let bytes_per_purchase_id = (remembered >= 1_000_000)
         .then(|| resident_bytes().saturating_sub(resident_before) as f64 / remembered as f64);
     let audit_ok = audit(&engine, &committed, driven.purchases).await?;
-    Ok(Measured { bytes_per_uin, bytes_per_purchase_id, audit_ok, ratio_to_no_quota: None, ..driven })
+    Ok(Measured {
+        bytes_per_uin,
+        bytes_per_purchase_id,
+        audit_ok,
+        ratio_to_no_quota: None,
+        journal_bytes,
+        ..driven
+    })
+}
+
+/// The journal bytes written since `before` (an earlier [`Engine::journal_bytes`]).
+fn journal_written(engine: &Engine, before: Option<u64>) -> Option<u64> {
+    Some(engine.journal_bytes()?.saturating_sub(before?))
 }
 
 /// Gives every customer two vouchers from its parent's pool: one for [`VOUCHER_PRODUCT`],
@@ -600,6 +746,7 @@ impl Measured {
             ratio_to_no_quota: None,
             latency_us: None,
             bytes_per_purchase_id: None,
+            journal_bytes: None,
         }
     }
 
@@ -714,9 +861,11 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// The table's header line. `x base` is the quota row's ratio to no quota, the
-/// `http-single` row's ratio to `http-ping`, the vouchers row's ratio to the same row
-/// without vouchers, and the `http-single v1` row's ratio to the same row signed with TC3.
+/// The table's header line. `x base` is a durable row's ratio to the same row in memory
+/// (`ratio_to_in_memory`), the quota row's ratio to no quota, the `http-single` row's ratio
+/// to `http-ping`, the vouchers row's ratio to the same row without vouchers, and the
+/// `http-single v1` row's ratio to the same row signed with TC3. A durable row adds its
+/// journal bytes per purchase after the columns.
 pub fn header() -> String {
     format!(
         "{:<42} {:>14} {:>12} {:>9} {:>9} {:>9} {:>10} {:>6} {:>10}",
@@ -741,6 +890,17 @@ pub fn format_row(row: &Row) -> String {
         Some(bytes) => format!("{latency}  {bytes:.0} bytes per remembered purchase id"),
         None => latency,
     };
+    let latency = match (&row.fsync, row.journal_bytes_per_purchase) {
+        (Some(fsync), Some(bytes)) => {
+            format!("{latency}  journal {bytes:.1} bytes per purchase, fsync {fsync}")
+        }
+        _ => latency,
+    };
+    let latency = if row.runtime == FSYNC_LIMIT {
+        format!("{latency}  fdatasyncs/s of 4 KiB appends: one purchase each")
+    } else {
+        latency
+    };
     format!(
         "{:<42} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>9.3} {:>10.0} {:>6} {:>10}{latency}",
         row.name,
@@ -750,8 +910,13 @@ pub fn format_row(row: &Row) -> String {
         row.ratio_to_actix,
         row.ratio_to_dashmap,
         row.bytes_per_uin,
-        if row.audit_ok { "ok" } else { "FAILED" },
-        row.ratio_to_no_quota
+        match (row.runtime.as_str(), row.audit_ok) {
+            (FSYNC_LIMIT, _) => "-",
+            (_, true) => "ok",
+            (_, false) => "FAILED",
+        },
+        row.ratio_to_in_memory
+            .or(row.ratio_to_no_quota)
             .or(row.ratio_to_empty_endpoint)
             .or(row.ratio_to_plain)
             .map_or("-".into(), |ratio| format!("{ratio:.3}")),
