@@ -70,9 +70,14 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Sends the stop command (`stop` sends it before its future is polled) and joins the
+    /// server's thread, whose system ends once the server has stopped. Waiting on the
+    /// returned future instead, with `block_on` on a thread of the bench's tokio runtime,
+    /// could spin for ever: a row that just awaited more join handles than tokio's
+    /// cooperative budget (256 connections) has none left, so tokio's oneshot answers
+    /// `Pending` to every poll of an executor that never resets the budget.
     fn drop(&mut self) {
-        let stopped = self.handle.stop(false);
-        futures::executor::block_on(stopped);
+        drop(self.handle.stop(false));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
