@@ -76,6 +76,10 @@ struct BenchArgs {
     /// ./partner-credit-bench-data-<pid>. Give a directory on the disk to measure, not tmpfs.
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
+    /// Keep-alive connections of the HTTP single-request rows, each with one request in
+    /// flight (the batch rows use 4).
+    #[arg(long, default_value_t = BenchOptions::default().http_connections)]
+    http_connections: usize,
     /// The durable rows' fsync policy: always, interval:<ms> or never.
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
@@ -352,6 +356,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
         http_metrics: !args.no_metrics,
         data_dir: Some(data_dir.clone()),
         fsync: args.fsync,
+        http_connections: args.http_connections,
         ..BenchOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -324,6 +324,10 @@ fn plans(fsync: FsyncPolicy) -> Vec<Plan> {
 pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyhow::Result<Report> {
     anyhow::ensure!(options.secs > 0.0 && options.secs <= 3600.0, "--secs must be between 0 and 3600");
     anyhow::ensure!(options.customers > 0, "--customers must be at least 1");
+    anyhow::ensure!(
+        (1..=10_000).contains(&options.http_connections),
+        "--http-connections must be between 1 and 10000"
+    );
     let duration = Duration::from_secs_f64(options.secs);
     let plans = plans(options.fsync);
     let chosen = chosen(&plans, options.only.as_deref());
