@@ -872,7 +872,7 @@ impl std::fmt::Display for Report {
 /// journal bytes per purchase after the columns.
 pub fn header() -> String {
     format!(
-        "{:<42} {:>14} {:>12} {:>9} {:>9} {:>9} {:>10} {:>6} {:>10}",
+        "{:<48} {:>14} {:>12} {:>9} {:>9} {:>9} {:>10} {:>6} {:>10}",
         "row",
         "purchases/s",
         "CPU ns/purch",
@@ -906,7 +906,7 @@ pub fn format_row(row: &Row) -> String {
         latency
     };
     format!(
-        "{:<42} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>9.3} {:>10.0} {:>6} {:>10}{latency}",
+        "{:<48} {:>14.0} {:>12.0} {:>9.3} {:>9.2} {:>9.3} {:>10.0} {:>6} {:>10}{latency}",
         row.name,
         row.purchases_per_sec,
         row.cpu_ns_per_purchase,
