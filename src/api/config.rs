@@ -27,6 +27,8 @@
 //! adjustable_clock = true       # AdvanceClock may move the clock forward (off)
 //! data_dir = "data"             # keep a journal and snapshots there (in memory only without)
 //! fsync = "always"              # or "interval:<ms>", or "never" (always)
+//! snapshot_bytes = 134217728    # a snapshot each time the journal grew by this much (128 MiB)
+//! segment_bytes = 67108864      # a journal segment ends once past this size (64 MiB)
 //!
 //! [[webhooks]]                  # any number: every event is posted to each (see `webhook`)
 //! url = "http://127.0.0.1:9000/credit-events"
@@ -220,6 +222,12 @@ pub struct EngineSettings {
     pub data_dir: Option<PathBuf>,
     /// When the journal is fsynced: `always` (the default), `interval:<ms>` or `never`.
     pub fsync: Option<String>,
+    /// Journal bytes after which the engine writes a snapshot in the background, and so
+    /// about the most a restart replays (128 MiB). Small values make snapshots frequent,
+    /// which the crash test uses to kill the server while one is written.
+    pub snapshot_bytes: Option<u64>,
+    /// The size past which a journal segment ends and the next begins (64 MiB).
+    pub segment_bytes: Option<u64>,
 }
 
 /// A decimal in the configuration: a TOML integer, a float (read through its shortest
@@ -488,6 +496,16 @@ impl ServerConfig {
         if let Some(fsync) = &settings.fsync {
             config.fsync = fsync.parse().map_err(|error| format!("[engine] fsync: {error}"))?;
         }
+        for (name, value, slot) in [
+            ("snapshot_bytes", settings.snapshot_bytes, &mut config.snapshot_bytes),
+            ("segment_bytes", settings.segment_bytes, &mut config.segment_bytes),
+        ] {
+            match value {
+                Some(0) => return Err(format!("[engine] {name} must be positive")),
+                Some(bytes) => *slot = bytes,
+                None => {}
+            }
+        }
         Ok(config)
     }
 }
@@ -557,6 +575,25 @@ max_connections = 100
         let wrong = ServerConfig::parse(&format!("{MINIMAL}[engine]\nfsync = \"sometimes\"")).unwrap();
         let error = wrong.engine_config().unwrap_err();
         assert!(error.starts_with("[engine] fsync:") && error.contains("sometimes"), "{error}");
+    }
+
+    #[test]
+    fn snapshot_and_segment_sizes() {
+        let defaults = EngineConfig::default();
+        let memory = ServerConfig::parse(MINIMAL).unwrap().engine_config().unwrap();
+        assert_eq!(
+            (memory.snapshot_bytes, memory.segment_bytes),
+            (defaults.snapshot_bytes, defaults.segment_bytes)
+        );
+        let config =
+            ServerConfig::parse(&format!("{MINIMAL}[engine]\nsnapshot_bytes = 65536\nsegment_bytes = 4096"))
+                .unwrap();
+        let engine = config.engine_config().unwrap();
+        assert_eq!((engine.snapshot_bytes, engine.segment_bytes), (65536, 4096));
+        for name in ["snapshot_bytes", "segment_bytes"] {
+            let zero = ServerConfig::parse(&format!("{MINIMAL}[engine]\n{name} = 0")).unwrap();
+            assert_eq!(zero.engine_config().unwrap_err(), format!("[engine] {name} must be positive"));
+        }
     }
 
     #[test]
