@@ -62,6 +62,10 @@ const CUSTOMER_CREDIT: i64 = 300;
 /// What every reseller and second-level reseller holds beyond what its customers were given,
 /// so that allocations can grow.
 const PARTNER_SPARE: i64 = 1_000_000_000;
+/// Journal bytes between snapshots, and a segment's size: small, so that a run writes many
+/// of both and kills land while snapshots are written and segments roll.
+const SNAPSHOT_BYTES: u64 = 8 << 10;
+const SEGMENT_BYTES: u64 = 4 << 10;
 /// Each partner's quota for customer vouchers.
 const VOUCHER_QUOTA: &str = "100000000";
 /// Client tasks sending the load, each on its own connections.
@@ -167,11 +171,12 @@ fn write_config(dir: &Path, setup: &Setup) -> PathBuf {
         let key = partner_key(*uin);
         text.push_str(&format!("[[keys]]\nsecret_id = \"{key}\"\nsecret_key = \"{key}-key\"\nuin = {uin}\n"));
     }
-    text.push_str(
+    text.push_str(&format!(
         "[quotas]\nAllocateCustomerCredit = \"none\"\nQueryCreditByUinList = \"none\"\n\
          QueryPartnerCredit = \"none\"\nQueryVoucherListByUin = \"none\"\n\
-         [engine]\nworkers = 2\n[http]\nworkers = 2\n",
-    );
+         [engine]\nworkers = 2\nsnapshot_bytes = {SNAPSHOT_BYTES}\nsegment_bytes = {SEGMENT_BYTES}\n\
+         [http]\nworkers = 2\n",
+    ));
     let path = dir.join("server.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -434,6 +439,8 @@ struct Tally {
     state_comparisons: usize,
     audits: usize,
     open_reservation_checks: usize,
+    /// The snapshot and journal segment files seen in the data directory after kills.
+    files_seen: BTreeSet<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1082,6 +1089,9 @@ fn acknowledged_operations_survive_kill_9_and_nothing_is_half_applied() {
             }
         });
         tally.kills_under_load += 1;
+        for entry in std::fs::read_dir(&data).unwrap() {
+            tally.files_seen.insert(entry.unwrap().file_name().to_string_lossy().into_owned());
+        }
         tally.load_ms += load.as_millis();
         let sent = model.lock().unwrap().purchases.len() - before;
         let mut note = String::new();
@@ -1183,6 +1193,17 @@ fn report(model: &Model, tally: &Tally, elapsed: Duration) {
     println!(
         "  kills: {} under load, {} while starting; {} restarts; {} recoveries in process",
         tally.kills_under_load, tally.kills_while_starting, tally.restarts, tally.in_process_recoveries
+    );
+    let files = |prefix: &str| tally.files_seen.iter().filter(|name| name.starts_with(prefix)).count();
+    println!(
+        "  files seen after kills: {} snapshots, {} journal segments; others: {:?}",
+        files("snapshot-"),
+        files("journal-"),
+        tally
+            .files_seen
+            .iter()
+            .filter(|name| !name.ends_with(".pcs") && !name.ends_with(".pcj"))
+            .collect::<Vec<_>>()
     );
     println!("  answers (purchases, commits and cancels a kill left unknown count with their answer when sent again):");
     for (outcome, count) in &outcomes {
