@@ -5,7 +5,7 @@
 //! start: while the world file is read and imported, `GET /health` answers 503 and API
 //! requests `ServiceUnavailable`; then the server is ready. Standard output says both:
 //! `partner-credit serve: listening on URL` once bound, `partner-credit serve: ready (N
-//! accounts)` once ready. A world that cannot be imported stops the server with an error.
+//! accounts)` once ready (`(N accounts recovered)` when they came from the data directory). A world that cannot be imported stops the server with an error.
 //!
 //! With a data directory, the engine first recovers what the directory holds; a directory
 //! that holds accounts is served as it is, and the world is imported only into an empty one.
@@ -183,7 +183,8 @@ async fn start(
             if api.readiness() == Readiness::Starting {
                 api.set_readiness(Readiness::Ready);
             }
-            println!("partner-credit serve: ready ({} accounts)", accounts.unwrap_or(0));
+            let source = if recovered { " recovered" } else { "" };
+            println!("partner-credit serve: ready ({} accounts{source})", accounts.unwrap_or(0));
             Ok(())
         }
         Err(error) => {
