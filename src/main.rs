@@ -83,6 +83,13 @@ struct BenchArgs {
     /// The durable rows' fsync policy: always, interval:<ms> or never.
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
+    /// The recovery measurement (in a whole run, or with --only recovery or durable): the
+    /// accounts in its data directory.
+    #[arg(long, default_value_t = BenchOptions::default().recovery_accounts)]
+    recovery_accounts: usize,
+    /// The recovery measurement: the purchases journalled after the accounts.
+    #[arg(long, default_value_t = BenchOptions::default().recovery_purchases)]
+    recovery_purchases: u64,
 }
 
 #[derive(clap::Args)]
@@ -357,6 +364,8 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
         data_dir: Some(data_dir.clone()),
         fsync: args.fsync,
         http_connections: args.http_connections,
+        recovery_accounts: args.recovery_accounts,
+        recovery_purchases: args.recovery_purchases,
         ..BenchOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -370,11 +379,12 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
     );
     println!("{}", bench::header());
     let report = runtime.block_on(bench::run(&options, |row| println!("{}", bench::format_row(row))))?;
+    print!("{}", bench::format_recovery(&report.recovery));
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)
             .map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))?;
     }
-    Ok(report.rows.iter().all(|row| row.audit_ok))
+    Ok(report.audit_ok())
 }
 
 #[cfg(feature = "http")]

@@ -15,12 +15,13 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 #[test]
-fn the_durable_rows_audit_and_report_their_ratio_and_journal_bytes() {
+fn the_durable_rows_and_the_recoveries_audit_and_report_what_they_are_compared_by() {
     let root = scratch("durable");
     std::fs::create_dir_all(&root).unwrap();
     let (json, data_dir) = (root.join("report.json"), root.join("data"));
     let output = Command::new(env!("CARGO_BIN_EXE_partner-credit"))
         .args(["bench", "--only", "durable", "--secs", "0.2", "--customers", "1000"])
+        .args(["--recovery-accounts", "2000", "--recovery-purchases", "3000"])
         .arg("--data-dir")
         .arg(&data_dir)
         .arg("--json")
@@ -66,6 +67,21 @@ fn the_durable_rows_audit_and_report_their_ratio_and_journal_bytes() {
     expected.sort_unstable();
     assert_eq!(names, expected);
     assert!(text.contains("journal") && text.contains("bytes per purchase"), "{text}");
+    // Both recoveries ran, audited, and reopened what was written: the world's accounts
+    // (2,000 customers and their partners) and the 3,000 purchases.
+    let recoveries = report["recovery"].as_array().unwrap();
+    let shapes: Vec<&str> = recoveries.iter().map(|recovery| recovery["shape"].as_str().unwrap()).collect();
+    assert_eq!(shapes, ["snapshot + journal", "journal only"], "{text}");
+    for recovery in recoveries {
+        assert_eq!(recovery["audit_ok"], true, "{recovery}: {text}");
+        assert!(recovery["accounts"].as_u64().unwrap() > 2000, "{recovery}");
+        assert_eq!(recovery["purchases"], 3000);
+        assert!(recovery["open_secs"].as_f64().unwrap() > 0.0, "{recovery}");
+        assert!(recovery["journal_bytes"].as_u64().unwrap() > 0, "{recovery}");
+    }
+    assert!(recoveries[0]["snapshot_bytes"].as_u64().unwrap() > 0, "{text}");
+    assert_eq!(recoveries[1]["snapshot_bytes"], 0);
+    assert!(text.contains("recovery (snapshot + journal): "), "{text}");
     // The bench made the data directory, so it removed it.
     assert!(!data_dir.exists(), "{} is left behind", data_dir.display());
     std::fs::remove_dir_all(&root).unwrap();

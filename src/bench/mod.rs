@@ -42,10 +42,12 @@ mod baselines;
 mod durable;
 #[cfg(feature = "http")]
 mod http;
+mod recovery;
 
 use self::baselines::{dashmap_row, limit};
 pub use self::durable::{data_dir_default, on_tmpfs};
 use self::durable::{fsync_limit, DataDirs};
+pub use self::recovery::{format as format_recovery, Recovery};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -70,6 +72,11 @@ pub struct BenchOptions {
     pub data_dir: Option<PathBuf>,
     /// The durable rows' fsync policy.
     pub fsync: FsyncPolicy,
+    /// The recovery measurement ([`Recovery`]): the accounts and the journalled purchases
+    /// the data directory holds. It runs in a whole run, or when `only` names `recovery` or
+    /// `durable`.
+    pub recovery_accounts: usize,
+    pub recovery_purchases: u64,
 }
 
 impl Default for BenchOptions {
@@ -83,6 +90,8 @@ impl Default for BenchOptions {
             http_metrics: true,
             data_dir: None,
             fsync: FsyncPolicy::Always,
+            recovery_accounts: 1_000_000,
+            recovery_purchases: 1_000_000,
         }
     }
 }
@@ -165,6 +174,15 @@ pub struct Row {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub rows: Vec<Row>,
+    /// How long opening a data directory took (empty if the measurement did not run).
+    pub recovery: Vec<Recovery>,
+}
+
+impl Report {
+    /// Every row's audit held, and every recovered engine's.
+    pub fn audit_ok(&self) -> bool {
+        self.rows.iter().all(|row| row.audit_ok) && self.recovery.iter().all(|recovery| recovery.audit_ok)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -436,10 +454,19 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
         rows.push(row);
         release_freed_memory();
     }
+    let recovery_chosen = options.only.as_deref().map_or(true, |only| "recovery durable".contains(only));
+    let mut recovery = Vec::new();
+    if recovery_chosen {
+        let dirs = match &mut data_dirs {
+            Some(dirs) => dirs,
+            None => data_dirs.insert(DataDirs::create(options.data_dir.clone())?),
+        };
+        recovery = recovery::measure(dirs, options.recovery_accounts, options.recovery_purchases).await?;
+    }
     if let Some(dirs) = data_dirs {
         dirs.finish()?;
     }
-    Ok(Report { rows })
+    Ok(Report { rows, recovery })
 }
 
 struct Measured {
@@ -861,7 +888,7 @@ impl std::fmt::Display for Report {
         for row in &self.rows {
             writeln!(f, "{}", format_row(row))?;
         }
-        Ok(())
+        write!(f, "{}", recovery::format(&self.recovery))
     }
 }
 
