@@ -75,6 +75,18 @@ pub(super) struct Opened {
     pub next_intent: u64,
 }
 
+/// Whether `config` asks for an engine that can be journalled and restored: the sharded
+/// runtime, without escrow (whose slices are runtime state no record describes).
+fn durable_kind(config: &EngineConfig) -> Result<(), OpenError> {
+    if config.runtime != RuntimeKind::Sharded {
+        return Err(OpenError::Actix);
+    }
+    if !config.escrow_partners.is_empty() {
+        return Err(OpenError::Escrow);
+    }
+    Ok(())
+}
+
 /// Opens `dir`: the newest snapshot, then every record after it, then the runtime starts
 /// writing there.
 pub(super) fn open(
@@ -83,12 +95,7 @@ pub(super) fn open(
     settings: RuntimeSettings,
     clock: Arc<dyn Clock>,
 ) -> Result<Opened, OpenError> {
-    if config.runtime != RuntimeKind::Sharded {
-        return Err(OpenError::Actix);
-    }
-    if !config.escrow_partners.is_empty() {
-        return Err(OpenError::Escrow);
-    }
+    durable_kind(config)?;
     let options =
         JournalOptions { dir: dir.to_path_buf(), fsync: config.fsync, segment_bytes: config.segment_bytes };
     let (journal, recovered) = Journal::open(options)?;
@@ -198,12 +205,7 @@ pub(super) fn restore(
     settings: RuntimeSettings,
     clock: Arc<dyn Clock>,
 ) -> Result<Opened, OpenError> {
-    if config.runtime != RuntimeKind::Sharded {
-        return Err(OpenError::Actix);
-    }
-    if !config.escrow_partners.is_empty() {
-        return Err(OpenError::Escrow);
-    }
+    durable_kind(config)?;
     let (recovering, intents, next_intent) = restore_image(settings, clock, image).map_err(|error| {
         OpenError::Recovery { dir: PathBuf::new(), position: 0, problem: error.to_string() }
     })?;
