@@ -354,119 +354,138 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
     let mut rows: Vec<Row> = Vec::new();
     for (plan, _) in plans.into_iter().zip(chosen).filter(|(_, chosen)| *chosen) {
         let name = plan.name();
-        let data_dir = if plan.durable.is_some() || plan.fsync_limit {
-            let dirs = match &mut data_dirs {
-                Some(dirs) => dirs,
-                None => data_dirs.insert(DataDirs::create(options.data_dir.clone())?),
-            };
-            Some(dirs.fresh(&name)?)
-        } else {
-            None
+        let data_dir = match plan.durable.is_some() || plan.fsync_limit {
+            true => Some(data_dirs_of(&mut data_dirs, options)?.fresh(&name)?),
+            false => None,
         };
-        let spec = WorldSpec {
-            customers: options.customers,
-            // Enough that no purchase is refused however fast a row runs.
-            customer_credit: Money::from_units(1_000_000),
-            hot_partner: plan.hot_partner,
-            ..WorldSpec::default()
-        };
-        let world = World::generate(&spec);
-        let measured = match plan.runtime {
-            None if plan.dashmap => dashmap_row(&world, duration),
-            None if plan.fsync_limit => {
-                fsync_limit(data_dir.clone().expect("the fsync-limit row has a directory"), duration).await?
-            }
-            None => limit(&world, duration),
-            Some(kind) => {
-                // The hot partner's credit is split into per-shard slices (escrow).
-                let escrow_partners =
-                    if plan.hot_partner { vec![Uin(crate::world::RESELLER_UIN_BASE)] } else { Vec::new() };
-                let config = EngineConfig {
-                    runtime: kind,
-                    escrow_partners,
-                    data_dir: data_dir.clone(),
-                    fsync: plan.durable.unwrap_or_default(),
-                    ..EngineConfig::default()
-                };
-                if plan.quota {
-                    quota_row(config, &world, plan.submission, duration, options.single_tasks).await?
-                } else if plan.submission.is_http() {
-                    http_row(config, &world, plan.submission, plan.v1, duration, options).await?
-                } else {
-                    let vouchers = plan.vouchers;
-                    engine_row(config, &world, plan.submission, duration, options.single_tasks, vouchers)
-                        .await?
-                }
-            }
-        };
+        let measured = measure(plan, data_dir.clone(), duration, options).await?;
         if let (Some(dirs), Some(dir)) = (&data_dirs, &data_dir) {
             dirs.remove(dir)?;
         }
-        let mut row = Row {
-            name,
-            runtime: plan.runtime_name().into(),
-            scenario: plan.scenario().into(),
-            submission: plan.submission.name(),
-            purchases_per_sec: measured.purchases as f64 / measured.elapsed.as_secs_f64(),
-            cpu_ns_per_purchase: measured.cpu.as_nanos() as f64 / measured.purchases.max(1) as f64,
-            bytes_per_uin: measured.bytes_per_uin,
-            ratio_to_limit: 0.0,
-            ratio_to_actix: 0.0,
-            ratio_to_dashmap: f64::NAN,
-            ratio_to_no_quota: measured.ratio_to_no_quota,
-            ratio_to_empty_endpoint: None,
-            ratio_to_plain: None,
-            latency_us_p50: measured.latency_us.map(|(p50, _)| p50),
-            latency_us_p99: measured.latency_us.map(|(_, p99)| p99),
-            bytes_per_purchase_id: measured.bytes_per_purchase_id,
-            fsync: plan.durable.map(|policy| policy.to_string()),
-            ratio_to_in_memory: None,
-            journal_bytes_per_purchase: measured
-                .journal_bytes
-                .map(|bytes| bytes as f64 / measured.purchases.max(1) as f64),
-            audit_ok: measured.audit_ok,
-        };
-        let base = |name: &str| rows.iter().find(|row| row.runtime == name).map(|row| row.purchases_per_sec);
-        row.ratio_to_limit = base("limit").map_or(1.0, |limit| row.purchases_per_sec / limit);
-        row.ratio_to_actix = base("actix").map_or(f64::NAN, |actix| row.purchases_per_sec / actix);
-        row.ratio_to_dashmap = base("dashmap").map_or(f64::NAN, |dashmap| row.purchases_per_sec / dashmap);
-        if plan.submission == Submission::HttpSingle && !plan.v1 {
-            let ping = rows.iter().find(|row| row.submission == "http-ping").map(|row| row.purchases_per_sec);
-            row.ratio_to_empty_endpoint = ping.map(|ping| row.purchases_per_sec / ping);
-        }
-        if row.runtime == "actix" {
-            row.ratio_to_actix = 1.0;
-        }
-        if row.runtime == "dashmap" {
-            row.ratio_to_dashmap = 1.0;
-        }
-        if plan.durable.is_some() {
-            let in_memory = plan.in_memory().name();
-            let in_memory = rows.iter().find(|row| row.name == in_memory).map(|row| row.purchases_per_sec);
-            row.ratio_to_in_memory = in_memory.map(|in_memory| row.purchases_per_sec / in_memory);
-        }
-        if plan.vouchers || plan.v1 {
-            let plain = format!("sharded uniform {}", plan.submission.name());
-            let plain = rows.iter().find(|row| row.name == plain).map(|row| row.purchases_per_sec);
-            row.ratio_to_plain = plain.map(|plain| row.purchases_per_sec / plain);
-        }
+        let row = row_of(plan, name, &measured, &rows);
         progress(&row);
         rows.push(row);
         release_freed_memory();
     }
-    let recovery_chosen = options.only.as_deref().map_or(true, |only| "recovery durable".contains(only));
+    let recovery_chosen =
+        options.only.as_deref().map_or(true, |only| only.contains("recovery") || only.contains("durable"));
     let mut recovery = Vec::new();
     if recovery_chosen {
-        let dirs = match &mut data_dirs {
-            Some(dirs) => dirs,
-            None => data_dirs.insert(DataDirs::create(options.data_dir.clone())?),
-        };
+        let dirs = data_dirs_of(&mut data_dirs, options)?;
         recovery = recovery::measure(dirs, options.recovery_accounts, options.recovery_purchases).await?;
     }
     if let Some(dirs) = data_dirs {
         dirs.finish()?;
     }
     Ok(Report { rows, recovery })
+}
+
+/// The bench's data directory, created the first time a row needs it.
+fn data_dirs_of<'a>(
+    data_dirs: &'a mut Option<DataDirs>,
+    options: &BenchOptions,
+) -> anyhow::Result<&'a mut DataDirs> {
+    match data_dirs {
+        Some(dirs) => Ok(dirs),
+        None => Ok(data_dirs.insert(DataDirs::create(options.data_dir.clone())?)),
+    }
+}
+
+/// Runs the row `plan` in a world of its own (journalling in `data_dir` if it is durable).
+async fn measure(
+    plan: Plan,
+    data_dir: Option<PathBuf>,
+    duration: Duration,
+    options: &BenchOptions,
+) -> anyhow::Result<Measured> {
+    let spec = WorldSpec {
+        customers: options.customers,
+        // Enough that no purchase is refused however fast a row runs.
+        customer_credit: Money::from_units(1_000_000),
+        hot_partner: plan.hot_partner,
+        ..WorldSpec::default()
+    };
+    let world = World::generate(&spec);
+    Ok(match plan.runtime {
+        None if plan.dashmap => dashmap_row(&world, duration),
+        None if plan.fsync_limit => {
+            fsync_limit(data_dir.expect("the fsync-limit row has a directory"), duration).await?
+        }
+        None => limit(&world, duration),
+        Some(kind) => {
+            // The hot partner's credit is split into per-shard slices (escrow).
+            let escrow_partners =
+                if plan.hot_partner { vec![Uin(crate::world::RESELLER_UIN_BASE)] } else { Vec::new() };
+            let config = EngineConfig {
+                runtime: kind,
+                escrow_partners,
+                data_dir,
+                fsync: plan.durable.unwrap_or_default(),
+                ..EngineConfig::default()
+            };
+            if plan.quota {
+                quota_row(config, &world, plan.submission, duration, options.single_tasks).await?
+            } else if plan.submission.is_http() {
+                http_row(config, &world, plan.submission, plan.v1, duration, options).await?
+            } else {
+                let vouchers = plan.vouchers;
+                engine_row(config, &world, plan.submission, duration, options.single_tasks, vouchers).await?
+            }
+        }
+    })
+}
+
+/// The row of `plan` from what it measured, with its ratios to the rows before it.
+fn row_of(plan: Plan, name: String, measured: &Measured, rows: &[Row]) -> Row {
+    let mut row = Row {
+        name,
+        runtime: plan.runtime_name().into(),
+        scenario: plan.scenario().into(),
+        submission: plan.submission.name(),
+        purchases_per_sec: measured.purchases as f64 / measured.elapsed.as_secs_f64(),
+        cpu_ns_per_purchase: measured.cpu.as_nanos() as f64 / measured.purchases.max(1) as f64,
+        bytes_per_uin: measured.bytes_per_uin,
+        ratio_to_limit: 0.0,
+        ratio_to_actix: 0.0,
+        ratio_to_dashmap: f64::NAN,
+        ratio_to_no_quota: measured.ratio_to_no_quota,
+        ratio_to_empty_endpoint: None,
+        ratio_to_plain: None,
+        latency_us_p50: measured.latency_us.map(|(p50, _)| p50),
+        latency_us_p99: measured.latency_us.map(|(_, p99)| p99),
+        bytes_per_purchase_id: measured.bytes_per_purchase_id,
+        fsync: plan.durable.map(|policy| policy.to_string()),
+        ratio_to_in_memory: None,
+        journal_bytes_per_purchase: measured
+            .journal_bytes
+            .map(|bytes| bytes as f64 / measured.purchases.max(1) as f64),
+        audit_ok: measured.audit_ok,
+    };
+    let rate = row.purchases_per_sec;
+    let rate_of = |found: Option<&Row>| found.map(|row| row.purchases_per_sec);
+    let base = |runtime: &str| rate_of(rows.iter().find(|row| row.runtime == runtime));
+    let named = |name: &str| rate_of(rows.iter().find(|row| row.name == name));
+    row.ratio_to_limit = base("limit").map_or(1.0, |limit| rate / limit);
+    row.ratio_to_actix = base("actix").map_or(f64::NAN, |actix| rate / actix);
+    row.ratio_to_dashmap = base("dashmap").map_or(f64::NAN, |dashmap| rate / dashmap);
+    if plan.submission == Submission::HttpSingle && !plan.v1 {
+        let ping = rate_of(rows.iter().find(|row| row.submission == "http-ping"));
+        row.ratio_to_empty_endpoint = ping.map(|ping| rate / ping);
+    }
+    if row.runtime == "actix" {
+        row.ratio_to_actix = 1.0;
+    }
+    if row.runtime == "dashmap" {
+        row.ratio_to_dashmap = 1.0;
+    }
+    if plan.durable.is_some() {
+        row.ratio_to_in_memory = named(&plan.in_memory().name()).map(|in_memory| rate / in_memory);
+    }
+    if plan.vouchers || plan.v1 {
+        let plain = format!("sharded uniform {}", plan.submission.name());
+        row.ratio_to_plain = named(&plain).map(|plain| rate / plain);
+    }
+    row
 }
 
 struct Measured {
