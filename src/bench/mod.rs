@@ -618,11 +618,14 @@ impl Submission {
     }
 }
 
-/// An engine with `world` imported, and the resident bytes it added per UIN.
+/// An engine with `world` imported, and the resident bytes the import added per UIN. The
+/// engine's memory before its first account (threads, mailboxes, empty tables: a few MB
+/// whatever the world) is not counted: it is not a cost per UIN, and over a small world it
+/// would read as one.
 async fn start(config: EngineConfig, world: &World) -> anyhow::Result<(Arc<Engine>, f64)> {
+    let engine = Arc::new(Engine::start(config));
     release_freed_memory();
     let resident_before = resident_bytes();
-    let engine = Arc::new(Engine::start(config));
     let uin_count = engine.import(Caller::Operator, world).await?;
     // The import's temporaries are freed by now; hand them back so they are not counted.
     release_freed_memory();
