@@ -64,7 +64,8 @@ struct BenchArgs {
     #[arg(long)]
     json: Option<std::path::PathBuf>,
     /// Run only the rows whose name contains this, besides the limit, actix and dashmap
-    /// rows (`durable`: the durable rows, their in-memory rows and fsync-limit).
+    /// rows (`durable`: the durable rows, their in-memory rows, fsync-limit and the recovery
+    /// measurement, named `durable recovery`).
     #[arg(long)]
     only: Option<String>,
     /// The HTTP rows' server counts nothing for GET /metrics (`[admin] metrics = false`),
@@ -84,10 +85,11 @@ struct BenchArgs {
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
     /// The recovery measurement (in a whole run, or with --only recovery or durable): the
-    /// accounts in its data directory.
+    /// accounts in its data directory (at most 10,000,000).
     #[arg(long, default_value_t = BenchOptions::default().recovery_accounts)]
     recovery_accounts: usize,
-    /// The recovery measurement: the purchases journalled after the accounts.
+    /// The recovery measurement: the purchases journalled after the accounts (at most
+    /// 100,000,000).
     #[arg(long, default_value_t = BenchOptions::default().recovery_purchases)]
     recovery_purchases: u64,
 }
@@ -172,7 +174,7 @@ struct LoadArgs {
     #[arg(long)]
     connections: Option<usize>,
     /// Journal the embedded engine's changes in this directory (created if missing; it must
-    /// hold no journal yet, and is kept after the run).
+    /// be new or empty, and is kept after the run).
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
     /// With --data-dir, when the journal is fsynced: always (before each answer; the

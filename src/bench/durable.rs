@@ -54,6 +54,8 @@ pub(super) struct DataDirs {
     created: bool,
     /// Rows so far: each row's directory is numbered, so names never repeat in a run.
     rows: usize,
+    /// Row directories made and not yet removed: removed on drop too.
+    open: Vec<PathBuf>,
 }
 
 impl DataDirs {
@@ -63,7 +65,7 @@ impl DataDirs {
         let created = !root.exists();
         std::fs::create_dir_all(&root)
             .map_err(|error| anyhow::anyhow!("creating the data directory {}: {error}", root.display()))?;
-        Ok(DataDirs { root, created, rows: 0 })
+        Ok(DataDirs { root, created, rows: 0, open: Vec::new() })
     }
 
     /// A new, empty directory for the row `name`.
@@ -79,12 +81,14 @@ impl DataDirs {
         );
         std::fs::create_dir(&dir)
             .map_err(|error| anyhow::anyhow!("creating the row's directory {}: {error}", dir.display()))?;
+        self.open.push(dir.clone());
         Ok(dir)
     }
 
     /// Deletes a row's directory (made by [`DataDirs::fresh`]).
-    pub fn remove(&self, dir: &Path) -> anyhow::Result<()> {
+    pub fn remove(&mut self, dir: &Path) -> anyhow::Result<()> {
         debug_assert!(dir.starts_with(&self.root));
+        self.open.retain(|open| open != dir);
         std::fs::remove_dir_all(dir).map_err(|error| anyhow::anyhow!("removing {}: {error}", dir.display()))
     }
 
@@ -100,8 +104,12 @@ impl DataDirs {
 }
 
 impl Drop for DataDirs {
-    /// A run that failed half way leaves nothing behind either.
+    /// A run that failed half way leaves nothing behind either: neither the row it was in
+    /// nor, if the bench made it, the data directory.
     fn drop(&mut self) {
+        for dir in &self.open {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         if self.created {
             let _ = std::fs::remove_dir_all(&self.root);
         }

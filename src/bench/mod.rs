@@ -74,8 +74,8 @@ pub struct BenchOptions {
     /// The durable rows' fsync policy.
     pub fsync: FsyncPolicy,
     /// The recovery measurement ([`Recovery`]): the accounts and the journalled purchases
-    /// the data directory holds. It runs in a whole run, or when `only` names `recovery` or
-    /// `durable`.
+    /// the data directory holds. It runs in a whole run, or when `only` is part of its name,
+    /// `durable recovery` (`durable`, `recovery`).
     pub recovery_accounts: usize,
     pub recovery_purchases: u64,
 }
@@ -302,7 +302,7 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
             false => None,
         };
         let measured = measure(plan, data_dir.clone(), duration, options).await?;
-        if let (Some(dirs), Some(dir)) = (&data_dirs, &data_dir) {
+        if let (Some(dirs), Some(dir)) = (&mut data_dirs, &data_dir) {
             dirs.remove(dir)?;
         }
         let row = row_of(plan, name, &measured, &rows);
@@ -310,8 +310,8 @@ pub async fn run(options: &BenchOptions, mut progress: impl FnMut(&Row)) -> anyh
         rows.push(row);
         release_freed_memory();
     }
-    let recovery_chosen =
-        options.only.as_deref().map_or(true, |only| only.contains("recovery") || only.contains("durable"));
+    // Chosen as a row named `durable recovery` would be.
+    let recovery_chosen = options.only.as_deref().map_or(true, |only| recovery::NAME.contains(only));
     let mut recovery = Vec::new();
     if recovery_chosen {
         let dirs = data_dirs_of(&mut data_dirs, options)?;
@@ -723,11 +723,16 @@ impl From<u64> for Made {
 /// Checks the books after a row, and that they hold what the callers saw committed; then
 /// stops the engine.
 async fn audit(engine: &Engine, committed: &AtomicU64, purchases: u64) -> anyhow::Result<bool> {
-    let audit = engine.audit().await?;
-    let committed = committed.load(Ordering::Relaxed);
-    let expected = Money::from_decimal(rust_decimal::Decimal::from(committed))?;
+    let held = books_hold(engine, committed.load(Ordering::Relaxed), purchases).await?;
     engine.shutdown();
-    // Every committed purchase of 1.00 is the customer's charge plus its voucher deduction.
+    Ok(held)
+}
+
+/// Conservation holds, every one of `purchases` (of 1.00 each) was committed, and the
+/// customers' used credit and voucher deductions add up to exactly the committed ones.
+async fn books_hold(engine: &Engine, committed: u64, purchases: u64) -> anyhow::Result<bool> {
+    let audit = engine.audit().await?;
+    let expected = Money::from_decimal(rust_decimal::Decimal::from(committed))?;
     Ok(audit.ok() && audit.customer_used + audit.customer_deducted == expected && committed == purchases)
 }
 
