@@ -183,6 +183,17 @@ fn bad_options_exit_with_2() {
         let output = binary().arg("load").args(arguments).arg("--quiet").output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{arguments:?}: {}", text(&output));
     }
+    // The escrow of a hot partner keeps no journal: said in the load's own terms.
+    let empty = scratch("hot-journal").join("data");
+    let output = binary()
+        .args(["load", "--quiet", "--hot-partner", "--customers", "100", "--data-dir"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("--data-dir does not work with --hot-partner"), "{}", text(&output));
+    assert!(!empty.exists(), "a refused load created {}", empty.display());
+    std::fs::remove_dir_all(empty.parent().unwrap()).unwrap();
 }
 
 #[test]

@@ -27,8 +27,8 @@
 //! adjustable_clock = true       # AdvanceClock may move the clock forward (off)
 //! data_dir = "data"             # keep a journal and snapshots there (in memory only without)
 //! fsync = "always"              # or "interval:<ms>", or "never" (always)
-//! snapshot_bytes = 134217728    # a snapshot each time the journal grew by this much (128 MiB)
-//! segment_bytes = 67108864      # a journal segment ends once past this size (64 MiB)
+//! snapshot_bytes = 134217728    # a snapshot each time the journal grew by this much (128 MiB; 4 KiB to 1 TiB)
+//! segment_bytes = 67108864      # a journal segment ends once past this size (64 MiB; 4 KiB to 1 GiB)
 //!
 //! [[webhooks]]                  # any number: every event is posted to each (see `webhook`)
 //! url = "http://127.0.0.1:9000/credit-events"
@@ -496,12 +496,28 @@ impl ServerConfig {
         if let Some(fsync) = &settings.fsync {
             config.fsync = fsync.parse().map_err(|error| format!("[engine] fsync: {error}"))?;
         }
-        for (name, value, slot) in [
-            ("snapshot_bytes", settings.snapshot_bytes, &mut config.snapshot_bytes),
-            ("segment_bytes", settings.segment_bytes, &mut config.segment_bytes),
+        for (name, value, slot, range) in [
+            (
+                "snapshot_bytes",
+                settings.snapshot_bytes,
+                &mut config.snapshot_bytes,
+                EngineConfig::SNAPSHOT_BYTES_RANGE,
+            ),
+            (
+                "segment_bytes",
+                settings.segment_bytes,
+                &mut config.segment_bytes,
+                EngineConfig::SEGMENT_BYTES_RANGE,
+            ),
         ] {
             match value {
-                Some(0) => return Err(format!("[engine] {name} must be positive")),
+                Some(bytes) if !range.contains(&bytes) => {
+                    return Err(format!(
+                        "[engine] {name} must be from {} to {} bytes, not {bytes}",
+                        range.start(),
+                        range.end()
+                    ))
+                }
                 Some(bytes) => *slot = bytes,
                 None => {}
             }
@@ -590,9 +606,17 @@ max_connections = 100
                 .unwrap();
         let engine = config.engine_config().unwrap();
         assert_eq!((engine.snapshot_bytes, engine.segment_bytes), (65536, 4096));
-        for name in ["snapshot_bytes", "segment_bytes"] {
-            let zero = ServerConfig::parse(&format!("{MINIMAL}[engine]\n{name} = 0")).unwrap();
-            assert_eq!(zero.engine_config().unwrap_err(), format!("[engine] {name} must be positive"));
+        for (name, range) in [
+            ("snapshot_bytes", EngineConfig::SNAPSHOT_BYTES_RANGE),
+            ("segment_bytes", EngineConfig::SEGMENT_BYTES_RANGE),
+        ] {
+            for bad in [0, 4095, range.end() + 1] {
+                let config = ServerConfig::parse(&format!("{MINIMAL}[engine]\n{name} = {bad}")).unwrap();
+                assert_eq!(
+                    config.engine_config().unwrap_err(),
+                    format!("[engine] {name} must be from 4096 to {} bytes, not {bad}", range.end())
+                );
+            }
         }
     }
 

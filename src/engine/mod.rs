@@ -116,6 +116,12 @@ impl EngineConfig {
     /// The largest `resolved_capacity` and `open_reservations_max` the server accepts: the
     /// ledger's records stay far below what its index can tell apart.
     pub const LEDGER_RECORDS_MAX: usize = 100_000_000;
+    /// The `segment_bytes` the server accepts: from a page (smaller would open a file for
+    /// about every write) to 1 GiB.
+    pub const SEGMENT_BYTES_RANGE: std::ops::RangeInclusive<u64> = 4096..=1 << 30;
+    /// The `snapshot_bytes` the server accepts: from a page (smaller would snapshot the whole
+    /// state after about every write) to 1 TiB.
+    pub const SNAPSHOT_BYTES_RANGE: std::ops::RangeInclusive<u64> = 4096..=1 << 40;
 }
 
 impl Default for EngineConfig {
