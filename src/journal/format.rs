@@ -7,7 +7,10 @@
 //! - a reader checks the magic and then the version before anything else, so a file of a
 //!   newer format is reported as such even if the rest of its header changed shape;
 //! - a record frame's checksum covers its length field too, so a damaged length is caught
-//!   like a damaged payload.
+//!   like a damaged payload;
+//! - no frame header is all zeros: an empty payload's frame has the checksum of four zero
+//!   length bytes, which is not 0. So zeros where a frame would start are never a record, and
+//!   a segment's preallocated zeros after its last record read as its end.
 
 /// The format version this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -34,6 +37,23 @@ const SNAPSHOT_PREFIX: &str = "snapshot-";
 const SNAPSHOT_SUFFIX: &str = ".pcs";
 /// Appended to a snapshot's name while it is written; a leftover one is an interrupted write.
 pub(super) const TEMPORARY_SUFFIX: &str = ".tmp";
+/// The next segment while its zeros are written, before it has a header and a position: a
+/// leftover one is an interrupted preparation, and no record was ever written to it.
+pub(super) const PREPARED_SEGMENT_NAME: &str = "journal-prepared.tmp";
+
+/// The most zeros a segment is preallocated with beyond `segment_bytes`: room for the
+/// record that crosses `segment_bytes` (the writer rolls only after it).
+const PREALLOCATION_HEADROOM_BYTES_MAX: u64 = 64 << 10;
+/// Preallocation ends on a page: the last page written is then a whole one of the file.
+const PAGE_BYTES: u64 = 4096;
+
+/// How long a new segment's file is made, of zeros, before its first record:
+/// `segment_bytes` and a headroom (at most 64 KiB, no more than `segment_bytes` itself, so
+/// tiny test segments stay tiny), rounded up to a 4 KiB page.
+pub(super) fn preallocated_bytes(segment_bytes: u64) -> u64 {
+    let headroom = segment_bytes.min(PREALLOCATION_HEADROOM_BYTES_MAX);
+    segment_bytes.saturating_add(headroom).max(SEGMENT_HEADER_BYTES).next_multiple_of(PAGE_BYTES)
+}
 
 /// Positions are zero-padded to 20 digits (`u64::MAX` has 20), so names sort as positions do.
 pub(super) fn segment_name(first: u64) -> String {
@@ -49,7 +69,7 @@ pub(super) fn snapshot_name(position: u64) -> String {
 pub(super) enum FileKind {
     Segment(u64),
     Snapshot(u64),
-    /// A snapshot write that was interrupted before its rename.
+    /// A snapshot write interrupted before its rename, or a segment being prepared.
     Temporary,
 }
 
@@ -59,6 +79,9 @@ pub(super) fn file_kind(name: &str) -> Option<FileKind> {
     }
     if let Some(position) = numbered(name, SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX) {
         return Some(FileKind::Snapshot(position));
+    }
+    if name == PREPARED_SEGMENT_NAME {
+        return Some(FileKind::Temporary);
     }
     let stem = name.strip_suffix(TEMPORARY_SUFFIX)?;
     numbered(stem, SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX).map(|_| FileKind::Temporary)

@@ -5,10 +5,17 @@
 //! written but not yet synced) or the header of a segment being created. Everything else
 //! was synced before anything after it was written, so damage there is damage, not a crash.
 //!
+//! A segment ends at the end of its file, or where only zeros are left after a whole
+//! record: the writer preallocates segments with zeros and writes records over them, so in
+//! any segment, newest or older, zeros to the end of the file are unused space, not damage
+//! and not a torn write (no frame header is all zeros; see `format.rs`).
+//!
 //! Invariants:
 //! - the only changes recovery makes are cutting the newest segment back to its last whole
-//!   record, deleting a newest segment whose header was never completed, and deleting
-//!   leftover `.tmp` snapshot files, all after every check passed: a refusal changes nothing;
+//!   record (zeroing the torn bytes after it, so the writer's next records land on zeros
+//!   as in any preallocated segment), deleting a newest segment whose header was never
+//!   completed, and deleting leftover `.tmp` files (snapshots and a prepared segment), all
+//!   after every check passed: a refusal changes nothing;
 //! - a bad record in the newest segment is cut only if no whole record follows it anywhere
 //!   in the file: a whole record after it means the damage is in the middle of the journal;
 //! - the segments form one contiguous run of positions from at or before the snapshot's
@@ -18,6 +25,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{io_error, ADVICE_RESTORE, ADVICE_SNAPSHOT};
@@ -45,6 +53,8 @@ pub struct TornTail {
     /// The byte of the file it was cut at: the end of its last whole record, or 0 for a
     /// segment whose header was never completed (the file was deleted).
     pub offset: u64,
+    /// The bytes from `offset` to the last one that was not zero: the torn write, which the
+    /// cut zeroed. Zeros after it (preallocated space) are neither counted nor changed.
     pub bytes_dropped: u64,
     /// The journal position of the cut: where the next record goes.
     pub position: Position,
@@ -195,7 +205,11 @@ pub(super) fn recover(dir: &Path) -> Result<Recovery, JournalError> {
     Ok(Recovery { recovered: Recovered { snapshot, records, cut }, end, last_segment })
 }
 
-/// Cuts the torn write off: truncates the segment, or deletes it when its header was torn.
+/// Cuts the torn write off: overwrites its bytes with zeros and fsyncs, or deletes the
+/// segment when its header was torn. Zeroing rather than truncating keeps the segment's
+/// preallocated length, so the writer's next records still overwrite allocated blocks; and
+/// since only zeros then follow the last whole record, the next open reads the segment's
+/// end there, whether or not records were written after the cut.
 fn apply(cut: &TornTail) -> Result<(), JournalError> {
     if cut.offset == 0 {
         return fs::remove_file(&cut.file)
@@ -203,8 +217,10 @@ fn apply(cut: &TornTail) -> Result<(), JournalError> {
     }
     let file =
         OpenOptions::new().write(true).open(&cut.file).map_err(io_error(&cut.file, "open the segment"))?;
-    file.set_len(cut.offset).map_err(io_error(&cut.file, "cut the torn write off the segment"))?;
-    file.sync_all().map_err(io_error(&cut.file, "fsync the cut segment"))
+    let zeros = vec![0; cut.bytes_dropped as usize];
+    file.write_all_at(&zeros, cut.offset)
+        .map_err(io_error(&cut.file, "zero the torn write in the segment"))?;
+    file.sync_data().map_err(io_error(&cut.file, "fsync the cut segment"))
 }
 
 fn damaged(path: &Path, offset: u64, problem: String) -> JournalError {
@@ -276,11 +292,18 @@ fn scan_segment(
         if remaining == 0 {
             return Ok(Scanned { records_end: offset, cut: None });
         }
+        let mut frame_header = [0; FRAME_HEADER_BYTES as usize];
+        let header_bytes = remaining.min(FRAME_HEADER_BYTES) as usize;
+        reader.read_exact(&mut frame_header[..header_bytes]).map_err(io_error(path, "read the segment"))?;
+        if frame_header == [0; FRAME_HEADER_BYTES as usize] {
+            if only_zeros(&mut reader, path, remaining - header_bytes as u64)? {
+                return Ok(Scanned { records_end: offset, cut: None });
+            }
+            break (offset, "zeros where a record should start, and more than zeros after them".to_owned());
+        }
         if remaining < FRAME_HEADER_BYTES {
             break (offset, format!("the file ends {remaining} bytes into a record's frame header"));
         }
-        let mut frame_header = [0; FRAME_HEADER_BYTES as usize];
-        reader.read_exact(&mut frame_header).map_err(io_error(path, "read the segment"))?;
         let (length, checksum) = format::decode_frame_header(&frame_header);
         if length as usize > RECORD_BYTES_MAX {
             break (
@@ -325,14 +348,31 @@ fn scan_segment(
             format!("{problem}, and a whole record follows it at byte {}", bad_offset + skip as u64);
         return Err(damaged(path, bad_offset, problem));
     }
+    // Zeros after the torn write are the segment's preallocated space: left as they are.
+    let torn_bytes = rest.iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1);
     let cut = TornTail {
         file: path.to_path_buf(),
         offset: bad_offset,
-        bytes_dropped: file_bytes - bad_offset,
+        bytes_dropped: torn_bytes as u64,
         position: Position(first + (bad_offset - SEGMENT_HEADER_BYTES)),
         problem,
     };
     Ok(Scanned { records_end: bad_offset, cut: Some(cut) })
+}
+
+/// Whether the next `bytes` bytes of `reader` are all zero (reads them all if they are).
+fn only_zeros(reader: &mut impl Read, path: &Path, bytes: u64) -> Result<bool, JournalError> {
+    let mut chunk = vec![0; 64 << 10];
+    let mut left = bytes;
+    while left > 0 {
+        let take = left.min(chunk.len() as u64) as usize;
+        reader.read_exact(&mut chunk[..take]).map_err(io_error(path, "read the segment"))?;
+        if chunk[..take].iter().any(|&byte| byte != 0) {
+            return Ok(false);
+        }
+        left -= take as u64;
+    }
+    Ok(true)
 }
 
 /// Streams the records recovery found after the snapshot, one segment open at a time

@@ -2,7 +2,6 @@
 //! torn writes, refusals of damage, snapshots, the lock, the `done` promises and failures.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,6 +52,10 @@ fn reopen(dir: &Path) -> (Journal, Recovered) {
     Journal::open(options(dir, 256)).unwrap()
 }
 
+fn reopen_with(dir: &Path, segment_bytes: u64) -> (Journal, Recovered) {
+    Journal::open(options(dir, segment_bytes)).unwrap()
+}
+
 fn refusal(dir: &Path) -> JournalError {
     Journal::open(options(dir, 256)).err().expect("open refuses")
 }
@@ -77,8 +80,20 @@ fn flip_bit(path: &Path, offset: u64) {
     fs::write(path, bytes).unwrap();
 }
 
-fn append(path: &Path, bytes: &[u8]) {
-    OpenOptions::new().append(true).open(path).unwrap().write_all(bytes).unwrap();
+/// Overwrites the file's bytes at `offset` (a preallocated segment's zeros, say).
+fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    OpenOptions::new().write(true).open(path).unwrap().write_all_at(bytes, offset).unwrap();
+}
+
+/// The file offset just past the last of `records` in a segment starting at `first`: where
+/// its zeros begin when the records end in it.
+fn records_end(first: u64, records: &[Record]) -> u64 {
+    SEGMENT_HEADER_BYTES + (records.last().map_or(first, |(end, _)| end.0) - first)
+}
+
+fn zeros_from(path: &Path, offset: u64) -> bool {
+    fs::read(path).unwrap()[offset as usize..].iter().all(|&byte| byte == 0)
 }
 
 /// The file offset of the record that ends at `end`, in a segment starting at `first`.
@@ -156,9 +171,9 @@ fn a_torn_tail_is_cut_reported_and_appended_after() {
     let cases = [
         TornCase {
             name: "truncated inside the last payload",
-            damage: |path, _, _| {
-                let bytes = fs::metadata(path).unwrap().len();
-                OpenOptions::new().write(true).open(path).unwrap().set_len(bytes - 3).unwrap();
+            damage: |path, first, records| {
+                let end = records_end(first, records);
+                OpenOptions::new().write(true).open(path).unwrap().set_len(end - 3).unwrap();
             },
             kept: 39,
         },
@@ -172,15 +187,23 @@ fn a_torn_tail_is_cut_reported_and_appended_after() {
             kept: 39,
         },
         TornCase {
-            name: "half a record appended",
-            damage: |path, _, _| {
+            name: "half a record written over the zeros",
+            damage: |path, first, records| {
                 let mut frame = Vec::new();
                 format::append_frame(&mut frame, &[7; 100]);
-                append(path, &frame[..50]);
+                write_at(path, records_end(first, records), &frame[..50]);
             },
             kept: 40,
         },
-        TornCase { name: "a zero-filled tail", damage: |path, _, _| append(path, &[0; 4096]), kept: 40 },
+        TornCase {
+            name: "the last record's second half still zeros (its page never reached the disk)",
+            damage: |path, first, records| {
+                let (end, payload) = &records[39];
+                let offset = record_offset(first, *end, payload) + FRAME_HEADER_BYTES + 20;
+                write_at(path, offset, &vec![0; (records_end(first, records) - offset) as usize]);
+            },
+            kept: 39,
+        },
         TornCase {
             name: "the last record's checksum fails, nothing after it",
             damage: |path, first, records| {
@@ -203,9 +226,9 @@ fn a_torn_tail_is_cut_reported_and_appended_after() {
         // One segment, so every record is in the newest one; payload 39 is 39 bytes long.
         let written = write_journal(dir.path(), 1 << 20, 40);
         let segment = &segments(dir.path())[0];
-        let bytes_before = fs::metadata(segment).unwrap().len();
+        let bytes_before = records_end(0, &written);
         (case.damage)(segment, 0, &written);
-        let bytes_damaged = fs::metadata(segment).unwrap().len();
+        let damaged = fs::read(segment).unwrap();
 
         let (journal, recovered) = reopen(dir.path());
         let cut = recovered.cut.clone().unwrap_or_else(|| panic!("{}: a cut is reported", case.name));
@@ -214,10 +237,15 @@ fn a_torn_tail_is_cut_reported_and_appended_after() {
         assert_eq!(cut.position, end, "{}", case.name);
         assert_eq!(cut.file, *segment, "{}", case.name);
         assert_eq!(cut.offset, SEGMENT_HEADER_BYTES + end.0, "{}", case.name);
-        assert_eq!(cut.bytes_dropped, bytes_damaged - cut.offset, "{}", case.name);
+        // What was dropped runs from the cut to the last byte that was not zero.
+        let last_nonzero = damaged.iter().rposition(|&byte| byte != 0).unwrap() as u64;
+        assert_eq!(cut.bytes_dropped, last_nonzero + 1 - cut.offset, "{}", case.name);
         assert!(cut.offset <= bytes_before, "{}", case.name);
         assert!(cut.to_string().contains("byte"), "{}: {cut}", case.name);
         assert_eq!(journal.submitted(), end, "{}", case.name);
+        // The cut zeroes the torn bytes and keeps the file's length (its preallocation).
+        assert_eq!(fs::metadata(segment).unwrap().len(), damaged.len() as u64, "{}", case.name);
+        assert!(zeros_from(segment, cut.offset), "{}: zeros follow the cut", case.name);
 
         let mut expected = written[..case.kept].to_vec();
         expected.extend(submit_all(&journal, 100..105));
@@ -226,6 +254,127 @@ fn a_torn_tail_is_cut_reported_and_appended_after() {
         assert!(recovered.cut.is_none(), "{}: the cut was made durable", case.name);
         assert_eq!(read_all(recovered), expected, "{}", case.name);
     }
+}
+
+#[test]
+fn no_frame_header_is_all_zeros_so_zeros_are_never_a_record() {
+    assert_ne!(format::frame_checksum(0_u32.to_le_bytes(), &[]), 0);
+    let mut frame = Vec::new();
+    format::append_frame(&mut frame, &[]);
+    assert_eq!(frame.len() as u64, FRAME_HEADER_BYTES);
+    assert_ne!(frame, [0; FRAME_HEADER_BYTES as usize]);
+    assert_eq!(format::valid_frame_at(&[0; 64]), None);
+}
+
+#[test]
+fn a_preallocated_segments_zeros_read_as_its_end_and_no_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_journal(dir.path(), 1 << 20, 40);
+    let segment = &segments(dir.path())[0];
+    let end = records_end(0, &written);
+    let preallocated = format::preallocated_bytes(1 << 20);
+    assert_eq!(fs::metadata(segment).unwrap().len(), preallocated);
+    assert!(preallocated > (1 << 20) && zeros_from(segment, end));
+
+    let (journal, recovered) = reopen(dir.path());
+    assert!(recovered.cut.is_none(), "zeros after the last record are no torn write");
+    assert_eq!(read_all(recovered), written);
+    assert_eq!(journal.submitted(), written.last().unwrap().0);
+    drop(journal);
+    assert_eq!(fs::metadata(segment).unwrap().len(), preallocated, "recovery leaves the zeros");
+}
+
+#[test]
+fn a_segment_without_preallocation_still_opens_and_appends() {
+    // As a build before preallocation left it: the file ends at its last record.
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = write_journal(dir.path(), 1 << 20, 40);
+    let segment = &segments(dir.path())[0];
+    OpenOptions::new().write(true).open(segment).unwrap().set_len(records_end(0, &written)).unwrap();
+
+    let (journal, recovered) = reopen_with(dir.path(), 1 << 20);
+    assert!(recovered.cut.is_none());
+    assert_eq!(read_all(recovered), written);
+    written.extend(submit_all(&journal, 40..50));
+    journal.close().unwrap();
+    assert_eq!(fs::metadata(segment).unwrap().len(), records_end(0, &written), "records extend the file");
+    let (_journal, recovered) = reopen_with(dir.path(), 1 << 20);
+    assert!(recovered.cut.is_none());
+    assert_eq!(read_all(recovered), written);
+}
+
+#[test]
+fn zeros_with_a_whole_record_after_them_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_journal(dir.path(), 1 << 20, 40);
+    let segment = &segments(dir.path())[0];
+    // Record 10 zeroed whole, frame header and payload: records 11 to 39 follow it.
+    let (end, payload) = &written[10];
+    let offset = record_offset(0, *end, payload);
+    write_at(segment, offset, &vec![0; format::frame_bytes(payload.len()) as usize]);
+    let bytes = fs::read(segment).unwrap();
+
+    let error = refusal(dir.path());
+    assert_damaged(&error, segment, offset, "follows");
+    assert!(error.to_string().contains("zeros"), "{error}");
+    assert_eq!(fs::read(segment).unwrap(), bytes, "a refusal changes nothing");
+}
+
+#[test]
+fn a_journal_rolled_over_preallocated_segments_recovers_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    // Records of 0 to 40 bytes in 4 KiB segments: a dozen segments, each preallocated.
+    let written = write_journal(dir.path(), 4096, 2000);
+    let all = segments(dir.path());
+    assert!(all.len() > 10, "{} segments", all.len());
+    for (index, segment) in all.iter().enumerate() {
+        let first = first_of(segment);
+        let next_first = all.get(index + 1).map_or(u64::MAX, |next| first_of(next));
+        let records: Vec<Record> = written.iter().filter(|(end, _)| end.0 <= next_first).cloned().collect();
+        let len = fs::metadata(segment).unwrap().len();
+        assert_eq!(len, format::preallocated_bytes(4096), "{}", segment.display());
+        assert!(zeros_from(segment, records_end(first, &records)), "{}", segment.display());
+    }
+    assert!(files(dir.path(), ".tmp").is_empty(), "closing deletes an unused prepared segment");
+
+    let (journal, recovered) = Journal::open(options(dir.path(), 4096)).unwrap();
+    assert!(recovered.cut.is_none());
+    assert_eq!(read_all(recovered), written);
+    assert_eq!(journal.submitted(), written.last().unwrap().0);
+}
+
+#[test]
+fn reopen_append_reopen_cycles_write_over_the_zeros_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = write_journal(dir.path(), 1 << 20, 10);
+    for round in 0..5 {
+        let (journal, recovered) = reopen_with(dir.path(), 1 << 20);
+        assert!(recovered.cut.is_none(), "round {round}");
+        assert_eq!(read_all(recovered), written, "round {round}");
+        written.extend(submit_all(&journal, 10 + round * 10..20 + round * 10));
+        journal.close().unwrap();
+        let segment = &segments(dir.path())[0];
+        // Appends after a reopen start at the last record, not at the file's end.
+        assert_eq!(
+            fs::metadata(segment).unwrap().len(),
+            format::preallocated_bytes(1 << 20),
+            "round {round}"
+        );
+        assert!(zeros_from(segment, records_end(0, &written)), "round {round}");
+    }
+    let (_journal, recovered) = reopen_with(dir.path(), 1 << 20);
+    assert_eq!(read_all(recovered), written);
+}
+
+#[test]
+fn a_leftover_prepared_segment_is_deleted_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_journal(dir.path(), 1 << 20, 10);
+    let prepared = dir.path().join(format::PREPARED_SEGMENT_NAME);
+    fs::write(&prepared, vec![0; 8192]).unwrap();
+    let (_journal, recovered) = reopen(dir.path());
+    assert_eq!(read_all(recovered), written);
+    assert!(!prepared.exists());
 }
 
 #[test]
@@ -440,7 +589,7 @@ fn snapshot_files_round_trip_and_refuse_damage() {
 fn a_snapshot_past_the_journal_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = reopen(dir.path());
-    submit_all(&journal, 0..3);
+    let written = submit_all(&journal, 0..3);
     let error = journal.write_snapshot(Position(10_000), b"").unwrap_err();
     assert!(matches!(error, JournalError::PositionAhead { .. }), "{error}");
     journal.close().unwrap();
@@ -449,7 +598,7 @@ fn a_snapshot_past_the_journal_is_refused() {
     // write behind the refusal is left as it is: a refusal changes nothing.
     write_snapshot_file(&dir.path().join(format::snapshot_name(10_000)), Position(10_000), b"").unwrap();
     let segment = &segments(dir.path())[0];
-    append(segment, &[0; 100]);
+    write_at(segment, records_end(0, &written), &[0x5a; 100]);
     let bytes = fs::read(segment).unwrap();
     assert!(refusal(dir.path()).to_string().contains("missing"));
     assert_eq!(fs::read(segment).unwrap(), bytes);
@@ -645,6 +794,7 @@ proptest! {
         lengths in proptest::collection::vec(0_usize..100, 1..60),
         segment_bytes in 64_u64..512,
         cut_fraction in 0.0_f64..1.0,
+        zeroed in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let (journal, _) = Journal::open(options(dir.path(), segment_bytes)).unwrap();
@@ -660,17 +810,29 @@ proptest! {
 
         let newest = segments(dir.path()).pop().unwrap();
         let first = first_of(&newest);
-        let bytes = fs::metadata(&newest).unwrap().len();
+        let bytes = records_end(first, &written);
         let cut_at = (bytes as f64 * cut_fraction) as u64;
-        OpenOptions::new().write(true).open(&newest).unwrap().set_len(cut_at).unwrap();
+        // The file is cut short (an append's tear), or its bytes from the cut on are zeros
+        // again (a tear of writes over preallocated zeros).
+        if zeroed && cut_at >= SEGMENT_HEADER_BYTES {
+            write_at(&newest, cut_at, &vec![0; (bytes - cut_at) as usize]);
+        } else {
+            OpenOptions::new().write(true).open(&newest).unwrap().set_len(cut_at).unwrap();
+        }
+        let contents = fs::read(&newest).unwrap();
         // A header cut short deletes the segment: the journal then ends at its first position.
         let end = first + cut_at.saturating_sub(SEGMENT_HEADER_BYTES);
 
         let (journal, recovered) = Journal::open(options(dir.path(), segment_bytes)).unwrap();
         let expected: Vec<_> = written.iter().filter(|(position, _)| position.0 <= end).cloned().collect();
         let expected_end = expected.last().map_or(0, |(position, _)| position.0);
-        // Nothing is reported when the cut falls exactly between two records.
-        let cut_expected = cut_at < SEGMENT_HEADER_BYTES || end != expected_end.max(first);
+        // Nothing is reported when the cut falls exactly between two records, or when only
+        // zeros are left of the torn record (an empty record's length bytes, say): zeros
+        // after a whole record are a segment's end.
+        let kept_end = (SEGMENT_HEADER_BYTES + expected_end.max(first) - first) as usize;
+        let torn_left = contents.get(kept_end..cut_at as usize).unwrap_or_default();
+        let cut_expected = cut_at < SEGMENT_HEADER_BYTES
+            || (end != expected_end.max(first) && torn_left.iter().any(|&byte| byte != 0));
         prop_assert_eq!(recovered.cut.is_some(), cut_expected);
         prop_assert_eq!(read_all(recovered), expected);
         prop_assert_eq!(journal.submitted(), Position(expected_end));

@@ -16,12 +16,23 @@
 //!   is told the failure: after a failed fsync the kernel may have dropped the dirty pages,
 //!   so retrying could report durable what is not;
 //! - a finished segment is synced before the next one is created, so a crash can tear only
-//!   the newest one.
+//!   the newest one;
+//! - a segment the writer creates is first a file of real zeros `preallocated_bytes` long,
+//!   synced, named `journal-prepared.tmp`; only then does it get its header (synced) and its
+//!   name (directory synced). Records overwrite those zeros at explicit offsets, so an
+//!   fdatasync finds the file's size and blocks unchanged and writes only data, not the
+//!   inode. A record past the preallocated end extends the file: correct, only slower;
+//! - every byte of the newest segment after its last record is zero (preallocated, zeroed
+//!   by a recovery cut, or past the file's end): recovery reads that as the segment's end;
+//! - the next segment is prepared on one helper thread, started when the current segment is
+//!   half full, so that a roll seldom waits for zeros; at most one is prepared at a time,
+//!   and closing stops it and deletes its file.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -31,7 +42,7 @@ use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
 
 use super::error::io_error;
-use super::format::{self, RECORD_BYTES_MAX, SEGMENT_HEADER_BYTES};
+use super::format::{self, PREPARED_SEGMENT_NAME, RECORD_BYTES_MAX, SEGMENT_HEADER_BYTES};
 use super::lock::DirectoryLock;
 use super::recover::{recover, Recovered, Recovery};
 use super::snapshot::{prune, write_snapshot_file};
@@ -45,6 +56,9 @@ pub const DRAIN_BYTES_MAX: usize = 8 << 20;
 /// How many returned buffers the pool keeps, and the largest one it keeps.
 const POOL_BUFFERS_MAX: usize = 1024;
 const POOLED_BUFFER_BYTES_MAX: usize = 1 << 20;
+/// The zeros a segment is prepared with are written this many bytes at a time; a stop is
+/// noticed between two writes.
+const ZEROS_CHUNK_BYTES: usize = 1 << 20;
 
 /// Whether what a `done` callback is told about is durable: `Err` if the journal failed
 /// before it was (the record may or may not be on disk; it must not be acknowledged).
@@ -121,9 +135,11 @@ impl Journal {
         create_directory(&dir)?;
         let lock = DirectoryLock::acquire(&dir)?;
         let Recovery { recovered, end, last_segment } = recover(&dir)?;
+        let preallocated_bytes = format::preallocated_bytes(options.segment_bytes);
+        let stop = Arc::new(AtomicBool::new(false));
         let segment = match last_segment {
-            Some((first, path)) => Segment::open(path, first)?,
-            None => Segment::create(&dir, end)?,
+            Some((first, path)) => Segment::open(path, first, end)?,
+            None => Segment::install(&dir, prepare(&dir, preallocated_bytes, &stop)?, end)?,
         };
         let shared = Arc::new(Shared {
             durable: AtomicU64::new(end),
@@ -137,7 +153,10 @@ impl Journal {
             dir: dir.clone(),
             policy: options.fsync,
             segment_bytes: options.segment_bytes,
+            preallocated_bytes,
             segment,
+            next: None,
+            stop,
             written: end,
             synced: end,
             synced_at: Instant::now(),
@@ -318,39 +337,80 @@ fn create_directory(dir: &Path) -> Result<(), JournalError> {
     }
 }
 
-/// The segment the writer appends to.
+/// The segment the writer writes records to.
 struct Segment {
     file: File,
     path: PathBuf,
-    /// The file's length, header included.
-    bytes: u64,
+    /// The byte offset in the file just past the last record written (header included):
+    /// where the next frame goes. The file may be longer; every byte after this is zero.
+    end: u64,
 }
 
 impl Segment {
-    fn open(path: PathBuf, first: u64) -> Result<Segment, JournalError> {
+    /// The newest segment as recovery left it, whose records end at position `end`: the
+    /// writer goes on after its last whole record, not at the file's length, which may
+    /// include preallocated zeros.
+    fn open(path: PathBuf, first: u64, end: u64) -> Result<Segment, JournalError> {
         debug_assert!(path.ends_with(format::segment_name(first)));
-        let file =
-            OpenOptions::new().append(true).open(&path).map_err(io_error(&path, "open the segment"))?;
-        let bytes = file.metadata().map_err(io_error(&path, "read the segment's size"))?.len();
-        Ok(Segment { file, path, bytes })
+        let file = OpenOptions::new().write(true).open(&path).map_err(io_error(&path, "open the segment"))?;
+        Ok(Segment { file, path, end: SEGMENT_HEADER_BYTES + (end - first) })
     }
 
-    /// A new segment whose first record will be at `first`, its header synced and its
-    /// directory entry too before any record is written to it.
-    fn create(dir: &Path, first: u64) -> Result<Segment, JournalError> {
+    /// Makes a prepared file of zeros (see [`prepare`]) the segment whose first record will
+    /// be at `first`: its header written and synced, then its name given and the directory
+    /// synced, all before any record is written to it. A crash before the rename leaves only
+    /// `journal-prepared.tmp`, which recovery deletes.
+    fn install(dir: &Path, prepared: File, first: u64) -> Result<Segment, JournalError> {
+        let temporary = dir.join(PREPARED_SEGMENT_NAME);
         let path = dir.join(format::segment_name(first));
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_error(&path, "create the segment"))?;
-        file.write_all(&format::encode_segment_header(first))
-            .map_err(io_error(&path, "write the segment's header"))?;
-        file.sync_all().map_err(io_error(&path, "fsync the segment"))?;
+        prepared
+            .write_all_at(&format::encode_segment_header(first), 0)
+            .map_err(io_error(&temporary, "write the segment's header"))?;
+        prepared.sync_data().map_err(io_error(&temporary, "fsync the segment"))?;
+        // A rename would silently replace a segment of that name; none may exist.
+        if path.exists() {
+            let exists = io::Error::new(io::ErrorKind::AlreadyExists, "a segment of that name exists");
+            return Err(io_error(&path, "create the segment")(exists));
+        }
+        fs::rename(&temporary, &path).map_err(io_error(&path, "name the prepared segment"))?;
         sync_directory(dir)?;
-        Ok(Segment { file, path, bytes: SEGMENT_HEADER_BYTES })
+        Ok(Segment { file: prepared, path, end: SEGMENT_HEADER_BYTES })
     }
 }
+
+/// Writes `journal-prepared.tmp` in `dir`: `bytes` of real zeros, then fsyncs it (its name
+/// becomes durable with the rename in [`Segment::install`]). Real zeros,
+/// not `set_len` (a sparse file) or a plain `fallocate` (unwritten extents): either would
+/// leave the file system block allocation or extent conversion to do when a record is
+/// written, which the fdatasync after it would have to make durable. Gives up with
+/// `Interrupted` when `stop` is set (the journal is closing).
+fn prepare(dir: &Path, bytes: u64, stop: &AtomicBool) -> Result<File, JournalError> {
+    let path = dir.join(PREPARED_SEGMENT_NAME);
+    let failed = |action| io_error(&path, action);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(failed("create the next segment"))?;
+    let zeros = vec![0_u8; ZEROS_CHUNK_BYTES];
+    let mut offset = 0;
+    while offset < bytes {
+        if stop.load(Ordering::Relaxed) {
+            let stopped = io::Error::new(io::ErrorKind::Interrupted, "the journal is closing");
+            return Err(failed("prepare the next segment")(stopped));
+        }
+        let chunk = (bytes - offset).min(ZEROS_CHUNK_BYTES as u64);
+        file.write_all_at(&zeros[..chunk as usize], offset)
+            .map_err(failed("write zeros into the next segment"))?;
+        offset += chunk;
+    }
+    file.sync_all().map_err(failed("fsync the next segment"))?;
+    Ok(file)
+}
+
+/// The next segment's file while a helper thread prepares it.
+type Preparing = JoinHandle<Result<File, JournalError>>;
 
 struct Writer {
     receiver: Receiver<Message>,
@@ -358,7 +418,13 @@ struct Writer {
     dir: PathBuf,
     policy: FsyncPolicy,
     segment_bytes: u64,
+    /// How long each new segment's file is made before records are written to it.
+    preallocated_bytes: u64,
     segment: Segment,
+    /// The next segment, prepared ahead once `segment` is half full.
+    next: Option<Preparing>,
+    /// Set when the writer stops, so that a preparation under way gives up.
+    stop: Arc<AtomicBool>,
     /// The position after the last record written to the file.
     written: u64,
     /// The position up to which an fsync covers the journal.
@@ -385,6 +451,7 @@ impl Writer {
             }
             self.commit(closing);
             if closing {
+                self.stop_preparing();
                 return;
             }
         }
@@ -470,7 +537,7 @@ impl Writer {
         for message in batch {
             match message {
                 Message::Record { payload, .. } => {
-                    let segment_bytes = self.segment.bytes + self.staging.len() as u64;
+                    let segment_bytes = self.segment.end + self.staging.len() as u64;
                     if segment_bytes >= self.segment_bytes && segment_bytes > SEGMENT_HEADER_BYTES {
                         self.flush()?;
                         self.roll()?;
@@ -488,14 +555,16 @@ impl Writer {
                 Message::Waiter(_) | Message::Close => {}
             }
         }
-        self.flush()
+        self.flush()?;
+        self.prepare_next_when_due();
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), JournalError> {
         if self.staging.is_empty() {
             return Ok(());
         }
-        let result = self.segment.file.write_all(&self.staging);
+        let result = self.segment.file.write_all_at(&self.staging, self.segment.end);
         let bytes = self.staging.len() as u64;
         self.staging.clear();
         // One huge record must not keep its buffer for good.
@@ -503,7 +572,7 @@ impl Writer {
             self.staging.shrink_to(DRAIN_BYTES_MAX);
         }
         result.map_err(io_error(&self.segment.path, "write the segment"))?;
-        self.segment.bytes += bytes;
+        self.segment.end += bytes;
         self.written += bytes;
         Ok(())
     }
@@ -512,8 +581,41 @@ impl Writer {
     fn roll(&mut self) -> Result<(), JournalError> {
         // Synced first, so that only the newest segment can ever be torn.
         self.sync()?;
-        self.segment = Segment::create(&self.dir, self.written)?;
+        let prepared = match self.next.take() {
+            Some(preparing) => preparing.join().unwrap_or_else(|_| {
+                let panicked = io::Error::other("the thread preparing it panicked");
+                Err(io_error(self.dir.join(PREPARED_SEGMENT_NAME), "prepare the next segment")(panicked))
+            })?,
+            None => prepare(&self.dir, self.preallocated_bytes, &self.stop)?,
+        };
+        self.segment = Segment::install(&self.dir, prepared, self.written)?;
         Ok(())
+    }
+
+    /// Starts preparing the next segment on a helper thread once the current one is half
+    /// full (and none is being prepared): by the roll its zeros are usually on disk. If the
+    /// thread cannot start, the roll prepares the segment itself.
+    fn prepare_next_when_due(&mut self) {
+        if self.next.is_some() || self.segment.end < self.segment_bytes / 2 {
+            return;
+        }
+        let (dir, bytes, stop) = (self.dir.clone(), self.preallocated_bytes, self.stop.clone());
+        self.next = thread::Builder::new()
+            .name("journal-prepare".into())
+            .spawn(move || prepare(&dir, bytes, &stop))
+            .ok();
+    }
+
+    /// Stops a preparation under way and deletes its file: a journal at rest keeps no
+    /// segment without records, and the next open would delete it anyway.
+    fn stop_preparing(&mut self) {
+        let Some(preparing) = self.next.take() else { return };
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = preparing.join();
+        let path = self.dir.join(PREPARED_SEGMENT_NAME);
+        if let Err(error) = fs::remove_file(&path) {
+            tracing::warn!("deleting the unused prepared segment {}: {error}", path.display());
+        }
     }
 
     fn sync(&mut self) -> Result<(), JournalError> {
