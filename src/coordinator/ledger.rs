@@ -94,13 +94,22 @@ impl Ledger {
             shard,
             index,
             keys,
-            records: Records::with_capacity(
-                limits.resolved_capacity.saturating_add(limits.open_reservations_max),
-            ),
+            records: Records::with_capacity(Ledger::ring_room(&limits)),
             deadlines: BTreeSet::new(),
             open_reservations: 0,
             month: (month.start(), month.end(), month),
         }
+    }
+
+    /// The records the ring has room for from the start: the remembered ones plus an eighth
+    /// for open reservations (at least 1,024, at most `open_reservations_max`). A ring's
+    /// tail goes round all of its room, so every page of the room becomes resident however
+    /// few records are live: room for every possible open reservation up front would make
+    /// each remembered id cost twice its record. More open reservations than that grow the
+    /// ring as they come.
+    fn ring_room(limits: &LedgerLimits) -> usize {
+        let headroom = (limits.resolved_capacity / 8).max(1024).min(limits.open_reservations_max);
+        limits.resolved_capacity.saturating_add(headroom)
     }
 
     /// A copy of the partition's state, for a snapshot.
