@@ -470,7 +470,10 @@ async fn engine_row(
         drive(&engine, &customers, &committed, submission, duration, single_tasks, 0, product).await?;
     // Every purchase counted was answered, so its record is in (under `always`, durable).
     let journal_bytes = journal_written(&engine, journal_before);
-    // What the remembered purchase ids cost, once the ledger holds as many as it keeps.
+    // What the remembered purchase ids cost, once the ledger holds as many as it keeps: the
+    // memory live now, so what the row freed (an index table a rebuild replaced) is handed
+    // back first, as for bytes per UIN.
+    release_freed_memory();
     let remembered = driven.purchases.min(engine.config().resolved_capacity as u64);
     let bytes_per_purchase_id = (remembered >= 1_000_000)
         .then(|| resident_bytes().saturating_sub(resident_before) as f64 / remembered as f64);
