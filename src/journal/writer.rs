@@ -26,7 +26,11 @@
 //!   by a recovery cut, or past the file's end): recovery reads that as the segment's end;
 //! - the next segment is prepared on one helper thread, started when the current segment is
 //!   half full, so that a roll seldom waits for zeros; at most one is prepared at a time,
-//!   and closing stops it and deletes its file.
+//!   and closing stops it and deletes its file (after a panic on the writer thread, the
+//!   next open deletes it);
+//! - the directory's lock is shared by the journal and the writer thread, and let go only
+//!   when both have: a journal dropped on the writer thread (its last handle went with a
+//!   `done`) keeps the directory locked until the writer has synced and stopped.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -121,8 +125,10 @@ pub struct Journal {
     /// One snapshot at a time: each prunes what the one before it wrote.
     snapshotting: Mutex<()>,
     dir: PathBuf,
-    /// Released after the writer has stopped (`close` and `Drop` join it first).
-    lock: Mutex<Option<DirectoryLock>>,
+    /// The directory's lock, shared with the writer: released once both have let go, so
+    /// never while the writer may still write (`close` and `Drop` join it first; a journal
+    /// dropped on the writer thread leaves the writer its share until it ends).
+    lock: Mutex<Option<Arc<DirectoryLock>>>,
 }
 
 impl Journal {
@@ -133,7 +139,7 @@ impl Journal {
     pub fn open(options: JournalOptions) -> Result<(Journal, Recovered), JournalError> {
         let dir = options.dir;
         create_directory(&dir)?;
-        let lock = DirectoryLock::acquire(&dir)?;
+        let lock = Arc::new(DirectoryLock::acquire(&dir)?);
         let Recovery { recovered, end, last_segment } = recover(&dir)?;
         let preallocated_bytes = format::preallocated_bytes(options.segment_bytes);
         let stop = Arc::new(AtomicBool::new(false));
@@ -162,6 +168,7 @@ impl Journal {
             synced_at: Instant::now(),
             staging: Vec::new(),
             batch: Vec::new(),
+            _lock: lock.clone(),
         };
         let handle = thread::Builder::new()
             .name("journal-writer".into())
@@ -413,6 +420,8 @@ fn prepare(dir: &Path, bytes: u64, stop: &AtomicBool) -> Result<File, JournalErr
 type Preparing = JoinHandle<Result<File, JournalError>>;
 
 struct Writer {
+    /// The directory's lock, held until the writer has finished with the files.
+    _lock: Arc<DirectoryLock>,
     receiver: Receiver<Message>,
     shared: Arc<Shared>,
     dir: PathBuf,
