@@ -40,8 +40,8 @@
 //!   Journal bytes ([`Journal::submitted`], positions) count records only, never these zeros.
 //! - [`FORMAT_VERSION`] stayed 1 with preallocation: a segment that ends at its last record,
 //!   as earlier builds wrote them, is read as before, and every byte of a record is as it
-//!   was. An earlier build would take an older segment's trailing zeros for damage and
-//!   refuse to open (changing nothing); going back to one is not supported.
+//!   was. An earlier build would cut the newest segment's zeros off as a torn write and
+//!   refuse an older segment's zeros as damage; going back to one is not supported.
 //! - `snapshot-<position, 20 digits>.pcs`: magic `PCSNAPSH`, version (u32), the position it
 //!   covers (u64), payload length (u64), payload, a checksum of everything before it (u32).
 //!   Written to `<name>.tmp`, fsynced, renamed, directory fsynced.
@@ -60,8 +60,12 @@
 //! - Recovery cuts a torn write off the end of the newest segment (and reports it in
 //!   [`Recovered::cut`]) by zeroing its bytes and fsyncing, so the segment keeps its
 //!   preallocated length and the records written after the cut read back; the writer
-//!   continues after the last whole record, not at the file's length. Any other damage, a bad record with a whole record after it, a bad
-//!   record or header in an older segment, a gap between segments, a damaged newest
+//!   continues after the last whole record, not at the file's length. A torn write
+//!   includes a power loss's out-of-order pages: a whole aligned 4 KiB page of zeros
+//!   between a bad record and a whole record after it is a page the disk never got (no
+//!   fsync completed after it was written, so nothing after it was acknowledged under
+//!   `Always`), and is cut there too. Any other damage, a bad record with a whole record
+//!   after it and no page of zeros between, a bad record or header in an older segment, a gap between segments, a damaged newest
 //!   snapshot, refuses to open with a [`JournalError`] naming the file, the byte, the
 //!   problem and what to do; so does a file of a newer format version, or a directory
 //!   another journal holds.

@@ -2,8 +2,11 @@
 //! still needs, cut a torn write off the end, and stream the records after the snapshot.
 //!
 //! A crash can tear only what was being written: the end of the newest segment (records
-//! written but not yet synced) or the header of a segment being created. Everything else
-//! was synced before anything after it was written, so damage there is damage, not a crash.
+//! written but not yet synced). A new segment's header is synced before the segment gets
+//! its name, and everything else was synced before anything after it was written, so
+//! damage there is damage, not a crash. A power loss can write an unsynced stretch's pages
+//! out of order (they overwrite preallocated zeros), leaving a page of zeros before a page
+//! that did reach the disk: that too is a torn write, cut at the first bad record.
 //!
 //! A segment ends at the end of its file, or where only zeros are left after a whole
 //! record: the writer preallocates segments with zeros and writes records over them, so in
@@ -17,7 +20,10 @@
 //!   completed, and deleting leftover `.tmp` files (snapshots and a prepared segment), all
 //!   after every check passed: a refusal changes nothing;
 //! - a bad record in the newest segment is cut only if no whole record follows it anywhere
-//!   in the file: a whole record after it means the damage is in the middle of the journal;
+//!   in the file, or if a whole aligned 4 KiB page of zeros lies between it and the next
+//!   whole record (a page never written: no fsync completed after its write, so nothing
+//!   after it was acknowledged under `always`); otherwise a whole record after it means the
+//!   damage is in the middle of the journal;
 //! - the segments form one contiguous run of positions from at or before the snapshot's
 //!   position to the end, with the snapshot's position on a record boundary.
 
@@ -343,10 +349,24 @@ fn scan_segment(
         .map_err(io_error(path, "read the segment"))?;
     // A whole record anywhere after the bad one means it was not the last thing written.
     // Trying every byte costs a checksum only where a plausible length is found.
+    let mut problem = problem;
     if let Some(skip) = (1..rest.len()).find(|&skip| format::valid_frame_at(&rest[skip..]).is_some()) {
-        let problem =
-            format!("{problem}, and a whole record follows it at byte {}", bad_offset + skip as u64);
-        return Err(damaged(path, bad_offset, problem));
+        let follows = bad_offset + skip as u64;
+        match unwritten_page(&rest[..skip], bad_offset) {
+            // Pages of one unsynced write reached the disk out of order (a power loss): the
+            // zero page was never written, so no fsync completed after it was, and nothing
+            // after it was acknowledged under `always`. A cut, as of a torn write.
+            Some(page) => {
+                problem = format!(
+                    "{problem}: the page at byte {page} was never written (zeros) and a record at byte \
+                     {follows} was, pages of one unsynced write that reached the disk out of order"
+                );
+            }
+            None => {
+                let problem = format!("{problem}, and a whole record follows it at byte {follows}");
+                return Err(damaged(path, bad_offset, problem));
+            }
+        }
     }
     // Zeros after the torn write are the segment's preallocated space: left as they are.
     let torn_bytes = rest.iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1);
@@ -358,6 +378,24 @@ fn scan_segment(
         problem,
     };
     Ok(Scanned { records_end: bad_offset, cut: Some(cut) })
+}
+
+/// The file offset of the first whole page (4 KiB, aligned) of zeros in `bytes`, which
+/// start at file offset `offset`: a page of the preallocated segment that a write never
+/// reached. Damage of written data (a flipped bit, a torn sector) does not make a whole page
+/// of zeros.
+fn unwritten_page(bytes: &[u8], offset: u64) -> Option<u64> {
+    const PAGE: u64 = 4096;
+    let end = offset + bytes.len() as u64;
+    let mut page = offset.next_multiple_of(PAGE);
+    while page + PAGE <= end {
+        let start = (page - offset) as usize;
+        if bytes[start..start + PAGE as usize].iter().all(|&byte| byte == 0) {
+            return Some(page);
+        }
+        page += PAGE;
+    }
+    None
 }
 
 /// Whether the next `bytes` bytes of `reader` are all zero (reads them all if they are).

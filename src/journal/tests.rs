@@ -321,6 +321,50 @@ fn zeros_with_a_whole_record_after_them_refuse() {
 }
 
 #[test]
+fn a_page_never_written_before_whole_records_is_cut_as_a_power_loss_tears_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_journal(dir.path(), 1 << 20, 800);
+    let segment = &segments(dir.path())[0];
+    // The page at 8 KiB went back to the preallocated zeros while the pages after it kept
+    // their records: an unsynced write whose pages reached the disk out of order.
+    const PAGE: u64 = 4096;
+    assert!(records_end(0, &written) > 4 * PAGE, "the records span more than the zeroed page");
+    write_at(segment, 2 * PAGE, &[0; PAGE as usize]);
+    // The records that end before the page are kept; the one it cuts into and all after go.
+    let kept: Vec<Record> =
+        written.iter().take_while(|(end, _)| SEGMENT_HEADER_BYTES + end.0 <= 2 * PAGE).cloned().collect();
+    let (bad, bad_payload) = &written[kept.len()];
+    let bad_offset = record_offset(0, *bad, bad_payload);
+
+    let (journal, recovered) = reopen_with(dir.path(), 1 << 20);
+    let cut = recovered.cut.clone().expect("a cut is reported");
+    assert_eq!(cut.offset, bad_offset);
+    assert!(cut.problem.contains("never written"), "{}", cut.problem);
+    assert_eq!(read_all(recovered), kept);
+    assert!(zeros_from(segment, bad_offset), "the cut zeroes everything after it");
+    // The journal goes on after the kept records, and all of it reads back.
+    let more = submit_all(&journal, 5000..5010);
+    journal.close().unwrap();
+    let (_journal, recovered) = reopen_with(dir.path(), 1 << 20);
+    assert!(recovered.cut.is_none());
+    assert_eq!(read_all(recovered), [kept, more].concat());
+}
+
+#[test]
+fn zeros_shorter_than_a_page_before_a_whole_record_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    write_journal(dir.path(), 1 << 20, 800);
+    let segment = &segments(dir.path())[0];
+    // 4 KiB of zeros across a page boundary: no whole aligned page is zero, so this is not
+    // a page the disk never got.
+    write_at(segment, 2 * 4096 + 100, &[0; 4096]);
+    let bytes = fs::read(segment).unwrap();
+    let error = refusal(dir.path());
+    assert!(error.to_string().contains("follows"), "{error}");
+    assert_eq!(fs::read(segment).unwrap(), bytes, "a refusal changes nothing");
+}
+
+#[test]
 fn a_journal_rolled_over_preallocated_segments_recovers_every_record() {
     let dir = tempfile::tempdir().unwrap();
     // Records of 0 to 40 bytes in 4 KiB segments: a dozen segments, each preallocated.
