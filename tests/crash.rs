@@ -1151,11 +1151,16 @@ fn acknowledged_operations_survive_kill_9_and_nothing_is_half_applied() {
         + tally.allocations_decided
         + tally.vouchers_decided;
     assert!(cut_short > 0, "no kill left a request's outcome unknown: nothing was cut in flight");
-    let files = |prefix: &str| tally.files_seen.iter().filter(|name| name.starts_with(prefix)).count();
-    assert!(files("snapshot-") > 0, "no snapshot was seen after a kill: {:?}", tally.files_seen);
-    assert!(files("journal-") > 1, "the journal never rolled to a second segment: {:?}", tally.files_seen);
+    assert!(seen(&tally, ".pcs") > 0, "no snapshot was seen after a kill: {:?}", tally.files_seen);
+    assert!(seen(&tally, ".pcj") > 1, "the journal never rolled to a second segment: {:?}", tally.files_seen);
     drop(keep);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// How many of the file names seen in the data directory end with `suffix` (`.pcs`
+/// snapshots, `.pcj` segments; a prepared segment's `.tmp` is neither).
+fn seen(tally: &Tally, suffix: &str) -> usize {
+    tally.files_seen.iter().filter(|name| name.ends_with(suffix)).count()
 }
 
 /// Prints where the run's files are if the test fails, and keeps them.
@@ -1213,11 +1218,10 @@ fn report(model: &Model, tally: &Tally, elapsed: Duration) {
         "  kills: {} under load, {} while starting; {} restarts; {} recoveries in process",
         tally.kills_under_load, tally.kills_while_starting, tally.restarts, tally.in_process_recoveries
     );
-    let files = |prefix: &str| tally.files_seen.iter().filter(|name| name.starts_with(prefix)).count();
     println!(
         "  files seen after kills: {} snapshots, {} journal segments; others: {:?}",
-        files("snapshot-"),
-        files("journal-"),
+        seen(tally, ".pcs"),
+        seen(tally, ".pcj"),
         tally
             .files_seen
             .iter()
