@@ -85,7 +85,7 @@ struct BenchArgs {
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
     /// The recovery measurement (in a whole run, or with --only recovery or durable): the
-    /// accounts in its data directory (at most 10,000,000).
+    /// customers in its data directory, with their partners (at most 10,000,000).
     #[arg(long, default_value_t = BenchOptions::default().recovery_accounts)]
     recovery_accounts: usize,
     /// The recovery measurement: the purchases journalled after the accounts (at most

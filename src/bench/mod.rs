@@ -73,8 +73,8 @@ pub struct BenchOptions {
     pub data_dir: Option<PathBuf>,
     /// The durable rows' fsync policy.
     pub fsync: FsyncPolicy,
-    /// The recovery measurement ([`Recovery`]): the accounts and the journalled purchases
-    /// the data directory holds. It runs in a whole run, or when `only` is part of its name,
+    /// The recovery measurement ([`Recovery`]): the customers (with their partners) and the
+    /// journalled purchases the data directory holds. It runs in a whole run, or when `only` is part of its name,
     /// `durable recovery` (`durable`, `recovery`).
     pub recovery_accounts: usize,
     pub recovery_purchases: u64,

@@ -55,7 +55,7 @@ pub(super) async fn measure(
 ) -> anyhow::Result<Vec<Recovery>> {
     anyhow::ensure!(
         (1..=ACCOUNTS_MAX).contains(&accounts),
-        "--recovery-accounts must be from 1 to {ACCOUNTS_MAX}, not {accounts}"
+        "--recovery-accounts (customers) must be from 1 to {ACCOUNTS_MAX}, not {accounts}"
     );
     anyhow::ensure!(
         purchases <= PURCHASES_MAX,
