@@ -7,21 +7,32 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use rust_decimal::Decimal;
+
 use super::{cpu_time, resident_bytes, Measured};
-use crate::world::World;
+use crate::world::{CustomerEntry, World};
+
 /// A credit in the limit row: `rust_decimal`, as a program written without the engine's
 /// fixed-point money would keep it, so that the row stays the baseline it has always been
 /// (a customer's available credit also subtracts its frozen credit, a partner's does not).
 #[derive(Clone, Copy, Default)]
 struct LimitCredit {
-    total: rust_decimal::Decimal,
-    used: rust_decimal::Decimal,
-    reserved: rust_decimal::Decimal,
-    frozen: Option<rust_decimal::Decimal>,
+    total: Decimal,
+    used: Decimal,
+    reserved: Decimal,
+    frozen: Option<Decimal>,
 }
 
 impl LimitCredit {
-    fn available(&self) -> rust_decimal::Decimal {
+    fn partner(credit: Decimal) -> LimitCredit {
+        LimitCredit { total: fixed(credit), ..LimitCredit::default() }
+    }
+
+    fn customer(credit: Decimal) -> LimitCredit {
+        LimitCredit { total: fixed(credit), frozen: Some(fixed(Decimal::ZERO)), ..LimitCredit::default() }
+    }
+
+    fn available(&self) -> Decimal {
         match self.frozen {
             Some(frozen) => self.total - self.used - self.reserved - frozen,
             None => self.total - self.used - self.reserved,
@@ -29,9 +40,41 @@ impl LimitCredit {
     }
 }
 
+/// `value` at scale 8, as the engine's money used to be, so that additions take
+/// `rust_decimal`'s equal-scale path.
+fn fixed(mut value: Decimal) -> Decimal {
+    value.rescale(8);
+    value
+}
+
+/// The two-phase purchase of both baselines: both sides checked, both reserved, both
+/// committed; answers whether it was committed.
+#[inline]
+fn purchase(customer: &mut LimitCredit, partner: &mut LimitCredit, amount: Decimal) -> bool {
+    if customer.available() < amount || partner.available() < amount {
+        return false;
+    }
+    customer.reserved += amount;
+    partner.reserved += amount;
+    customer.reserved -= amount;
+    customer.used += amount;
+    partner.reserved -= amount;
+    partner.used += amount;
+    true
+}
+
+/// Each customer of `world` with the UIN of the partner its purchases charge (a
+/// second-level reseller's customers charge its distributor).
+fn customers_and_charged(world: &World) -> impl Iterator<Item = (&CustomerEntry, u64)> {
+    let sub_agent_distributor: std::collections::HashMap<u64, u64> =
+        world.second_level_resellers.iter().map(|sub_agent| (sub_agent.uin, sub_agent.distributor)).collect();
+    world.customers.iter().map(move |customer| {
+        (customer, sub_agent_distributor.get(&customer.parent).copied().unwrap_or(customer.parent))
+    })
+}
+
 /// One thread, plain vectors, the two-phase check inline.
 pub(super) fn limit(world: &World, duration: Duration) -> Measured {
-    use rust_decimal::Decimal;
     let resident_before = resident_bytes();
     let partner_index: std::collections::HashMap<u64, usize> = world
         .distributors
@@ -40,32 +83,14 @@ pub(super) fn limit(world: &World, duration: Duration) -> Measured {
         .enumerate()
         .map(|(index, partner)| (partner.uin, index))
         .collect();
-    // Every value at scale 8, as the engine's money used to be, so additions take
-    // `rust_decimal`'s equal-scale path.
-    let fixed = |mut value: Decimal| {
-        value.rescale(8);
-        value
-    };
     let mut partners: Vec<LimitCredit> = world
         .distributors
         .iter()
         .chain(&world.resellers)
-        .map(|partner| LimitCredit { total: fixed(partner.credit), ..LimitCredit::default() })
+        .map(|partner| LimitCredit::partner(partner.credit))
         .collect();
-    let sub_agent_distributor: std::collections::HashMap<u64, u64> =
-        world.second_level_resellers.iter().map(|sub_agent| (sub_agent.uin, sub_agent.distributor)).collect();
-    let mut customers: Vec<(LimitCredit, usize)> = world
-        .customers
-        .iter()
-        .map(|customer| {
-            let charged = sub_agent_distributor.get(&customer.parent).copied().unwrap_or(customer.parent);
-            let credit = LimitCredit {
-                total: fixed(customer.credit),
-                frozen: Some(fixed(Decimal::ZERO)),
-                ..LimitCredit::default()
-            };
-            (credit, partner_index[&charged])
-        })
+    let mut customers: Vec<(LimitCredit, usize)> = customers_and_charged(world)
+        .map(|(customer, charged)| (LimitCredit::customer(customer.credit), partner_index[&charged]))
         .collect();
     let bytes_per_uin =
         resident_bytes().saturating_sub(resident_before) as f64 / (customers.len() + partners.len()) as f64;
@@ -80,21 +105,7 @@ pub(super) fn limit(world: &World, duration: Duration) -> Measured {
             let index = rng.gen_range(0..customers.len());
             let (customer, partner) = &mut customers[index];
             purchases += 1;
-            if customer.available() < amount {
-                continue;
-            }
-            customer.reserved += amount;
-            let partner = &mut partners[*partner];
-            if partner.available() < amount {
-                customer.reserved -= amount;
-                continue;
-            }
-            partner.reserved += amount;
-            customer.reserved -= amount;
-            customer.used += amount;
-            partner.reserved -= amount;
-            partner.used += amount;
-            committed += 1;
+            committed += u64::from(purchase(customer, &mut partners[*partner], amount));
         }
         if started.elapsed() >= duration {
             break 'outer;
@@ -123,29 +134,15 @@ pub(super) fn limit(world: &World, duration: Duration) -> Measured {
 /// reserve both, commit both. No actors, no idempotency records: the design an embedder
 /// could write in an afternoon, and the peer the sharded runtime is measured against.
 pub(super) fn dashmap_row(world: &World, duration: Duration) -> Measured {
-    use rust_decimal::Decimal;
     type Account = parking_lot::Mutex<LimitCredit>;
     let resident_before = resident_bytes();
-    let fixed = |mut value: Decimal| {
-        value.rescale(8);
-        value
-    };
     let accounts: dashmap::DashMap<u64, Account> = dashmap::DashMap::new();
     for partner in world.distributors.iter().chain(&world.resellers) {
-        let credit = LimitCredit { total: fixed(partner.credit), ..LimitCredit::default() };
-        accounts.insert(partner.uin, parking_lot::Mutex::new(credit));
+        accounts.insert(partner.uin, parking_lot::Mutex::new(LimitCredit::partner(partner.credit)));
     }
-    let sub_agent_distributor: std::collections::HashMap<u64, u64> =
-        world.second_level_resellers.iter().map(|sub_agent| (sub_agent.uin, sub_agent.distributor)).collect();
     let mut customers: Vec<(u64, u64)> = Vec::with_capacity(world.customers.len());
-    for customer in &world.customers {
-        let charged = sub_agent_distributor.get(&customer.parent).copied().unwrap_or(customer.parent);
-        let credit = LimitCredit {
-            total: fixed(customer.credit),
-            frozen: Some(fixed(Decimal::ZERO)),
-            ..LimitCredit::default()
-        };
-        accounts.insert(customer.uin, parking_lot::Mutex::new(credit));
+    for (customer, charged) in customers_and_charged(world) {
+        accounts.insert(customer.uin, parking_lot::Mutex::new(LimitCredit::customer(customer.credit)));
         customers.push((customer.uin, charged));
     }
     let bytes_per_uin = resident_bytes().saturating_sub(resident_before) as f64 / accounts.len() as f64;
@@ -170,17 +167,7 @@ pub(super) fn dashmap_row(world: &World, duration: Duration) -> Measured {
                                 continue;
                             }
                             let partner = accounts.get(&partner).expect("a partner of the world");
-                            let mut partner = partner.lock();
-                            if partner.available() < amount {
-                                continue;
-                            }
-                            customer.reserved += amount;
-                            partner.reserved += amount;
-                            customer.reserved -= amount;
-                            customer.used += amount;
-                            partner.reserved -= amount;
-                            partner.used += amount;
-                            committed += 1;
+                            committed += u64::from(purchase(&mut customer, &mut partner.lock(), amount));
                         }
                     }
                     (purchases, committed)
