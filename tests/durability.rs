@@ -5,24 +5,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
 use partner_credit::{Caller, Engine, EngineConfig, ManualClock, OpenError, RuntimeKind, Timestamp};
-
-fn open(dir: &Path, clock: &ManualClock) -> Engine {
-    let config = EngineConfig { data_dir: Some(dir.to_path_buf()), workers: 2, ..EngineConfig::default() };
-    Engine::open_with_clock(config, Arc::new(clock.clone())).expect("the data directory opens")
-}
-
-/// Every account's state, and the books, as the operator sees them.
-async fn state(engine: &Engine) -> String {
-    let mut accounts = engine.all_accounts().await.unwrap();
-    accounts.sort_by_key(|account| account.uin);
-    assert_books_balance(engine).await;
-    format!("{accounts:#?}")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_what_was_acknowledged() {

@@ -8,13 +8,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::sync::Arc;
-
 use common::*;
 use partner_credit::domain::voucher::{PaymentMode, Scope};
 use partner_credit::engine::{NewCustomer, NewCustomerVoucher};
-use partner_credit::{Caller, Engine, EngineConfig, ManualClock, PurchaseReceipt, PurchaseRequest};
+use partner_credit::{Caller, Engine, ManualClock, PurchaseReceipt, PurchaseRequest};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -40,18 +37,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Create),
         1 => (1..100_000u32).prop_map(|cents| Op::Grant { cents }),
     ]
-}
-
-fn open(dir: &Path, clock: &ManualClock) -> Engine {
-    let config = EngineConfig { data_dir: Some(dir.to_path_buf()), workers: 2, ..EngineConfig::default() };
-    Engine::open_with_clock(config, Arc::new(clock.clone())).expect("the data directory opens")
-}
-
-async fn state(engine: &Engine) -> String {
-    let mut accounts = engine.all_accounts().await.unwrap();
-    accounts.sort_by_key(|account| account.uin);
-    assert_books_balance(engine).await;
-    format!("{accounts:#?}")
 }
 
 fn money(cents: i64) -> partner_credit::Money {

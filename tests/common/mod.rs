@@ -154,3 +154,18 @@ pub async fn committed_and_refused_for_partner_credit<T>(
     }
     (committed, refused)
 }
+
+/// An engine on `dir` (two shards) at `clock`, recovering what the directory holds.
+pub fn open(dir: &std::path::Path, clock: &ManualClock) -> Engine {
+    let config = EngineConfig { data_dir: Some(dir.to_path_buf()), workers: 2, ..EngineConfig::default() };
+    Engine::open_with_clock(config, Arc::new(clock.clone())).expect("the data directory opens")
+}
+
+/// Every account's state, and the books, as the operator sees them: two engines with the
+/// same state give the same text.
+pub async fn state(engine: &Engine) -> String {
+    let mut accounts = engine.all_accounts().await.unwrap();
+    accounts.sort_by_key(|account| account.uin);
+    assert_books_balance(engine).await;
+    format!("{accounts:#?}")
+}
