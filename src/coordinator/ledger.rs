@@ -489,21 +489,6 @@ impl Ledger {
         sagas
     }
 
-    /// Looks `id` up, so that its place in the index is in the cache when `begin` needs it
-    /// (see the sharded runtime's warming).
-    pub fn warm(&self, table: &IndexRead<'_>, id: &PurchaseId) {
-        let key = self.keys.id(id);
-        std::hint::black_box(table.find(key.low, None, 0, |_| None));
-    }
-
-    /// Reads the ledger record `saga` will resolve, so that it is in the cache when it ends.
-    pub fn warm_record(&self, saga: &Saga) {
-        let (first, end) = self.records.window();
-        if (first..end).contains(&saga.record) {
-            std::hint::black_box(self.records.get(saga.record).customer);
-        }
-    }
-
     /// Forgets the oldest resolved records beyond the retention window or the capacity.
     fn evict(&mut self, table: &IndexRead<'_>, now: Timestamp) {
         let (retention_ms, capacity) = (self.limits.resolved_retention_ms, self.limits.resolved_capacity);

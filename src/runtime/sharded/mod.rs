@@ -693,11 +693,6 @@ impl ShardedRuntime {
         drop(guards);
         (RuntimeImage { keys: (*self.context().keys).clone(), shards }, at)
     }
-
-    /// How many shards the runtime has.
-    pub fn shard_count(&self) -> usize {
-        self.context().shards
-    }
 }
 
 impl Drop for ShardedRuntime {
