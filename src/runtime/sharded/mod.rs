@@ -327,11 +327,8 @@ impl ShardedRuntime {
     fn route(&self, op: &CoordinatorOp) -> (usize, u32) {
         let context = self.context();
         match op {
-            CoordinatorOp::Begin { request, .. } => match context.directory.get(request.customer) {
-                Some(Place { shard, slot }) => (shard as usize, slot),
-                // An unknown customer's purchase is refused, and remembered, at one shard.
-                None => (shard_of_uin(request.customer, context.shards), NO_SLOT),
-            },
+            // An unknown customer's purchase is refused, and remembered, at one shard.
+            CoordinatorOp::Begin { request, .. } => self.route_customer(request.customer),
             CoordinatorOp::Commit { id, .. } | CoordinatorOp::Cancel { id, .. } => {
                 let key = context.keys.id(id);
                 match context.index.read(0).find(key.low, None, 0, |_| None) {
@@ -409,6 +406,8 @@ impl ShardedRuntime {
         Ok(answers.into_iter().map(|answer| answer.expect("every position answered")).collect())
     }
 
+    /// The shard of `customer` and its slot there; an unknown UIN goes to the shard of its
+    /// hash, with no slot.
     fn route_customer(&self, customer: Uin) -> (usize, u32) {
         let context = self.context();
         match context.directory.get(customer) {
