@@ -200,8 +200,9 @@ impl Runtime {
         }
     }
 
-    /// A call that is one step of an operation over several accounts (see [`StepTag`]); on
-    /// a runtime without a journal, a plain call.
+    /// A call that is one step of an operation over several accounts (see [`StepTag`]),
+    /// made only by a journalled engine; the actix runtime keeps no journal and makes it a
+    /// plain call.
     pub async fn call_step(
         &self,
         uin: Uin,

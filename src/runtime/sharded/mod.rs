@@ -306,15 +306,15 @@ impl ShardedRuntime {
 
     /// A call that is a step of an engine operation: written and its answer noted even if
     /// refused. A step to an unknown UIN goes to the shard of its UIN, which answers so.
+    /// Only a journalled engine makes steps (`engine::intents` decides; without a journal
+    /// its operations make plain calls).
     pub async fn call_step(
         &self,
         uin: Uin,
         command: Command,
         tag: StepTag,
     ) -> Result<Result<Reply, Rejection>, Failure> {
-        if self.journal.is_none() {
-            return self.call(uin, command).await;
-        }
+        debug_assert!(self.journal.is_some(), "a step on a runtime without a journal");
         let (shard, slot) = self.route_customer(uin);
         self.ask(shard, |reply| Message::Call { slot, command, step: Some((uin, tag)), reply }).await
     }
