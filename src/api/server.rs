@@ -359,8 +359,10 @@ impl Api {
         if declared.is_some_and(|length| length > self.settings.body_limit) {
             return Err(too_large(self.settings.body_limit));
         }
+        const FORM: &str = "application/x-www-form-urlencoded";
         let form = header(headers, "content-type").is_some_and(|content_type| {
-            content_type.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")
+            let prefix = content_type.trim_start().as_bytes().get(..FORM.len());
+            prefix.is_some_and(|prefix| prefix.eq_ignore_ascii_case(FORM.as_bytes()))
         });
         let encoding = if get || form { Encoding::Flattened } else { Encoding::Json };
         let signing = if headers.contains_key("authorization") || encoding == Encoding::Json {
