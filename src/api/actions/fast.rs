@@ -18,7 +18,7 @@ use std::io::Write;
 use super::purchases::{batch_len, charge_fields};
 use super::text_fits;
 use crate::api::decode::{Encoded, FlatParams};
-use crate::api::errors::{rejection_code, ApiError};
+use crate::api::errors::ApiError;
 use crate::api::metrics::Metrics;
 use crate::api::params;
 use crate::coordinator::{Charges, PurchaseRequest};
@@ -155,22 +155,20 @@ pub async fn answer(
                 }
                 out.extend_from_slice(b"{\"PurchaseId\":");
                 write_string(&mut out, id.as_str());
-                if let Some(metrics) = metrics {
-                    match &result {
-                        Ok(_) => metrics.purchase_committed(),
-                        Err(rejection) => {
-                            metrics.purchase_refused(rejection_code(rejection, Action::CreatePurchase))
-                        }
-                    }
-                }
                 match result {
                     Ok(receipt) => {
+                        if let Some(metrics) = metrics {
+                            metrics.purchase_committed();
+                        }
                         out.extend_from_slice(b",\"Status\":\"Committed\"");
                         write_charges(&mut out, &receipt.charges());
                         out.push(b'}');
                     }
                     Err(rejection) => {
                         let error = ApiError::rejected(&rejection, Action::CreatePurchase);
+                        if let Some(metrics) = metrics {
+                            metrics.purchase_refused(&error.code);
+                        }
                         out.extend_from_slice(b",\"Status\":\"Refused\",\"ErrorCode\":");
                         write_string(&mut out, &error.code);
                         out.extend_from_slice(b",\"ErrorMessage\":");
