@@ -557,12 +557,17 @@ impl Recovering {
         self.shards.context.directory.reserve(count);
         for (cell, image) in self.shards.cells.iter().zip(image.shards) {
             let mut shard = cell.shard.lock();
-            for (slot, uin) in shard.keep(image.accounts) {
-                self.shards.context.directory.put(uin, Place { shard: shard.index, slot });
-            }
+            self.keep(&mut shard, image.accounts);
             shard.ledger.restore(image.ledger);
         }
         Ok(())
+    }
+
+    /// Keeps `accounts` in `shard` and puts their places in the directory.
+    fn keep(&self, shard: &mut Shard, accounts: Vec<Account>) {
+        for (slot, uin) in shard.keep(accounts) {
+            self.shards.context.directory.put(uin, Place { shard: shard.index, slot });
+        }
     }
 
     /// Applies one of the runtime's records again: a shard's round or a creation (see
@@ -581,10 +586,7 @@ impl Recovering {
                             problem: "a creation names a shard past the last".into(),
                         });
                     };
-                    let mut shard = cell.shard.lock();
-                    for (slot, uin) in shard.keep(accounts) {
-                        self.shards.context.directory.put(uin, Place { shard: shard.index, slot });
-                    }
+                    self.keep(&mut cell.shard.lock(), accounts);
                 }
                 Ok(true)
             }
