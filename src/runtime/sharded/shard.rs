@@ -195,10 +195,7 @@ impl Shard {
 
     /// The slot of `uin` if it lives here.
     pub fn slot_of(&self, uin: Uin) -> Option<u32> {
-        match self.directory().get(uin) {
-            Some(Place { shard, slot }) if shard == self.index => Some(slot),
-            _ => None,
-        }
+        slot_here(self.directory(), self.index, uin)
     }
 
     /// Applies `command` to the account in `slot`, publishing the warnings it crossed.
@@ -550,10 +547,16 @@ impl Shard {
     }
 }
 
-/// The partner a customer of shard `me` is charged, from its account: for a repeat's answer.
-fn charged_of(accounts: &[Account], directory: &Directory, me: u32, customer: Uin) -> Option<Uin> {
-    match directory.get(customer) {
-        Some(Place { shard, slot }) if shard == me => accounts[slot as usize].role.charged(),
+/// The slot of `uin` if it lives on shard `me`. A free function, so that it can be called
+/// while the shard's ledger is borrowed.
+fn slot_here(directory: &Directory, me: u32, uin: Uin) -> Option<u32> {
+    match directory.get(uin) {
+        Some(Place { shard, slot }) if shard == me => Some(slot),
         _ => None,
     }
+}
+
+/// The partner a customer of shard `me` is charged, from its account: for a repeat's answer.
+fn charged_of(accounts: &[Account], directory: &Directory, me: u32, customer: Uin) -> Option<Uin> {
+    accounts[slot_here(directory, me, customer)? as usize].role.charged()
 }
